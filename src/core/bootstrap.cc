@@ -1,0 +1,350 @@
+#include "core/bootstrap.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "core/check.h"
+#include "core/hmac.h"
+#include "core/log.h"
+#include "core/param.h"
+#include "transports/tcp/frame.h"
+#include "transports/tcp/socket.h"
+
+namespace gccl {
+
+using tcp::getLe16;
+using tcp::getLe32;
+using tcp::nowMs;
+using tcp::putLe16;
+using tcp::putLe32;
+
+namespace {
+
+constexpr uint32_t kIdMagic = 0x44494347u;  // "GCID"
+constexpr uint16_t kIdVersion = 1;
+constexpr size_t kAddrBytes = 24;
+constexpr uint32_t kJoinMagic = 0x4e4a4347u;  // "GCJN"
+constexpr size_t kJoinBytes = 12 + kAddrBytes;
+constexpr uint32_t kStatusOk = 0, kStatusError = 1;
+
+void encodeAddr(const SockAddr& a, uint8_t* p) {
+  memset(p, 0, kAddrBytes);
+  putLe16(p, static_cast<uint16_t>(a.family()));
+  putLe16(p + 2, static_cast<uint16_t>(a.port() < 0 ? 0 : a.port()));
+  if (a.family() == AF_INET) {
+    memcpy(p + 4, &reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr, 4);
+  } else if (a.family() == AF_INET6) {
+    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&a.storage);
+    memcpy(p + 4, &s6->sin6_addr, 16);
+    putLe32(p + 20, s6->sin6_scope_id);
+  }
+}
+
+gcclResult_t decodeAddr(const uint8_t* p, SockAddr* a) {
+  SockAddr out;
+  int family = getLe16(p);
+  if (family == AF_INET) {
+    auto* s4 = reinterpret_cast<sockaddr_in*>(&out.storage);
+    s4->sin_family = AF_INET;
+    memcpy(&s4->sin_addr, p + 4, 4);
+    out.len = sizeof(sockaddr_in);
+  } else if (family == AF_INET6) {
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+    s6->sin6_family = AF_INET6;
+    memcpy(&s6->sin6_addr, p + 4, 16);
+    s6->sin6_scope_id = getLe32(p + 20);
+    out.len = sizeof(sockaddr_in6);
+  } else {
+    return setError(gcclInvalidArgument, "address family %d is neither IPv4 nor IPv6", family);
+  }
+  out.setPort(getLe16(p + 2));
+  *a = out;
+  return gcclSuccess;
+}
+
+// One rank's connection to the root.
+struct Joiner {
+  tcp::ServerHandshake handshake;
+  bool authenticated = false;
+  uint8_t join[kJoinBytes] = {};
+  size_t got = 0;
+  int rank = -1;
+  int nranks = -1;
+  uint8_t addr[kAddrBytes] = {};
+};
+
+void sendStatus(int fd, uint32_t status, const std::vector<uint8_t>& body, int64_t deadline) {
+  uint8_t head[8];
+  putLe32(head, status);
+  putLe32(head + 4, static_cast<uint32_t>(body.size()));
+  if (tcp::writeAllUntil(fd, head, sizeof(head), deadline, "answering a rank") == gcclSuccess)
+    (void)tcp::writeAllUntil(fd, body.data(), body.size(), deadline, "answering a rank");
+}
+
+// Serves one rendezvous until every rank has joined or the deadline passes.
+void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
+  std::vector<std::unique_ptr<Joiner>> clients;
+  int nranks = -1;
+  int joined = 0;
+  std::string error;
+  auto drop = [&](size_t i, const char* why) {
+    GCCL_WARN(kLogBootstrap, "rendezvous: rejected a connection: %s", why);
+    close(clients[i]->handshake.fd());
+    clients.erase(clients.begin() + static_cast<long>(i));
+  };
+  while (nowMs() < deadline && (nranks < 0 || joined < nranks) && error.empty()) {
+    std::vector<pollfd> pfds{{listenFd, POLLIN, 0}};
+    for (auto& c : clients) pfds.push_back({c->handshake.fd(), POLLIN, 0});
+    if (poll(pfds.data(), pfds.size(), 200) <= 0) continue;
+    if (pfds[0].revents & POLLIN) {
+      for (;;) {
+        int fd = -1;
+        if (tcp::acceptOne(listenFd, &fd, nullptr) != gcclSuccess || fd < 0) break;
+        auto c = std::make_unique<Joiner>();
+        if (c->handshake.start(fd, &creds, deadline) != gcclSuccess) {
+          close(fd);
+          continue;
+        }
+        clients.push_back(std::move(c));
+      }
+    }
+    for (size_t k = 1; k < pfds.size(); ++k) {
+      if (pfds[k].revents == 0) continue;
+      size_t i = 0;
+      while (i < clients.size() && clients[i]->handshake.fd() != pfds[k].fd) ++i;
+      if (i == clients.size()) continue;
+      Joiner& c = *clients[i];
+      if (!c.authenticated) {
+        bool complete = false;
+        if (c.handshake.onReadable(&complete) != gcclSuccess) {
+          drop(i, threadLastError());
+          continue;
+        }
+        if (!complete) continue;
+        if (c.handshake.info().purpose != tcp::Purpose::kBootstrap) {
+          drop(i, "not a rendezvous connection");
+          continue;
+        }
+        c.authenticated = true;
+        continue;
+      }
+      if (c.got == kJoinBytes) {
+        // A joined rank has nothing more to say; readable means it hung up.
+        if (c.rank >= 0) {
+          error = "rank " + std::to_string(c.rank) + " left the rendezvous before it completed";
+        }
+        continue;
+      }
+      ssize_t n = recv(c.handshake.fd(), c.join + c.got, kJoinBytes - c.got, MSG_DONTWAIT);
+      if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        drop(i, "closed before joining");
+        continue;
+      }
+      c.got += static_cast<size_t>(n);
+      if (c.got < kJoinBytes) continue;
+      if (getLe32(c.join) != kJoinMagic) {
+        drop(i, "bad join message");
+        continue;
+      }
+      c.rank = static_cast<int>(getLe32(c.join + 4));
+      c.nranks = static_cast<int>(getLe32(c.join + 8));
+      memcpy(c.addr, c.join + 12, kAddrBytes);
+      if (nranks < 0) nranks = c.nranks;
+      if (c.nranks != nranks) {
+        error = "ranks disagree on the communicator size: rank " + std::to_string(c.rank) +
+                " says " + std::to_string(c.nranks) + ", an earlier rank said " +
+                std::to_string(nranks);
+      } else if (c.rank < 0 || c.rank >= nranks) {
+        error = "rank " + std::to_string(c.rank) + " is out of range for " +
+                std::to_string(nranks) + " ranks";
+      } else {
+        for (auto& other : clients)
+          if (other.get() != &c && other->rank == c.rank && other->got == kJoinBytes)
+            error = "rank " + std::to_string(c.rank) + " joined twice";
+      }
+      ++joined;
+    }
+  }
+  if (error.empty() && (nranks < 0 || joined < nranks)) {
+    std::string missing;
+    if (nranks > 0) {
+      std::vector<bool> seen(static_cast<size_t>(nranks), false);
+      for (auto& c : clients)
+        if (c->rank >= 0 && c->rank < nranks) seen[static_cast<size_t>(c->rank)] = true;
+      for (int r = 0; r < nranks; ++r)
+        if (!seen[static_cast<size_t>(r)]) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+    }
+    error = "timed out: rank(s) " + (missing.empty() ? std::string("?") : missing) +
+            " never joined the rendezvous";
+  }
+  std::vector<uint8_t> body;
+  uint32_t status = kStatusOk;
+  if (error.empty()) {
+    body.resize(static_cast<size_t>(nranks) * kAddrBytes);
+    for (auto& c : clients)
+      if (c->rank >= 0) memcpy(body.data() + static_cast<size_t>(c->rank) * kAddrBytes, c->addr, kAddrBytes);
+  } else {
+    GCCL_WARN(kLogBootstrap, "rendezvous failed: %s", error.c_str());
+    status = kStatusError;
+    body.assign(error.begin(), error.end());
+  }
+  int64_t answerDeadline = nowMs() + 10000;
+  for (auto& c : clients) {
+    if (c->got == kJoinBytes) sendStatus(c->handshake.fd(), status, body, answerDeadline);
+    close(c->handshake.fd());
+  }
+  close(listenFd);
+}
+
+}  // namespace
+
+void encodeUniqueId(const UniqueIdFields& f, gcclUniqueId* id) {
+  auto* p = reinterpret_cast<uint8_t*>(id->internal);
+  memset(p, 0, sizeof(id->internal));
+  putLe32(p, kIdMagic);
+  putLe16(p + 4, kIdVersion);
+  putLe16(p + 6, f.rootAtRank0 ? 1 : 0);
+  memcpy(p + 8, f.nonce, 16);
+  memcpy(p + 24, f.secret, 32);
+  encodeAddr(f.root, p + 56);
+}
+
+gcclResult_t decodeUniqueId(const gcclUniqueId& id, UniqueIdFields* f) {
+  const auto* p = reinterpret_cast<const uint8_t*>(id.internal);
+  GCCL_REQUIRE(getLe32(p) == kIdMagic, gcclInvalidArgument,
+               "the unique id is not one made by gcclGetUniqueId (bad magic)");
+  GCCL_REQUIRE(getLe16(p + 4) == kIdVersion, gcclInvalidArgument,
+               "the unique id has version %u; this library reads version %u", getLe16(p + 4),
+               kIdVersion);
+  UniqueIdFields out;
+  out.rootAtRank0 = (getLe16(p + 6) & 1) != 0;
+  memcpy(out.nonce, p + 8, 16);
+  memcpy(out.secret, p + 24, 32);
+  GCCL_CHECK(decodeAddr(p + 56, &out.root));
+  *f = out;
+  return gcclSuccess;
+}
+
+tcp::Credentials credentialsOf(const UniqueIdFields& f) {
+  tcp::Credentials c;
+  uint8_t digest[32];
+  sha256(f.nonce, sizeof(f.nonce), digest);
+  c.commHash = tcp::getLe64(digest);
+  memcpy(c.secret, f.secret, sizeof(c.secret));
+  return c;
+}
+
+gcclResult_t createUniqueId(int64_t timeoutMs, gcclUniqueId* id) {
+  std::string commId = param::CommId();
+  if (!commId.empty()) return uniqueIdFromAddress(commId, "", id);
+  UniqueIdFields f;
+  GCCL_CHECK(randomBytes(f.nonce, sizeof(f.nonce)));
+  GCCL_CHECK(randomBytes(f.secret, sizeof(f.secret)));
+  std::string ifname;
+  SockAddr addr;
+  GCCL_CHECK(findInterface(param::SocketIfname(), param::SocketFamily(), &ifname, &addr));
+  int fd = -1;
+  GCCL_CHECK(tcp::listenOn(addr, &fd, &f.root));
+  encodeUniqueId(f, id);
+  GCCL_INFO(kLogBootstrap, "rendezvous served at %s (%s)", f.root.toString().c_str(), ifname.c_str());
+  std::thread(serveRoot, fd, credentialsOf(f), nowMs() + timeoutMs).detach();
+  return gcclSuccess;
+}
+
+gcclResult_t uniqueIdFromAddress(const std::string& hostPort, const std::string& jobKey,
+                                 gcclUniqueId* id) {
+  UniqueIdFields f;
+  GCCL_CHECK(parseHostPort(hostPort, &f.root));
+  f.rootAtRank0 = true;
+  std::string secret = param::Secret();
+  if (secret.empty()) {
+    GCCL_WARN(kLogBootstrap,
+              "rendezvous at %s without GCCL_SECRET: connections are not authenticated beyond "
+              "knowing the address",
+              hostPort.c_str());
+  }
+  std::string salt = "gccl-nonce|" + f.root.toString() + "|" + jobKey;
+  uint8_t digest[32];
+  sha256(salt.data(), salt.size(), digest);
+  memcpy(f.nonce, digest, sizeof(f.nonce));
+  std::string key = "gccl-secret|" + secret + "|" + salt;
+  sha256(key.data(), key.size(), f.secret);
+  encodeUniqueId(f, id);
+  return gcclSuccess;
+}
+
+gcclResult_t startRootAt(const UniqueIdFields& f, int64_t timeoutMs) {
+  int fd = -1;
+  SockAddr bound;
+  gcclResult_t r = tcp::listenOn(f.root, &fd, &bound);
+  if (r != gcclSuccess)
+    return setError(r, "rank 0 cannot serve the rendezvous at %s: %s", f.root.toString().c_str(),
+                    threadLastError());
+  std::thread(serveRoot, fd, credentialsOf(f), nowMs() + timeoutMs).detach();
+  return gcclSuccess;
+}
+
+gcclResult_t bootstrapExchange(const UniqueIdFields& f, int rank, int nranks,
+                               const SockAddr& myAddr, int64_t deadlineMs,
+                               std::vector<SockAddr>* all) {
+  tcp::Credentials creds = credentialsOf(f);
+  int fd = -1;
+  // The root may not be listening yet (rank 0 of an address-based id): retry.
+  for (;;) {
+    gcclResult_t r = tcp::startConnect(f.root, &fd);
+    if (r == gcclSuccess) {
+      tcp::HelloInfo hello;
+      hello.purpose = tcp::Purpose::kBootstrap;
+      hello.fromRank = rank;
+      r = tcp::clientHandshake(fd, creds, hello, deadlineMs);
+      if (r == gcclSuccess) break;
+      close(fd);
+      fd = -1;
+    }
+    if (nowMs() + 100 >= deadlineMs)
+      return setError(gcclTimeout, "could not reach the rendezvous at %s: %s",
+                      f.root.toString().c_str(), threadLastError());
+    usleep(100 * 1000);
+  }
+  uint8_t join[kJoinBytes];
+  putLe32(join, kJoinMagic);
+  putLe32(join + 4, static_cast<uint32_t>(rank));
+  putLe32(join + 8, static_cast<uint32_t>(nranks));
+  encodeAddr(myAddr, join + 12);
+  gcclResult_t r = tcp::writeAllUntil(fd, join, sizeof(join), deadlineMs, "joining the rendezvous");
+  uint8_t head[8];
+  if (r == gcclSuccess)
+    r = tcp::readAllUntil(fd, head, sizeof(head), deadlineMs, "waiting for the other ranks");
+  if (r != gcclSuccess) {
+    close(fd);
+    return setError(r, "rendezvous at %s: %s", f.root.toString().c_str(), threadLastError());
+  }
+  uint32_t status = getLe32(head), len = getLe32(head + 4);
+  if (len > (1u << 24)) {
+    close(fd);
+    return setError(gcclInternalError, "rendezvous sent an answer of %u bytes", len);
+  }
+  std::vector<uint8_t> body(len);
+  r = tcp::readAllUntil(fd, body.data(), len, deadlineMs, "reading the rank table");
+  close(fd);
+  GCCL_CHECK(r);
+  if (status != kStatusOk)
+    return setError(gcclInvalidUsage, "rendezvous failed: %.*s", static_cast<int>(len),
+                    reinterpret_cast<const char*>(body.data()));
+  GCCL_REQUIRE(len == static_cast<size_t>(nranks) * kAddrBytes, gcclInternalError,
+               "rendezvous sent a table of %u bytes for %d ranks", len, nranks);
+  std::vector<SockAddr> table(static_cast<size_t>(nranks));
+  for (int i = 0; i < nranks; ++i)
+    GCCL_CHECK(decodeAddr(body.data() + static_cast<size_t>(i) * kAddrBytes, &table[static_cast<size_t>(i)]));
+  *all = std::move(table);
+  return gcclSuccess;
+}
+
+}  // namespace gccl

@@ -1,0 +1,52 @@
+// Rendezvous: how ranks that know only a unique id find each other.
+//
+// The unique id (128 bytes, little-endian):
+//    0  4 magic "GCID"        4  2 version         6  2 flags (bit 0: root served by rank 0)
+//    8 16 nonce (names the communicator; commHash = first 8 bytes of SHA-256(nonce))
+//   24 32 secret (every connection proves it knows it; see transports/tcp/handshake.h)
+//   56 24 root address: family u16, port u16, address 16 bytes, scope u32
+//
+// The root (a thread in the process that created the id, or in rank 0 for
+// ids made from GCCL_COMM_ID) collects each rank's data address and sends
+// everyone the full table, after checking that all ranks agree on the size
+// and that no rank joined twice. Then the ranks connect to each other directly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/net_if.h"
+#include "gccl/gccl.h"
+#include "transports/tcp/handshake.h"
+
+namespace gccl {
+
+struct UniqueIdFields {
+  uint8_t nonce[16] = {};
+  uint8_t secret[32] = {};
+  SockAddr root;
+  bool rootAtRank0 = false;
+};
+
+void encodeUniqueId(const UniqueIdFields& fields, gcclUniqueId* id);
+gcclResult_t decodeUniqueId(const gcclUniqueId& id, UniqueIdFields* fields);
+tcp::Credentials credentialsOf(const UniqueIdFields& fields);
+
+// Makes a fresh id whose root is served by this process (started now).
+gcclResult_t createUniqueId(int64_t timeoutMs, gcclUniqueId* id);
+// Makes the id of a rendezvous at `hostPort`, served by rank 0. The secret
+// comes from GCCL_SECRET (a warning is logged when it is unset: such jobs
+// are not authenticated beyond knowing the address); `jobKey` salts the nonce
+// so that different jobs on one address get different communicators.
+gcclResult_t uniqueIdFromAddress(const std::string& hostPort, const std::string& jobKey,
+                                 gcclUniqueId* id);
+// Rank 0 of a rootAtRank0 id: binds the root address and serves it.
+gcclResult_t startRootAt(const UniqueIdFields& fields, int64_t timeoutMs);
+
+// Sends this rank's data address to the root and returns every rank's.
+gcclResult_t bootstrapExchange(const UniqueIdFields& fields, int rank, int nranks,
+                               const SockAddr& myAddr, int64_t deadlineMs,
+                               std::vector<SockAddr>* all);
+
+}  // namespace gccl

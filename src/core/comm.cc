@@ -1,0 +1,408 @@
+// Communicator life cycle: creation (bootstrap, connections, engine),
+// destruction, abort, and the small queries of the public API.
+#include "core/comm.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <set>
+
+#include "core/bootstrap.h"
+#include "core/check.h"
+#include "core/launcher_env.h"
+#include "core/log.h"
+#include "core/param.h"
+#include "transports/tcp/socket.h"
+#include "transports/tcp/tcp_mesh.h"
+
+namespace gccl {
+
+namespace {
+
+std::mutex gRegistryMutex;
+std::set<gcclComm*>& registry() {
+  static auto* r = new std::set<gcclComm*>();
+  return *r;
+}
+
+struct ResolvedConfig {
+  bool blocking = true;
+  int64_t timeoutMs = 0;
+  int dataSockets = 2;
+  std::string ifname;
+  std::string transport;
+};
+
+gcclResult_t resolveConfig(const gcclConfig_t* config, ResolvedConfig* out) {
+  ResolvedConfig rc;
+  rc.timeoutMs = param::TimeoutMs();
+  rc.dataSockets = static_cast<int>(param::NSocksPerPeer());
+  rc.ifname = param::SocketIfname();
+  rc.transport = param::Transport();
+  if (config != nullptr) {
+    GCCL_REQUIRE(config->magic == GCCL_CONFIG_MAGIC, gcclInvalidArgument,
+                 "config.magic is 0x%x: initialize the config with GCCL_CONFIG_INITIALIZER",
+                 config->magic);
+    GCCL_REQUIRE(config->size >= offsetof(gcclConfig_t, blocking) + sizeof(int),
+                 gcclInvalidArgument, "config.size %zu is too small", config->size);
+    auto has = [config](size_t offset, size_t size) { return config->size >= offset + size; };
+    if (has(offsetof(gcclConfig_t, blocking), sizeof(int)) &&
+        config->blocking != GCCL_CONFIG_UNDEF_INT)
+      rc.blocking = config->blocking != 0;
+    if (has(offsetof(gcclConfig_t, timeoutMs), sizeof(int)) &&
+        config->timeoutMs != GCCL_CONFIG_UNDEF_INT)
+      rc.timeoutMs = config->timeoutMs;
+    if (has(offsetof(gcclConfig_t, nSocketsPerPeer), sizeof(int)) &&
+        config->nSocketsPerPeer != GCCL_CONFIG_UNDEF_INT)
+      rc.dataSockets = config->nSocketsPerPeer;
+    if (has(offsetof(gcclConfig_t, socketIfname), sizeof(char*)) && config->socketIfname != nullptr)
+      rc.ifname = config->socketIfname;
+    if (has(offsetof(gcclConfig_t, transport), sizeof(char*)) && config->transport != nullptr)
+      rc.transport = config->transport;
+  }
+  GCCL_REQUIRE(rc.timeoutMs > 0, gcclInvalidArgument,
+               "timeoutMs is %lld; it must be a positive number of milliseconds",
+               static_cast<long long>(rc.timeoutMs));
+  GCCL_REQUIRE(rc.dataSockets >= 1 && rc.dataSockets <= 16, gcclInvalidArgument,
+               "nSocketsPerPeer is %d; it must be between 1 and 16", rc.dataSockets);
+  GCCL_REQUIRE(rc.transport == "tcp", gcclInvalidArgument,
+               "transport \"%s\" is not available in this build (available: tcp)",
+               rc.transport.c_str());
+  *out = rc;
+  return gcclSuccess;
+}
+
+OpParams resolveOpParams() {
+  OpParams p;
+  p.chunkBytes = static_cast<size_t>(std::max<int64_t>(param::ChunkBytes(), 4096));
+  p.ringThresholdBytes = static_cast<size_t>(std::max<int64_t>(param::RingThreshold(), 0));
+  std::string algo = param::AlgoAllReduce();
+  if (algo == "ring") p.allReduceAlgo = 1;
+  else if (algo == "rd") p.allReduceAlgo = 2;
+  else if (algo != "auto")
+    GCCL_WARN(kLogEnv, "GCCL_ALGO_ALLREDUCE=%s is not one of auto, ring, rd; using auto",
+              algo.c_str());
+  return p;
+}
+
+// Everything of init that talks to other ranks.
+gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const ResolvedConfig& rc) {
+  int64_t deadline = tcp::nowMs() + rc.timeoutMs;
+  if (id.rootAtRank0 && comm->rank == 0) GCCL_CHECK(startRootAt(id, rc.timeoutMs));
+  std::string ifname;
+  SockAddr local;
+  GCCL_CHECK(findInterface(rc.ifname, param::SocketFamily(), &ifname, &local));
+  comm->ifname = ifname;
+  tcp::MeshOptions mo;
+  mo.rank = comm->rank;
+  mo.nranks = comm->nranks;
+  mo.dataSockets = rc.dataSockets;
+  mo.sockBufBytes = param::SockBufBytes();
+  mo.creds = credentialsOf(id);
+  tcp::TcpMesh mesh(mo);
+  SockAddr bound;
+  GCCL_CHECK(mesh.listen(local, &bound));
+  std::vector<SockAddr> table;
+  GCCL_CHECK(bootstrapExchange(id, comm->rank, comm->nranks, bound, deadline, &table));
+  std::vector<std::vector<int>> fds;
+  GCCL_CHECK(mesh.connectAll(table, deadline, &fds));
+
+  EngineOptions eo;
+  eo.rank = comm->rank;
+  eo.nranks = comm->nranks;
+  eo.timeoutMs = rc.timeoutMs;
+  eo.params = resolveOpParams();
+  eo.creds = mo.creds;
+  comm->engine = std::make_unique<Engine>(eo);
+  tcp::TcpTuning tuning;
+  tuning.stripeMinBytes = static_cast<size_t>(std::max<int64_t>(param::StripeMinBytes(), 1));
+  std::vector<std::unique_ptr<transport::Connection>> conns(static_cast<size_t>(comm->nranks));
+  for (int r = 0; r < comm->nranks; ++r) {
+    if (r == comm->rank) continue;
+    conns[static_cast<size_t>(r)].reset(new tcp::TcpConnection(
+        r, mo.creds.commHash, fds[static_cast<size_t>(r)], tuning, comm->engine.get()));
+  }
+  GCCL_CHECK(comm->engine->start(std::move(conns), mesh.releaseListenFd()));
+  GCCL_INFO(kLogInit, "rank %d/%d ready on %s (%s), %d data socket(s) per peer", comm->rank,
+            comm->nranks, bound.toString().c_str(), ifname.c_str(), rc.dataSockets);
+  return gcclSuccess;
+}
+
+gcclResult_t initComm(gcclComm** out, int nranks, const gcclUniqueId& commId, int rank,
+                      const gcclConfig_t* config) {
+  GCCL_REQUIRE(out != nullptr, gcclInvalidArgument, "comm (the output pointer) is NULL");
+  GCCL_REQUIRE(nranks >= 1, gcclInvalidArgument, "nranks is %d; it must be at least 1", nranks);
+  GCCL_REQUIRE(rank >= 0 && rank < nranks, gcclInvalidArgument,
+               "rank %d is out of range for nranks %d", rank, nranks);
+  ResolvedConfig rc;
+  GCCL_CHECK(resolveConfig(config, &rc));
+  UniqueIdFields id;
+  GCCL_CHECK(decodeUniqueId(commId, &id));
+
+  auto* comm = new gcclComm();
+  comm->rank = rank;
+  comm->nranks = nranks;
+  comm->timeoutMs = rc.timeoutMs;
+  comm->dataSockets = rc.dataSockets;
+  comm->sendSeq.assign(static_cast<size_t>(nranks), 0);
+  comm->recvSeq.assign(static_cast<size_t>(nranks), 0);
+  {
+    std::lock_guard<std::mutex> lock(gRegistryMutex);
+    registry().insert(comm);
+  }
+  auto run = [comm, id, rc] {
+    gcclResult_t r = connectComm(comm, id, rc);
+    if (r != gcclSuccess) {
+      comm->initError = threadLastError();
+      if (comm->engine) comm->engine.reset();
+    }
+    comm->initState = r;
+    return r;
+  };
+  if (rc.blocking) {
+    gcclResult_t r = run();
+    if (r != gcclSuccess) {
+      {
+        std::lock_guard<std::mutex> lock(gRegistryMutex);
+        registry().erase(comm);
+      }
+      std::string why = comm->initError;
+      delete comm;
+      return setError(r, "rank %d: initialization failed: %s", rank, why.c_str());
+    }
+  } else {
+    comm->initThread = std::thread(run);
+  }
+  *out = comm;
+  return gcclSuccess;
+}
+
+// Waits (bounded) until no other API call runs inside `comm`, then frees it.
+void retireComm(gcclComm* comm) {
+  if (comm->initThread.joinable()) comm->initThread.join();
+  if (comm->engine) comm->engine->shutdown();
+  waitForCalls(comm);
+  comm->engine.reset();
+  delete comm;
+}
+
+}  // namespace
+
+ApiGuard::ApiGuard(gcclComm* comm, const char* call) : comm_(nullptr) {
+  result_ = checkComm(comm, call, /*hold=*/true);
+  if (result_ == gcclSuccess) comm_ = comm;
+}
+
+ApiGuard::~ApiGuard() {
+  if (comm_ != nullptr) comm_->activeCalls.fetch_sub(1);
+}
+
+void waitForCalls(gcclComm* comm) {
+  // Calls in flight were woken by the engine's shutdown; give them time to leave.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(comm->timeoutMs);
+  while (comm->activeCalls.load() != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+gcclResult_t checkComm(gcclComm* comm, const char* call, bool hold) {
+  GCCL_REQUIRE(comm != nullptr, gcclInvalidArgument, "%s: comm is NULL", call);
+  std::lock_guard<std::mutex> lock(gRegistryMutex);
+  GCCL_REQUIRE(registry().count(comm) != 0, gcclInvalidUsage,
+               "%s: communicator %p is not valid (destroyed, aborted or never created)", call,
+               static_cast<void*>(comm));
+  // Counted under the registry lock, so a concurrent destroy either sees this
+  // call in flight or this call sees the communicator gone.
+  if (hold) comm->activeCalls.fetch_add(1);
+  return gcclSuccess;
+}
+
+gcclResult_t checkCommReady(gcclComm* comm, const char* call) {
+  GCCL_CHECK(checkComm(comm, call));
+  gcclResult_t state = comm->initState.load();
+  GCCL_REQUIRE(state != gcclInProgress, gcclInProgress,
+               "%s: the communicator is still initializing (poll gcclCommGetAsyncError)", call);
+  GCCL_REQUIRE(state == gcclSuccess, state, "%s: the communicator failed to initialize: %s", call,
+               comm->initError.c_str());
+  std::string reason;
+  gcclResult_t err = comm->engine->error(&reason);
+  GCCL_REQUIRE(err == gcclSuccess, err, "%s: the communicator is broken: %s", call, reason.c_str());
+  return gcclSuccess;
+}
+
+gcclResult_t recordError(gcclComm* comm, gcclResult_t result) {
+  if (result == gcclSuccess || comm == nullptr) return result;
+  std::lock_guard<std::mutex> lock(gRegistryMutex);
+  if (registry().count(comm) == 0) return result;
+  std::lock_guard<std::mutex> lock2(comm->errorMutex);
+  comm->lastError = threadLastError();
+  return result;
+}
+
+gcclResult_t unregisterComm(gcclComm* comm, const char* call) {
+  GCCL_REQUIRE(comm != nullptr, gcclInvalidArgument, "%s: comm is NULL", call);
+  std::lock_guard<std::mutex> lock(gRegistryMutex);
+  GCCL_REQUIRE(registry().erase(comm) != 0, gcclInvalidUsage,
+               "%s: communicator %p is not valid (destroyed, aborted or never created)", call,
+               static_cast<void*>(comm));
+  return gcclSuccess;
+}
+
+}  // namespace gccl
+
+using namespace gccl;
+
+extern "C" {
+
+gcclResult_t gcclGetVersion(int* version) {
+  clearThreadLastError();
+  if (version == nullptr) return setError(gcclInvalidArgument, "gcclGetVersion: version is NULL");
+  *version = GCCL_VERSION_CODE;
+  return gcclSuccess;
+}
+
+const char* gcclGetLastError(gcclComm_t comm) {
+  static thread_local std::string copy;
+  if (comm == nullptr) return threadLastError();
+  std::lock_guard<std::mutex> lock(gRegistryMutex);
+  if (registry().count(comm) == 0) return threadLastError();
+  std::lock_guard<std::mutex> lock2(comm->errorMutex);
+  copy = comm->lastError;
+  return copy.c_str();
+}
+
+gcclResult_t gcclGetUniqueId(gcclUniqueId* uniqueId) {
+  clearThreadLastError();
+  if (uniqueId == nullptr)
+    return setError(gcclInvalidArgument, "gcclGetUniqueId: uniqueId is NULL");
+  return createUniqueId(param::TimeoutMs(), uniqueId);
+}
+
+gcclResult_t gcclCommInitRank(gcclComm_t* comm, int nranks, gcclUniqueId commId, int rank) {
+  clearThreadLastError();
+  return initComm(comm, nranks, commId, rank, nullptr);
+}
+
+gcclResult_t gcclCommInitRankConfig(gcclComm_t* comm, int nranks, gcclUniqueId commId, int rank,
+                                    gcclConfig_t* config) {
+  clearThreadLastError();
+  return initComm(comm, nranks, commId, rank, config);
+}
+
+gcclResult_t gcclCommInitFromEnv(gcclComm_t* comm, gcclConfig_t* config) {
+  clearThreadLastError();
+  LauncherEnv env;
+  GCCL_CHECK(readLauncherEnv(&env));
+  gcclUniqueId id;
+  std::string commId = param::CommId();
+  if (!commId.empty()) {
+    GCCL_CHECK(uniqueIdFromAddress(commId, env.jobId, &id));
+  } else if (!env.masterAddr.empty() && env.masterPort > 0) {
+    int port = env.masterPort + static_cast<int>(param::PortOffset());
+    GCCL_REQUIRE(port > 0 && port < 65536, gcclInvalidArgument,
+                 "MASTER_PORT %d + GCCL_PORT_OFFSET gives port %d, outside 1..65535",
+                 env.masterPort, port);
+    std::string host = env.masterAddr.find(':') != std::string::npos
+                           ? "[" + env.masterAddr + "]"
+                           : env.masterAddr;
+    GCCL_CHECK(uniqueIdFromAddress(host + ":" + std::to_string(port), env.jobId, &id));
+  } else {
+    // All ranks on one host: rank 0 publishes a fresh id in a private file.
+    GCCL_REQUIRE(env.localSize == env.size && !env.jobId.empty(), gcclInvalidUsage,
+                 "gcclCommInitFromEnv (%s, rank %d of %d): set GCCL_COMM_ID=host:port or "
+                 "MASTER_ADDR/MASTER_PORT; the file rendezvous needs all ranks on one host and a "
+                 "job id",
+                 env.launcher.c_str(), env.rank, env.size);
+    std::string safe;
+    for (char c : env.jobId) safe += (isalnum(static_cast<unsigned char>(c)) || c == '.') ? c : '_';
+    std::string path = param::RendezvousDir() + "/gccl-" + std::to_string(getuid()) + "-" + safe + ".id";
+    int64_t timeoutMs = param::TimeoutMs();
+    if (config != nullptr && config->magic == GCCL_CONFIG_MAGIC &&
+        config->timeoutMs != GCCL_CONFIG_UNDEF_INT && config->timeoutMs > 0)
+      timeoutMs = config->timeoutMs;
+    if (env.rank == 0) {
+      GCCL_CHECK(createUniqueId(timeoutMs, &id));
+      std::string tmp = path + ".tmp" + std::to_string(getpid());
+      FILE* f = fopen(tmp.c_str(), "wb");
+      GCCL_REQUIRE(f != nullptr, gcclSystemError, "cannot write %s: %s", tmp.c_str(),
+                   strerror(errno));
+      fchmod(fileno(f), 0600);
+      size_t w = fwrite(&id, sizeof(id), 1, f);
+      fclose(f);
+      GCCL_REQUIRE(w == 1 && rename(tmp.c_str(), path.c_str()) == 0, gcclSystemError,
+                   "cannot publish the rendezvous file %s: %s", path.c_str(), strerror(errno));
+    } else {
+      int64_t deadline = tcp::nowMs() + timeoutMs;
+      for (;;) {
+        std::ifstream in(path, std::ios::binary);
+        if (in.read(reinterpret_cast<char*>(&id), sizeof(id))) break;
+        GCCL_REQUIRE(tcp::nowMs() < deadline, gcclTimeout,
+                     "rank %d: rank 0 did not publish the rendezvous file %s in time", env.rank,
+                     path.c_str());
+        usleep(20 * 1000);
+      }
+    }
+    gcclResult_t r = initComm(comm, env.size, id, env.rank, config);
+    if (env.rank == 0) unlink(path.c_str());
+    return r;
+  }
+  return initComm(comm, env.size, id, env.rank, config);
+}
+
+gcclResult_t gcclCommDestroy(gcclComm_t comm) {
+  clearThreadLastError();
+  GCCL_CHECK(unregisterComm(comm, "gcclCommDestroy"));
+  retireComm(comm);
+  return gcclSuccess;
+}
+
+gcclResult_t gcclCommAbort(gcclComm_t comm) {
+  clearThreadLastError();
+  GCCL_CHECK(unregisterComm(comm, "gcclCommAbort"));
+  if (comm->initThread.joinable()) comm->initThread.join();
+  if (comm->engine) comm->engine->abort(gcclAborted, "the application aborted the communicator");
+  retireComm(comm);
+  return gcclSuccess;
+}
+
+gcclResult_t gcclCommGetAsyncError(gcclComm_t comm, gcclResult_t* asyncError) {
+  clearThreadLastError();
+  ApiGuard guard(comm, "gcclCommGetAsyncError");
+  GCCL_CHECK(guard.result());
+  GCCL_REQUIRE(asyncError != nullptr, gcclInvalidArgument,
+               "gcclCommGetAsyncError: asyncError is NULL");
+  gcclResult_t state = comm->initState.load();
+  if (state != gcclSuccess) {
+    if (state != gcclInProgress) setError(state, "initialization failed: %s", comm->initError.c_str());
+    *asyncError = state;
+    return gcclSuccess;
+  }
+  std::string reason;
+  *asyncError = comm->engine->error(&reason);
+  if (*asyncError != gcclSuccess) {
+    setError(*asyncError, "%s", reason.c_str());
+    recordError(comm, *asyncError);
+  }
+  return gcclSuccess;
+}
+
+gcclResult_t gcclCommCount(const gcclComm_t comm, int* count) {
+  clearThreadLastError();
+  GCCL_CHECK(checkComm(comm, "gcclCommCount"));
+  GCCL_REQUIRE(count != nullptr, gcclInvalidArgument, "gcclCommCount: count is NULL");
+  *count = comm->nranks;
+  return gcclSuccess;
+}
+
+gcclResult_t gcclCommUserRank(const gcclComm_t comm, int* rank) {
+  clearThreadLastError();
+  GCCL_CHECK(checkComm(comm, "gcclCommUserRank"));
+  GCCL_REQUIRE(rank != nullptr, gcclInvalidArgument, "gcclCommUserRank: rank is NULL");
+  *rank = comm->rank;
+  return gcclSuccess;
+}
+
+}  // extern "C"

@@ -1,0 +1,128 @@
+// The progress engine: one thread per communicator that owns its connections,
+// drives the transports and runs the operations. It sleeps in epoll_wait when
+// there is nothing to do (never spins: a 2-core machine may run 8 ranks).
+//
+// Caller threads hand it batches of operations through a locked queue and an
+// eventfd wake-up; the ops of a batch start together (a group's sends and
+// receives), batches run one after another in submission order (every rank
+// issues collectives in the same order, so tags match).
+//
+// Failure model: any broken connection, invalid frame or failed operation
+// breaks the communicator: every queued and running op completes with the
+// error, peers get an abort notice with the reason, and later calls fail
+// with that error. Waits have deadlines: when nothing has moved for half the
+// timeout, the peers an op waits on are probed on their control socket; one
+// that has not answered within the other half is reported as stopped or gone.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/op.h"
+#include "transports/tcp/handshake.h"
+#include "transports/transport.h"
+
+namespace gccl {
+
+struct EngineOptions {
+  int rank = 0;
+  int nranks = 1;
+  int64_t timeoutMs = 300000;
+  OpParams params;
+  tcp::Credentials creds;  // to authenticate (and then refuse) late connections
+};
+
+class Engine final : public transport::Poller {
+ public:
+  explicit Engine(const EngineOptions& options);
+  ~Engine() override;
+
+  // Takes the connections (index = peer rank; the entry for this rank is
+  // ignored and replaced by a loopback connection) and the listening socket,
+  // and starts the progress thread.
+  gcclResult_t start(std::vector<std::unique_ptr<transport::Connection>> conns, int listenFd);
+
+  // Any thread. The ops of one batch start together. If the communicator is
+  // already broken, the ops complete at once with its error.
+  void submit(std::vector<std::unique_ptr<Op>> batch);
+  // Any thread: breaks the communicator with `code` and `reason`.
+  void abort(gcclResult_t code, const std::string& reason);
+  // Waits (up to the timeout) for submitted ops, says goodbye to peers and
+  // stops the thread. Safe to call more than once.
+  void shutdown();
+
+  // The error that broke the communicator (gcclSuccess while healthy).
+  gcclResult_t error(std::string* reason) const;
+
+  // Poller, for connections (progress thread only).
+  gcclResult_t watch(int fd, uint32_t events, void* owner) override;
+  void unwatch(int fd) override;
+
+  const OpParams& params() const { return opt_.params; }
+
+  // For ops (progress thread only).
+  transport::Connection* connection(int peer) { return conns_[peer].get(); }
+  void* scratch(size_t bytes);
+
+ private:
+  enum class WatchKind : uint8_t { kNone, kWake, kListen, kStray, kConn };
+  struct WatchEntry {
+    WatchKind kind = WatchKind::kNone;
+    void* owner = nullptr;
+  };
+  struct Stray;
+
+  void run();
+  void handleEvent(int fd, uint32_t events);
+  void acceptStrays();
+  void handleStray(int fd);
+  void expireStrays(int64_t now);
+  void takeSubmissions();
+  void advance();
+  void startNextBatch();
+  void checkDeadlines(int64_t now);
+  void fail(gcclResult_t code, const std::string& reason);
+  void completeOp(Op* op, gcclResult_t code, const std::string& reason);
+  void connectionFailed(transport::Connection* conn, gcclResult_t code);
+  int nextWakeMs(int64_t now) const;
+  void wake();
+
+  EngineOptions opt_;
+  OpContext ctx_;
+  std::vector<std::unique_ptr<transport::Connection>> conns_;
+  int epollFd_ = -1;
+  int wakeFd_ = -1;
+  int listenFd_ = -1;
+  std::vector<WatchEntry> watches_;  // by fd
+  std::vector<std::unique_ptr<Stray>> strays_;
+  std::thread thread_;
+
+  // Shared with caller threads.
+  mutable std::mutex mutex_;
+  std::deque<std::vector<std::unique_ptr<Op>>> submitted_;
+  bool stopRequested_ = false;
+  bool abortRequested_ = false;
+  gcclResult_t abortCode_ = gcclSuccess;
+  std::string abortReason_;
+  gcclResult_t error_ = gcclSuccess;
+  std::string errorReason_;
+  std::atomic<bool> running_{false};
+
+  // Progress thread only.
+  std::deque<std::vector<std::unique_ptr<Op>>> queue_;
+  std::vector<std::unique_ptr<Op>> active_;
+  std::vector<bool> activeDone_;
+  int64_t lastProgressMs_ = 0;
+  uint64_t lastBytes_ = 0;
+  std::vector<int64_t> probeSentMs_;  // by peer; 0 when no probe is out
+  bool broken_ = false;
+  void* scratch_ = nullptr;
+  size_t scratchBytes_ = 0;
+};
+
+}  // namespace gccl

@@ -1,0 +1,135 @@
+#include "core/op.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "core/check.h"
+#include "core/engine.h"
+
+namespace gccl {
+
+namespace {
+const char* typeName(unsigned t) {
+  static const char* kNames[] = {"int8",    "uint8",   "int32",   "uint32",  "int64",
+                                 "uint64",  "float16", "float32", "float64", "bfloat16"};
+  return t < 10 ? kNames[t] : "?";
+}
+const char* redName(unsigned op) {
+  static const char* kNames[] = {"sum", "prod", "max", "min", "avg"};
+  return op < 5 ? kNames[op] : "?";
+}
+}  // namespace
+
+transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op, int root,
+                                uint64_t count) {
+  transport::MessageMeta m;
+  m.info = static_cast<uint64_t>(kind) | static_cast<uint64_t>(type & 0xff) << 8 |
+           static_cast<uint64_t>(op & 0xff) << 16 | static_cast<uint64_t>(static_cast<uint32_t>(root)) << 32;
+  m.count = count;
+  return m;
+}
+
+const char* opKindName(OpKind kind) {
+  switch (kind) {
+    case OpKind::kAllReduce: return "AllReduce";
+    case OpKind::kBroadcast: return "Broadcast";
+    case OpKind::kReduce: return "Reduce";
+    case OpKind::kAllGather: return "AllGather";
+    case OpKind::kReduceScatter: return "ReduceScatter";
+    case OpKind::kBarrier: return "Barrier";
+    case OpKind::kSendRecv: return "Send/Recv";
+  }
+  return "unknown operation";
+}
+
+std::string describeMeta(const transport::MessageMeta& m) {
+  auto kind = static_cast<OpKind>(m.info & 0xff);
+  unsigned type = (m.info >> 8) & 0xff, op = (m.info >> 16) & 0xff;
+  int root = static_cast<int>(static_cast<uint32_t>(m.info >> 32));
+  char buf[160];
+  switch (kind) {
+    case OpKind::kAllReduce:
+    case OpKind::kReduceScatter:
+      snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s, %s)", opKindName(kind), m.count,
+               typeName(type), redName(op));
+      break;
+    case OpKind::kReduce:
+      snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s, %s, root=%d)", opKindName(kind), m.count,
+               typeName(type), redName(op), root);
+      break;
+    case OpKind::kBroadcast:
+      snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s, root=%d)", opKindName(kind), m.count,
+               typeName(type), root);
+      break;
+    case OpKind::kAllGather:
+      snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s)", opKindName(kind), m.count,
+               typeName(type));
+      break;
+    default:
+      snprintf(buf, sizeof(buf), "%s", opKindName(kind));
+  }
+  return buf;
+}
+
+std::string Op::describe() const {
+  if (!isCollective()) return "Send/Recv";
+  return describeMeta(meta_) + " #" + std::to_string(seq);
+}
+
+void Op::track(Transfer* t) {
+  // Drop finished transfers now and then so long pipelines keep this small.
+  if (live_.size() >= 64 && live_.size() >= 2 * liveAfterCompact_) {
+    size_t keep = 0;
+    for (Transfer* x : live_)
+      if (x->pending()) live_[keep++] = x;
+    live_.resize(keep);
+    liveAfterCompact_ = keep;
+  }
+  live_.push_back(t);
+}
+
+gcclResult_t Op::postSend(OpContext& ctx, int peer, const void* data, size_t bytes, uint64_t tag,
+                          Transfer* t) {
+  t->peer = peer;
+  t->isRecv = false;
+  track(t);
+  return ctx.conn(peer)->isend(data, bytes, tag, meta_, &t->req);
+}
+
+gcclResult_t Op::postRecv(OpContext& ctx, int peer, void* data, size_t bytes, uint64_t tag,
+                          Transfer* t, bool checkMeta) {
+  t->peer = peer;
+  t->isRecv = true;
+  track(t);
+  transport::MessageMeta expect = meta_;
+  if (!checkMeta) expect.info = transport::kMetaAny;
+  return ctx.conn(peer)->irecv(data, bytes, tag, expect, &t->req);
+}
+
+gcclResult_t Op::checkTransfer(const Transfer& t) const {
+  if (!t.req.failed()) return gcclSuccess;
+  if (t.req.metaMismatch)
+    return setError(gcclInvalidUsage,
+                    "mismatched collective calls: rank %d called %s while this rank called %s",
+                    t.peer, describeMeta(t.req.peerMeta).c_str(), describeMeta(meta_).c_str());
+  return setError(gcclRemoteError, "%s: transfer with rank %d failed", describe().c_str(), t.peer);
+}
+
+void Op::waitingPeers(std::vector<int>* peers, std::vector<bool>* isRecv) {
+  size_t keep = 0;
+  for (Transfer* t : live_) {
+    if (!t->pending()) continue;
+    live_[keep++] = t;
+    peers->push_back(t->peer);
+    isRecv->push_back(t->isRecv);
+  }
+  live_.resize(keep);
+}
+
+void Op::cancelPending(OpContext& ctx) {
+  for (Transfer* t : live_)
+    if (t->pending() && t->isRecv) ctx.conn(t->peer)->cancel(&t->req);
+  live_.clear();
+}
+
+}  // namespace gccl

@@ -1,0 +1,111 @@
+// An operation run by the progress engine: a collective, or a point-to-point
+// transfer. Ops are small state machines: start() posts the first transfers,
+// progress() is called after every batch of events and posts what has become
+// possible, until it reports done. They run on the progress thread only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/request.h"
+#include "gccl/gccl.h"
+#include "transports/transport.h"
+
+namespace gccl {
+
+class Engine;
+
+// Tunables an op reads, resolved once at communicator creation.
+struct OpParams {
+  size_t chunkBytes = 512 << 10;
+  size_t ringThresholdBytes = 256 << 10;
+  int allReduceAlgo = 0;  // 0 auto, 1 ring, 2 recursive doubling
+};
+
+struct OpContext {
+  Engine* engine = nullptr;
+  int rank = 0;
+  int nranks = 1;
+  const OpParams* params = nullptr;
+  // The connection to `peer` (a loopback one for this rank itself).
+  transport::Connection* conn(int peer) const;
+  // A buffer of at least `bytes`, 64-byte aligned, owned by the engine and
+  // valid while this op runs (one collective runs at a time).
+  void* scratch(size_t bytes) const;
+};
+
+// One posted send or receive of an op.
+struct Transfer {
+  transport::Request req;
+  int peer = -1;
+  bool isRecv = false;
+  bool pending() const { return req.pending(); }
+  bool done() const { return req.done(); }
+};
+
+// The wire signature of a call: what kind, type, reduction, root (see
+// transport::MessageMeta). Receivers compare it to their own.
+enum class OpKind : uint8_t {
+  kAllReduce = 1,
+  kBroadcast,
+  kReduce,
+  kAllGather,
+  kReduceScatter,
+  kBarrier,
+  kSendRecv
+};
+transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op, int root,
+                                uint64_t count);
+std::string describeMeta(const transport::MessageMeta& meta);
+const char* opKindName(OpKind kind);
+
+// Matching tags: collectives use their sequence number (identical on every
+// rank, since all ranks issue collectives in the same order) and a step
+// index; point-to-point uses a per-peer sequence with the top bit set.
+inline constexpr int kTagStepBits = 24;
+inline uint64_t collectiveTag(uint64_t seq, uint64_t step) {
+  return (seq << kTagStepBits) | (step & ((1ull << kTagStepBits) - 1));
+}
+inline uint64_t p2pTag(uint64_t seq) { return (1ull << 63) | seq; }
+
+class Op {
+ public:
+  Op(OpKind kind, transport::MessageMeta meta, gcclRequest* request)
+      : kind_(kind), meta_(meta), request_(request) {}
+  virtual ~Op() = default;
+  Op(const Op&) = delete;
+  Op& operator=(const Op&) = delete;
+
+  virtual gcclResult_t start(OpContext& ctx) = 0;
+  virtual gcclResult_t progress(OpContext& ctx, bool* done) = 0;
+
+  OpKind kind() const { return kind_; }
+  bool isCollective() const { return kind_ != OpKind::kSendRecv; }
+  gcclRequest* request() const { return request_; }
+  // Peers with a transfer of this op still pending.
+  void waitingPeers(std::vector<int>* peers, std::vector<bool>* isRecv);
+  // Withdraws pending receives (the op failed or the communicator aborts).
+  void cancelPending(OpContext& ctx);
+  std::string describe() const;
+  uint64_t seq = 0;  // collective sequence number
+
+ protected:
+  gcclResult_t postSend(OpContext& ctx, int peer, const void* data, size_t bytes, uint64_t tag,
+                        Transfer* t);
+  gcclResult_t postRecv(OpContext& ctx, int peer, void* data, size_t bytes, uint64_t tag,
+                        Transfer* t, bool checkMeta = true);
+  // Turns a failed transfer into a clear error; gcclSuccess if it is fine.
+  gcclResult_t checkTransfer(const Transfer& t) const;
+
+  OpKind kind_;
+  transport::MessageMeta meta_;
+
+ private:
+  void track(Transfer* t);
+  gcclRequest* request_;
+  std::vector<Transfer*> live_;
+  size_t liveAfterCompact_ = 32;
+};
+
+}  // namespace gccl

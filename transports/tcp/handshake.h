@@ -1,0 +1,69 @@
+// Connection authentication: every TCP connection of a communicator (bootstrap
+// and data) proves knowledge of the unique id's secret, in both directions,
+// before any frame is accepted.
+//
+//   acceptor  -> connector  CHALLENGE  magic u32, version u16, kind u16 = 1, nonceA[16]      (24 B)
+//   connector -> acceptor   HELLO      magic u32, version u16, kind u16 = 2, commHash u64,
+//                                      purpose u32, fromRank i32, toRank i32, channel u32,
+//                                      nonceC[16], mac[32]                                    (80 B)
+//   acceptor  -> connector  PROOF      magic u32, version u16, kind u16 = 3, mac[32]          (40 B)
+//
+// HELLO's mac = HMAC-SHA256(secret, "gccl-hello" | nonceA | HELLO bytes 0..47);
+// PROOF's mac = HMAC-SHA256(secret, "gccl-proof" | nonceA | HELLO bytes 0..47).
+// Fresh nonces on both sides defeat replays. A peer that sends anything else
+// is closed and logged; nothing it sent reaches the communicator.
+#pragma once
+
+#include <cstdint>
+
+#include "gccl/gccl.h"
+
+namespace gccl::tcp {
+
+struct Credentials {
+  uint64_t commHash = 0;
+  uint8_t secret[32] = {};
+};
+
+enum class Purpose : uint32_t { kBootstrap = 1, kData = 2 };
+
+struct HelloInfo {
+  Purpose purpose = Purpose::kData;
+  int32_t fromRank = -1;
+  int32_t toRank = -1;
+  uint32_t channel = 0;  // socket index within a peer connection
+};
+
+inline constexpr size_t kChallengeBytes = 24;
+inline constexpr size_t kHelloBytes = 80;
+inline constexpr size_t kProofBytes = 40;
+
+// Connector side: waits for the connect to finish, then runs the handshake;
+// blocks until done or `deadlineMs` (monotonic, see nowMs()).
+gcclResult_t clientHandshake(int fd, const Credentials& creds, const HelloInfo& hello,
+                             int64_t deadlineMs);
+
+// Acceptor side, non-blocking: start() sends the challenge, onReadable()
+// consumes HELLO as it arrives. The caller checks info() against what it
+// expects, then closes the socket or adopts it.
+class ServerHandshake {
+ public:
+  gcclResult_t start(int fd, const Credentials* creds, int64_t deadlineMs);
+  // *complete becomes true once HELLO verified and PROOF was sent. An error
+  // means the peer must be rejected (threadLastError() says why).
+  gcclResult_t onReadable(bool* complete);
+  const HelloInfo& info() const { return info_; }
+  int fd() const { return fd_; }
+  int64_t deadlineMs() const { return deadlineMs_; }
+
+ private:
+  int fd_ = -1;
+  const Credentials* creds_ = nullptr;
+  int64_t deadlineMs_ = 0;
+  uint8_t nonceA_[16] = {};
+  uint8_t hello_[kHelloBytes] = {};
+  size_t got_ = 0;
+  HelloInfo info_;
+};
+
+}  // namespace gccl::tcp

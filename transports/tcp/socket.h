@@ -1,0 +1,29 @@
+// Thin helpers over BSD sockets used by the TCP transport and the bootstrap.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/net_if.h"
+#include "gccl/gccl.h"
+
+namespace gccl::tcp {
+
+// Milliseconds on a monotonic clock.
+int64_t nowMs();
+
+// Opens a non-blocking listening socket on `addr` (port 0: any); *bound gets the real address.
+gcclResult_t listenOn(const SockAddr& addr, int* fd, SockAddr* bound);
+// Starts a non-blocking connect; *fd is valid even while the connect is in progress.
+gcclResult_t startConnect(const SockAddr& addr, int* fd);
+// Accepts one pending connection; *fd = -1 when none is waiting.
+gcclResult_t acceptOne(int listenFd, int* fd, SockAddr* from);
+gcclResult_t setNonBlocking(int fd);
+// TCP_NODELAY, keep-alive and (bytes > 0) fixed buffer sizes for a data socket.
+void tuneDataSocket(int fd, int64_t bufBytes);
+// Blocking with a deadline (poll): exactly `len` bytes, or an error naming `what`.
+gcclResult_t writeAllUntil(int fd, const void* data, size_t len, int64_t deadlineMs, const char* what);
+gcclResult_t readAllUntil(int fd, void* data, size_t len, int64_t deadlineMs, const char* what);
+void closeFd(int* fd);
+
+}  // namespace gccl::tcp

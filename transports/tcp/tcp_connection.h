@@ -1,0 +1,124 @@
+// One peer over TCP: several sockets ("channels"), large messages striped
+// across them, small ones spread round-robin, all matched by tag.
+//
+// Receive path: a channel reads a frame header into its staging buffer, finds
+// the posted receive with that tag and lets the payload land in the user's
+// buffer (directly from the socket for large payloads, copied from staging
+// for small ones). A frame whose receive is not posted yet pauses its channel
+// (no EPOLLIN, the bytes wait in the kernel) until irecv posts it: memory stays
+// bounded by what the user posted, and nothing is copied twice.
+//
+// Send path: frames queue per channel and leave with one sendmsg() per batch
+// (up to 64 frames gathered); EPOLLOUT is watched only while a queue is stuck.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "transports/tcp/frame.h"
+#include "transports/tcp/ring_queue.h"
+#include "transports/transport.h"
+
+namespace gccl::tcp {
+
+struct TcpTuning {
+  size_t stripeMinBytes = 128 << 10;
+};
+
+class TcpConnection final : public transport::Connection {
+ public:
+  // Takes ownership of `fds` (connected, authenticated, non-blocking sockets,
+  // ordered by channel index; fds[0] is the control socket, at least one data
+  // socket follows).
+  TcpConnection(int peer, uint64_t commHash, std::vector<int> fds, const TcpTuning& tuning,
+                transport::Poller* poller);
+  ~TcpConnection() override;
+  gcclResult_t start() override;
+
+  gcclResult_t isend(const void* data, size_t len, uint64_t tag, transport::MessageMeta meta,
+                     transport::Request* req) override;
+  gcclResult_t irecv(void* data, size_t capacity, uint64_t tag, transport::MessageMeta expect,
+                     transport::Request* req) override;
+  void cancel(transport::Request* req) override;
+  gcclResult_t onEvents(int fd, uint32_t events) override;
+  void sendAbortNotice(const char* reason) override;
+  void sendCloseNotice() override;
+  const std::string& peerAbortReason() const override { return abortReason_; }
+  bool peerClosed() const override { return peerClosed_; }
+  gcclResult_t sendPing() override;
+  int64_t lastPongMs() const override { return lastPongMs_; }
+  uint64_t bytesSent() const override { return bytesSent_; }
+  uint64_t bytesReceived() const override { return bytesReceived_; }
+  int peer() const override { return peer_; }
+
+ private:
+  struct SendItem {
+    transport::Request* req = nullptr;
+    uint8_t header[kFrameHeaderBytes];
+    const uint8_t* data = nullptr;
+    size_t len = 0;   // payload bytes
+    size_t sent = 0;  // header + payload bytes already written
+  };
+  struct RecvEntry {
+    uint64_t tag = 0;
+    uint8_t* buf = nullptr;
+    size_t capacity = 0;
+    transport::MessageMeta expect;
+    transport::Request* req = nullptr;
+    bool sizeKnown = false;
+    uint64_t total = 0;
+    uint64_t got = 0;
+  };
+  enum class RxState { kHeader, kPaused, kPayload, kControlText };
+  struct Channel {
+    int fd = -1;
+    RingQueue<SendItem> sendq;
+    bool watchingOut = false;
+    bool watchingIn = true;
+    bool registered = true;
+    bool hangup = false;
+    bool eof = false;  // the peer closed this socket after saying goodbye
+    std::unique_ptr<uint8_t[]> stage;
+    size_t stageBegin = 0, stageEnd = 0;
+    RxState rx = RxState::kHeader;
+    FrameHeader header;
+    RecvEntry* target = nullptr;  // null while discarding a payload
+    uint8_t* dst = nullptr;
+    size_t remaining = 0;
+  };
+
+  gcclResult_t flush(Channel& ch);
+  gcclResult_t receive(Channel& ch);
+  gcclResult_t fillStage(Channel& ch, bool* wouldBlock);
+  gcclResult_t beginPayload(Channel& ch, bool* paused);
+  void finishFrame(Channel& ch);
+  void completeEntry(RecvEntry* e);
+  void failEntry(RecvEntry* e, bool metaMismatch);
+  gcclResult_t updateInterest(Channel& ch);
+  gcclResult_t brokenChannel(const char* what, ssize_t n);
+  gcclResult_t onEof(Channel& ch);
+  gcclResult_t checkDeparted();
+  gcclResult_t onControlFrame(Channel& ch);
+  gcclResult_t queueControl(FrameType type);
+  bool isControl(const Channel& ch) const { return &ch == &channels_[0]; }
+
+  int peer_;
+  uint64_t commHash_;
+  TcpTuning tuning_;
+  transport::Poller* poller_;
+  std::vector<Channel> channels_;
+  size_t nextChannel_ = 0;
+  std::vector<RecvEntry*> posted_;
+  std::vector<std::unique_ptr<RecvEntry>> entryPool_;  // owns all entries
+  std::vector<RecvEntry*> freeEntries_;
+  std::string abortReason_;
+  bool peerClosed_ = false;
+  int64_t lastPongMs_ = 0;
+  uint64_t bytesSent_ = 0;
+  uint64_t bytesReceived_ = 0;
+};
+
+}  // namespace gccl::tcp

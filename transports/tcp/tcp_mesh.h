@@ -1,0 +1,47 @@
+// Establishing the TCP connections of a communicator: every pair of ranks is
+// joined by 1 control socket and N data sockets; the higher rank connects, the
+// lower one accepts, and every socket is authenticated (handshake.h). Bytes
+// from anyone else on the listening port are rejected and logged; they never
+// disturb the connections being made.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/net_if.h"
+#include "transports/tcp/handshake.h"
+#include "transports/tcp/tcp_connection.h"
+
+namespace gccl::tcp {
+
+struct MeshOptions {
+  int rank = 0;
+  int nranks = 1;
+  int dataSockets = 2;  // per peer, besides the control socket
+  int64_t sockBufBytes = 0;
+  Credentials creds;
+};
+
+class TcpMesh {
+ public:
+  explicit TcpMesh(const MeshOptions& options) : opt_(options) {}
+  ~TcpMesh();
+  // Listens on `addr` (its port may be 0); *bound is the address peers use.
+  gcclResult_t listen(const SockAddr& addr, SockAddr* bound);
+  // Connects to and accepts from every peer. `peers[r]` is rank r's listening
+  // address. On success fds[r] holds rank r's sockets, control socket first.
+  gcclResult_t connectAll(const std::vector<SockAddr>& peers, int64_t deadlineMs,
+                          std::vector<std::vector<int>>* fds);
+  // Hands over the listening socket (the engine keeps refusing late comers).
+  int releaseListenFd();
+
+ private:
+  gcclResult_t acceptLoop(int64_t deadlineMs, const std::atomic<bool>* stop,
+                          std::vector<std::vector<int>>* fds);
+  MeshOptions opt_;
+  int listenFd_ = -1;
+};
+
+}  // namespace gccl::tcp
