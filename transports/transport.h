@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gccl/gccl.h"
 
@@ -94,6 +96,11 @@ class Connection {
   virtual uint64_t bytesSent() const = 0;
   virtual uint64_t bytesReceived() const = 0;
   virtual int peer() const = 0;
+  // Messages that arrived but wait for a receive to be posted (tag and meta):
+  // lets the engine spot a peer that called a different operation.
+  virtual void pausedFrames(std::vector<std::pair<uint64_t, MessageMeta>>* out) const {
+    (void)out;
+  }
 };
 
 }  // namespace gccl::transport

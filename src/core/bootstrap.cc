@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -30,7 +31,7 @@ constexpr uint32_t kIdMagic = 0x44494347u;  // "GCID"
 constexpr uint16_t kIdVersion = 1;
 constexpr size_t kAddrBytes = 24;
 constexpr uint32_t kJoinMagic = 0x4e4a4347u;  // "GCJN"
-constexpr size_t kJoinBytes = 12 + kAddrBytes;
+constexpr size_t kJoinBytes = 16 + kAddrBytes;  // magic, rank, nranks, ms left, address
 constexpr uint32_t kStatusOk = 0, kStatusError = 1;
 
 void encodeAddr(const SockAddr& a, uint8_t* p) {
@@ -155,7 +156,10 @@ void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
       }
       c.rank = static_cast<int>(getLe32(c.join + 4));
       c.nranks = static_cast<int>(getLe32(c.join + 8));
-      memcpy(c.addr, c.join + 12, kAddrBytes);
+      // Answer before the most impatient rank gives up, so it learns who is missing.
+      int64_t msLeft = static_cast<int64_t>(getLe32(c.join + 12));
+      deadline = std::min(deadline, nowMs() + std::max<int64_t>(msLeft - 300, 0));
+      memcpy(c.addr, c.join + 16, kAddrBytes);
       if (nranks < 0) nranks = c.nranks;
       if (c.nranks != nranks) {
         error = "ranks disagree on the communicator size: rank " + std::to_string(c.rank) +
@@ -317,7 +321,8 @@ gcclResult_t bootstrapExchange(const UniqueIdFields& f, int rank, int nranks,
   putLe32(join, kJoinMagic);
   putLe32(join + 4, static_cast<uint32_t>(rank));
   putLe32(join + 8, static_cast<uint32_t>(nranks));
-  encodeAddr(myAddr, join + 12);
+  putLe32(join + 12, static_cast<uint32_t>(std::max<int64_t>(deadlineMs - nowMs(), 0)));
+  encodeAddr(myAddr, join + 16);
   gcclResult_t r = tcp::writeAllUntil(fd, join, sizeof(join), deadlineMs, "joining the rendezvous");
   uint8_t head[8];
   if (r == gcclSuccess)

@@ -106,6 +106,7 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   tcp::TcpMesh mesh(mo);
   SockAddr bound;
   GCCL_CHECK(mesh.listen(local, &bound));
+  comm->listenAddr = bound;
   std::vector<SockAddr> table;
   GCCL_CHECK(bootstrapExchange(id, comm->rank, comm->nranks, bound, deadline, &table));
   std::vector<std::vector<int>> fds;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/engine.h"
+#include "core/net_if.h"
 #include "gccl/gccl.h"
 
 struct gcclComm {
@@ -18,6 +19,7 @@ struct gcclComm {
   int64_t timeoutMs = 0;
   int dataSockets = 0;
   std::string ifname;
+  gccl::SockAddr listenAddr;  // where peers reach this rank (logs, tests)
   std::unique_ptr<gccl::Engine> engine;
 
   // Initialization state (non-blocking init runs in initThread).

@@ -188,7 +188,7 @@ void Engine::run() {
 int Engine::nextWakeMs(int64_t now) const {
   // Deadlines only matter while something waits: otherwise sleep until woken.
   if (active_.empty() && strays_.empty()) return -1;
-  int64_t next = lastProgressMs_ + opt_.timeoutMs / 2;
+  int64_t next = lastProgressMs_ + (mismatchChecked_ ? opt_.timeoutMs / 2 : 50);
   for (int64_t sent : probeSentMs_)
     if (sent != 0) next = std::min(next, sent + opt_.timeoutMs / 2);
   for (const auto& s : strays_) next = std::min(next, s->handshake.deadlineMs());
@@ -218,7 +218,7 @@ void Engine::handleEvent(int fd, uint32_t events) {
       auto* conn = static_cast<transport::Connection*>(w.owner);
       uint64_t before = conn->bytesSent() + conn->bytesReceived();
       gcclResult_t r = conn->onEvents(fd, events);
-      if (conn->bytesSent() + conn->bytesReceived() != before) lastProgressMs_ = nowMs();
+      if (conn->bytesSent() + conn->bytesReceived() != before) noteProgress();
       if (r != gcclSuccess) connectionFailed(conn, r);
       return;
     }
@@ -303,7 +303,7 @@ void Engine::startNextBatch() {
     active_ = std::move(queue_.front());
     queue_.pop_front();
     activeDone_.assign(active_.size(), false);
-    lastProgressMs_ = nowMs();
+    noteProgress();
     for (size_t i = 0; i < active_.size(); ++i) {
       gcclResult_t r = active_[i]->start(ctx_);
       if (r != gcclSuccess) {
@@ -332,7 +332,7 @@ void Engine::advance() {
     }
     if (done) {
       activeDone_[i] = true;
-      lastProgressMs_ = nowMs();
+      noteProgress();
     } else {
       allDone = false;
     }
@@ -341,6 +341,7 @@ void Engine::advance() {
   for (auto& op : active_) completeOp(op.get(), gcclSuccess, "");
   active_.clear();
   std::fill(probeSentMs_.begin(), probeSentMs_.end(), 0);
+  mismatchChecked_ = false;
   startNextBatch();
 }
 
@@ -367,6 +368,12 @@ void Engine::checkDeadlines(int64_t now) {
                           " ms (process stopped, hung or unreachable) during " + what);
     return;
   }
+  // A short stall: is a peer's message for this collective waiting with another signature?
+  if (now - lastProgressMs_ >= 50 && !mismatchChecked_) {
+    mismatchChecked_ = true;
+    checkMismatch();
+    if (broken_) return;
+  }
   if (now - lastProgressMs_ < half) return;
   std::vector<int> peers;
   std::vector<bool> isRecv;
@@ -388,6 +395,30 @@ void Engine::checkDeadlines(int64_t now) {
     fail(gcclTimeout, active_.front()->describe() + " made no progress for " +
                           std::to_string(now - lastProgressMs_) + " ms, waiting for " +
                           (who.empty() ? "nothing?" : who));
+  }
+}
+
+void Engine::noteProgress() {
+  lastProgressMs_ = nowMs();
+  mismatchChecked_ = false;
+}
+
+void Engine::checkMismatch() {
+  Op* op = active_.front().get();
+  if (!op->isCollective()) return;
+  std::vector<std::pair<uint64_t, transport::MessageMeta>> paused;
+  for (auto& c : conns_) {
+    if (!c) continue;
+    paused.clear();
+    c->pausedFrames(&paused);
+    for (const auto& [tag, meta] : paused) {
+      if ((tag >> 63) != 0 || (tag >> kTagStepBits) != op->seq) continue;
+      if (meta.info == op->meta().info && meta.count == op->meta().count) continue;
+      fail(gcclInvalidUsage, "mismatched collective calls: rank " + std::to_string(c->peer()) +
+                                 " called " + describeMeta(meta) + " while this rank called " +
+                                 op->describe());
+      return;
+    }
   }
 }
 

@@ -88,6 +88,8 @@ class Engine final : public transport::Poller {
   void checkDeadlines(int64_t now);
   void fail(gcclResult_t code, const std::string& reason);
   void completeOp(Op* op, gcclResult_t code, const std::string& reason);
+  void checkMismatch();
+  void noteProgress();
   void connectionFailed(transport::Connection* conn, gcclResult_t code);
   int nextWakeMs(int64_t now) const;
   void wake();
@@ -121,6 +123,7 @@ class Engine final : public transport::Poller {
   uint64_t lastBytes_ = 0;
   std::vector<int64_t> probeSentMs_;  // by peer; 0 when no probe is out
   bool broken_ = false;
+  bool mismatchChecked_ = false;
   void* scratch_ = nullptr;
   size_t scratchBytes_ = 0;
 };

@@ -83,6 +83,7 @@ class Op {
   OpKind kind() const { return kind_; }
   bool isCollective() const { return kind_ != OpKind::kSendRecv; }
   gcclRequest* request() const { return request_; }
+  const transport::MessageMeta& meta() const { return meta_; }
   // Peers with a transfer of this op still pending.
   void waitingPeers(std::vector<int>* peers, std::vector<bool>* isRecv);
   // Withdraws pending receives (the op failed or the communicator aborts).

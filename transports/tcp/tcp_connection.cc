@@ -69,6 +69,15 @@ gcclResult_t TcpConnection::updateInterest(Channel& ch) {
 }
 
 gcclResult_t TcpConnection::brokenChannel(const char* what, ssize_t n) {
+  int savedErrno = errno;
+  // A peer that failed first says why on the control socket before closing:
+  // prefer its reason to our own view of the broken socket.
+  if (abortReason_.empty() && !drainingControl_ && !channels_[0].eof) {
+    drainingControl_ = true;
+    (void)receive(channels_[0]);
+    drainingControl_ = false;
+  }
+  errno = savedErrno;
   if (!abortReason_.empty())
     return setError(gcclRemoteError, "rank %d aborted: %s", peer_, abortReason_.c_str());
   if (n == 0 && peerClosed_)
@@ -85,6 +94,8 @@ gcclResult_t TcpConnection::brokenChannel(const char* what, ssize_t n) {
 // End of stream. After the peer's goodbye (kClose) that is normal as long as
 // nothing this rank posted still waits for bytes from it.
 gcclResult_t TcpConnection::onEof(Channel& ch) {
+  // The goodbye travels on the control socket and may not have been read yet.
+  if (!peerClosed_ && !isControl(ch) && !channels_[0].eof) GCCL_CHECK(receive(channels_[0]));
   bool midFrame = ch.rx != RxState::kHeader || ch.stageEnd != ch.stageBegin;
   if (!peerClosed_ || (midFrame && !isControl(ch))) return brokenChannel("receiving", 0);
   ch.eof = true;
@@ -426,6 +437,12 @@ gcclResult_t TcpConnection::onEvents(int fd, uint32_t events) {
 }
 
 // ---- control socket ----------------------------------------------------------
+
+void TcpConnection::pausedFrames(std::vector<std::pair<uint64_t, transport::MessageMeta>>* out) const {
+  for (const Channel& ch : channels_)
+    if (ch.rx == RxState::kPaused)
+      out->push_back({ch.header.tag, {ch.header.metaInfo, ch.header.metaCount}});
+}
 
 gcclResult_t TcpConnection::onControlFrame(Channel& ch) {
   const FrameHeader& h = ch.header;

@@ -53,6 +53,7 @@ class TcpConnection final : public transport::Connection {
   uint64_t bytesSent() const override { return bytesSent_; }
   uint64_t bytesReceived() const override { return bytesReceived_; }
   int peer() const override { return peer_; }
+  void pausedFrames(std::vector<std::pair<uint64_t, transport::MessageMeta>>* out) const override;
 
  private:
   struct SendItem {
@@ -116,6 +117,7 @@ class TcpConnection final : public transport::Connection {
   std::vector<RecvEntry*> freeEntries_;
   std::string abortReason_;
   bool peerClosed_ = false;
+  bool drainingControl_ = false;
   int64_t lastPongMs_ = 0;
   uint64_t bytesSent_ = 0;
   uint64_t bytesReceived_ = 0;
