@@ -31,8 +31,8 @@ gcclResult_t LoopbackConnection::match(const Pending& send, const Pending& recv)
   return gcclSuccess;
 }
 
-gcclResult_t LoopbackConnection::isend(const void* data, size_t len, uint64_t tag,
-                                       MessageMeta meta, Request* req) {
+gcclResult_t LoopbackConnection::isend(const void* data, size_t len, uint64_t tag, MessageMeta meta,
+                                       Request* req) {
   req->state = RequestState::kPending;
   Pending s{const_cast<void*>(data), len, tag, meta, req};
   for (size_t i = 0; i < recvs_.size(); ++i) {

@@ -37,8 +37,8 @@ enum class RequestState : int { kIdle = 0, kPending, kDone, kFailed };
 // the transport fills in the outcome.
 struct Request {
   RequestState state = RequestState::kIdle;
-  size_t bytes = 0;       // receive: size of the message that arrived; send: bytes sent
-  MessageMeta peerMeta;   // receive: the sender's meta (also set on a meta mismatch)
+  size_t bytes = 0;      // receive: size of the message that arrived; send: bytes sent
+  MessageMeta peerMeta;  // receive: the sender's meta (also set on a meta mismatch)
   bool metaMismatch = false;
   // Private to the transport while pending.
   size_t pendingParts = 0;
@@ -98,9 +98,7 @@ class Connection {
   virtual int peer() const = 0;
   // Messages that arrived but wait for a receive to be posted (tag and meta):
   // lets the engine spot a peer that called a different operation.
-  virtual void pausedFrames(std::vector<std::pair<uint64_t, MessageMeta>>* out) const {
-    (void)out;
-  }
+  virtual void pausedFrames(std::vector<std::pair<uint64_t, MessageMeta>>* out) const { (void)out; }
 };
 
 }  // namespace gccl::transport

@@ -138,11 +138,10 @@ typedef struct {
   const char* transport;
 } gcclConfig_t;
 
-#define GCCL_CONFIG_INITIALIZER                                                              \
-  {                                                                                          \
-    sizeof(gcclConfig_t), GCCL_CONFIG_MAGIC, GCCL_VERSION_CODE, GCCL_CONFIG_UNDEF_INT,       \
-        GCCL_CONFIG_UNDEF_INT, GCCL_CONFIG_UNDEF_INT, GCCL_CONFIG_UNDEF_PTR,                 \
-        GCCL_CONFIG_UNDEF_PTR                                                                \
+#define GCCL_CONFIG_INITIALIZER                                                                    \
+  {                                                                                                \
+    sizeof(gcclConfig_t), GCCL_CONFIG_MAGIC, GCCL_VERSION_CODE, GCCL_CONFIG_UNDEF_INT,             \
+        GCCL_CONFIG_UNDEF_INT, GCCL_CONFIG_UNDEF_INT, GCCL_CONFIG_UNDEF_PTR, GCCL_CONFIG_UNDEF_PTR \
   }
 
 /* ---- Library ------------------------------------------------------------ */
@@ -167,9 +166,8 @@ GCCL_EXPORT gcclResult_t gcclGetUniqueId(gcclUniqueId* uniqueId);
 /* Collective over all `nranks` ranks: creates the communicator of `rank`. */
 GCCL_EXPORT gcclResult_t gcclCommInitRank(gcclComm_t* comm, int nranks, gcclUniqueId commId,
                                           int rank);
-GCCL_EXPORT gcclResult_t gcclCommInitRankConfig(gcclComm_t* comm, int nranks,
-                                                gcclUniqueId commId, int rank,
-                                                gcclConfig_t* config);
+GCCL_EXPORT gcclResult_t gcclCommInitRankConfig(gcclComm_t* comm, int nranks, gcclUniqueId commId,
+                                                int rank, gcclConfig_t* config);
 /* Creates the communicator from a launcher's environment: rank and size from
  * Open MPI's mpirun (OMPI_COMM_WORLD_*), PMI (PMI_RANK/PMI_SIZE), SLURM's srun
  * (SLURM_PROCID/SLURM_NTASKS) or torchrun (RANK/WORLD_SIZE); rendezvous at
@@ -223,21 +221,18 @@ GCCL_EXPORT gcclResult_t gcclBroadcast(const void* sendbuff, void* recvbuff, siz
 /* recvbuff is written on root only (it may be NULL elsewhere). */
 GCCL_EXPORT gcclResult_t gcclReduce(const void* sendbuff, void* recvbuff, size_t count,
                                     gcclDataType_t datatype, gcclRedOp_t op, int root,
-                                    gcclComm_t comm, gcclStream_t stream,
-                                    gcclRequest_t* request);
+                                    gcclComm_t comm, gcclStream_t stream, gcclRequest_t* request);
 /* recvbuff holds nranks*sendcount elements, rank r's at r*sendcount. */
 GCCL_EXPORT gcclResult_t gcclAllGather(const void* sendbuff, void* recvbuff, size_t sendcount,
                                        gcclDataType_t datatype, gcclComm_t comm,
                                        gcclStream_t stream, gcclRequest_t* request);
 /* sendbuff holds nranks*recvcount elements; rank r gets the reduction of
  * block r. */
-GCCL_EXPORT gcclResult_t gcclReduceScatter(const void* sendbuff, void* recvbuff,
-                                           size_t recvcount, gcclDataType_t datatype,
-                                           gcclRedOp_t op, gcclComm_t comm, gcclStream_t stream,
-                                           gcclRequest_t* request);
+GCCL_EXPORT gcclResult_t gcclReduceScatter(const void* sendbuff, void* recvbuff, size_t recvcount,
+                                           gcclDataType_t datatype, gcclRedOp_t op, gcclComm_t comm,
+                                           gcclStream_t stream, gcclRequest_t* request);
 /* Returns on each rank once every rank has entered it. */
-GCCL_EXPORT gcclResult_t gcclBarrier(gcclComm_t comm, gcclStream_t stream,
-                                     gcclRequest_t* request);
+GCCL_EXPORT gcclResult_t gcclBarrier(gcclComm_t comm, gcclStream_t stream, gcclRequest_t* request);
 
 /* ---- Point to point ------------------------------------------------------
  * Sends and receives between two ranks match in posting order. A receive
@@ -247,9 +242,8 @@ GCCL_EXPORT gcclResult_t gcclBarrier(gcclComm_t comm, gcclStream_t stream,
 GCCL_EXPORT gcclResult_t gcclSend(const void* sendbuff, size_t count, gcclDataType_t datatype,
                                   int peer, gcclComm_t comm, gcclStream_t stream,
                                   gcclRequest_t* request);
-GCCL_EXPORT gcclResult_t gcclRecv(void* recvbuff, size_t count, gcclDataType_t datatype,
-                                  int peer, gcclComm_t comm, gcclStream_t stream,
-                                  gcclRequest_t* request);
+GCCL_EXPORT gcclResult_t gcclRecv(void* recvbuff, size_t count, gcclDataType_t datatype, int peer,
+                                  gcclComm_t comm, gcclStream_t stream, gcclRequest_t* request);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -5,11 +5,10 @@
 // Every conversion rounds to nearest, ties to even; overflow gives ±Inf; NaN
 // stays NaN with its sign and top payload bits, and is always returned quiet.
 //
-// The code uses integer operations only (plus exact int-to-float conversions),
-// so its result does not depend on the FPU rounding mode or on FTZ/DAZ, and it
-// is the same on every CPU: ranks of one job may run on different hardware and
-// must still agree bit for bit. It is also branch-free, so that loops calling
-// it are vectorised by the compiler.
+// The code uses integer operations only, so its result does not depend on the
+// FPU rounding mode or on FTZ/DAZ, and it is the same on every CPU: ranks of
+// one job may run on different hardware and must still agree bit for bit. It
+// is also branch-free, so that loops calling it are vectorised by the compiler.
 #pragma once
 
 #include <cstdint>
@@ -80,8 +79,9 @@ inline uint16_t floatToHalf(float f) {
 
   // Subnormal half (|f| < 2^-14): the result counts units of 2^-24. With the
   // implicit bit restored, |f| = m * 2^(e-150), so the count is m >> (126-e)
-  // rounded to even, by the same add-and-carry as above. Shifts of 25 or more leave 0 (m < 2^24 is
-  // below half a unit, ties included), so the shift is clamped there to keep it defined.
+  // rounded to even, by the same add-and-carry as above. Shifts of 25 or more
+  // leave 0 (m < 2^24 is below half a unit, ties included), so the shift is
+  // clamped there to keep it defined.
   const int32_t e = static_cast<int32_t>(a >> 23);
   const uint32_t m = (a & 0x007FFFFFu) | 0x00800000u;
   int32_t s = 126 - e;

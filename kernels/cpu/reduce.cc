@@ -1,11 +1,13 @@
 #include "kernels/cpu/reduce.h"
 
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
 #include "kernels/cpu/half.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -15,12 +17,11 @@
 // fixed-size blocks plus a scalar tail, and separate __restrict loop bodies for
 // each aliasing pattern (restrict on pointers that do alias would be UB).
 //
-// On x86-64 each per-type entry point is also built for AVX2 and picked at load
-// time (target_clones), doubling the vector width. The entry points are
-// flattened because a loop only vectorises once its element op (half
-// conversions included) is inlined, which GCC's size heuristics may refuse. Both builds compute the
-// same bits: the code is the same and uses no instruction with a CPU-specific result (no FMA
-// contraction is possible, no approximate reciprocal).
+// The per-type entry points are flattened: a loop only vectorises once its
+// element op (half conversions included) is inlined, which GCC's size
+// heuristics may otherwise refuse. On x86-64 each is also built for AVX2 and
+// picked at load time (target_clones). Both builds give the same bits: the
+// source is the same, and no op can be contracted into an FMA.
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
     !defined(GCCL_NO_TARGET_CLONES)
@@ -160,9 +161,6 @@ struct IntOps {
 struct F32Format {
   using Type = float;
   using Bits = uint32_t;
-  using SBits = int32_t;
-  static constexpr Bits kAbs = 0x7FFFFFFFu;
-  static constexpr Bits kInf = 0x7F800000u;
   static constexpr Bits kNaN = 0x7FC00000u;
   static Bits bits(float v) { return floatToBits(v); }
   static float value(Bits b) { return bitsToFloat(b); }
@@ -170,13 +168,11 @@ struct F32Format {
 struct F64Format {
   using Type = double;
   using Bits = uint64_t;
-  using SBits = int64_t;
-  static constexpr Bits kAbs = 0x7FFFFFFFFFFFFFFFull;
-  static constexpr Bits kInf = 0x7FF0000000000000ull;
   static constexpr Bits kNaN = 0x7FF8000000000000ull;
   static Bits bits(double v) { return doubleToBits(v); }
   static double value(Bits b) { return bitsToDouble(b); }
 };
+
 // x86 gives a NaN result the payload of its first NaN operand, which would make
 // a + b and b + a differ in their bits; one canonical NaN keeps ops symmetric.
 template <class F>
@@ -238,9 +234,9 @@ struct Canonical {
   }
 };
 
-// min/max compare an integer key that orders every non-NaN value the way IEEE
-// does and also puts -0 below +0: flipping the magnitude bits of negative
-// numbers makes the sign-magnitude encoding two's complement. Equal keys mean
+// float16/bfloat16 min/max work on the bits. They compare an integer key that
+// orders every non-NaN value the way IEEE does and also puts -0 below +0: flipping the magnitude
+// bits of negative numbers makes the sign-magnitude encoding two's complement. Equal keys mean
 // equal bits, so the choice is symmetric; NaN on either side wins.
 template <class Fmt>
 typename Fmt::SBits orderKey(typename Fmt::Bits b) {
@@ -262,7 +258,7 @@ struct FloatMinMax {
     const auto y = Fmt::bits(b);
     const bool xFirst =
         kMax ? orderKey<Fmt>(x) > orderKey<Fmt>(y) : orderKey<Fmt>(x) < orderKey<Fmt>(y);
-    const bool nan = isNaNBits<Fmt>(x) | isNaNBits<Fmt>(y);
+    const bool nan = isNaNBits<Fmt>(x) || isNaNBits<Fmt>(y);
     return Fmt::value(nan ? Fmt::kNaN : (xFirst ? x : y));
   }
 };
@@ -278,13 +274,28 @@ struct Widened {
   }
 };
 
+// The same rules for float32/float64, in the floating-point domain where they
+// cost a few instructions: `a > b ? a : b` is one MAXPS, which returns b on a
+// tie; taking it both ways round and combining the bits (AND for max, OR for
+// min) settles -0 against +0 and leaves equal values alone.
+template <class Fmt, bool kMax>
+struct NativeMinMax {
+  using T = typename Fmt::Type;
+  T operator()(T a, T b) const {
+    const T ab = kMax ? (a > b ? a : b) : (a < b ? a : b);
+    const T ba = kMax ? (b > a ? b : a) : (b < a ? b : a);
+    const auto r = kMax ? (Fmt::bits(ab) & Fmt::bits(ba)) : (Fmt::bits(ab) | Fmt::bits(ba));
+    return Fmt::value(std::isunordered(a, b) ? Fmt::kNaN : r);
+  }
+};
+
 template <class Fmt>
 struct FloatOps {
   using Type = typename Fmt::Type;
   using Sum = Canonical<Plus>;
   using Prod = Canonical<Times>;
-  using Max = FloatMinMax<Fmt, true>;
-  using Min = FloatMinMax<Fmt, false>;
+  using Max = NativeMinMax<Fmt, true>;
+  using Min = NativeMinMax<Fmt, false>;
 };
 
 template <class Fmt>
@@ -402,8 +413,8 @@ GCCL_KERNEL void divideFloat64(void* d, const void* s, size_t n, int divisor) {
 // ---- float16 through F16C ----------------------------------------------------
 //
 // The portable float16 conversions cost some 30 instructions per element even
-// vectorised; the F16C instructions (x86-64 CPUs with AVX, since 2012) do it in one.
-// They give the same bits: both round to nearest even and quiet NaNs keeping
+// vectorised; the F16C instructions (x86-64 CPUs with AVX, since 2012) do it
+// in one. They give the same bits: both round to nearest even and quiet NaNs keeping
 // their payload, and no float32 value on this path is subnormal (halves are
 // normal floats, their sums and products are 0 or >= 2^-48, quotients by an
 // int >= 2^-55), so FTZ/DAZ change nothing. The tests check portable and F16C
@@ -415,8 +426,13 @@ GCCL_KERNEL void divideFloat64(void* d, const void* s, size_t n, int divisor) {
 
 bool cpuHasF16c() {
   static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    if (!(c & bit_F16C) || !(c & bit_AVX) || !(c & bit_OSXSAVE)) return false;
+    // AVX also needs the OS to save YMM registers (XCR0 bits 1-2).
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0x6u) == 0x6u;
   }();
   return has;
 }

@@ -10,8 +10,11 @@
 //  - float16/bfloat16 are widened to float32, combined, and rounded back to
 //    nearest even (see half.h).
 //  - Integer sum/prod wrap modulo 2^bits.
-// Floating-point arithmetic assumes the default rounding mode and no FTZ/DAZ,
-// which only matter for bfloat16/float32/float64 subnormals.
+// Floating-point arithmetic assumes the default rounding mode, and no FTZ/DAZ
+// (these only matter for bfloat16/float32/float64 subnormals).
+//
+// The loops are vectorised; on x86-64 they are built for AVX2 as well, picked
+// at load time, and float16 sum/prod/divide use F16C where the CPU has it.
 #pragma once
 
 #include <cstddef>

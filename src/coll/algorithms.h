@@ -43,8 +43,7 @@ std::unique_ptr<Op> makeReduceOp(const CollArgs& args, bool pipelined, gcclReque
 std::unique_ptr<Op> makeBarrierOp(const CollArgs& args, gcclRequest* req);
 std::unique_ptr<Op> makeSendOp(const void* data, size_t bytes, int peer, uint64_t seq,
                                gcclRequest* req);
-std::unique_ptr<Op> makeRecvOp(void* data, size_t bytes, int peer, uint64_t seq,
-                               gcclRequest* req);
+std::unique_ptr<Op> makeRecvOp(void* data, size_t bytes, int peer, uint64_t seq, gcclRequest* req);
 
 // Splits `total` items into `parts` nearly equal pieces; piece i starts here.
 inline size_t splitPoint(size_t total, size_t parts, size_t i) {

@@ -90,8 +90,7 @@ std::unique_ptr<Op> makeSendOp(const void* data, size_t bytes, int peer, uint64_
   return std::make_unique<P2POp>(true, const_cast<void*>(data), bytes, peer, seq, req);
 }
 
-std::unique_ptr<Op> makeRecvOp(void* data, size_t bytes, int peer, uint64_t seq,
-                               gcclRequest* req) {
+std::unique_ptr<Op> makeRecvOp(void* data, size_t bytes, int peer, uint64_t seq, gcclRequest* req) {
   return std::make_unique<P2POp>(false, data, bytes, peer, seq, req);
 }
 

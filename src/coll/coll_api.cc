@@ -27,7 +27,9 @@ thread_local std::vector<GroupEntry> tGroup;
 
 // A request may wait this long: the engine itself gives up after at most
 // 4 timeouts without progress, so this only fires if the engine is wedged.
-int64_t waitBoundMs(int64_t timeoutMs) { return 5 * timeoutMs + 10000; }
+int64_t waitBoundMs(int64_t timeoutMs) {
+  return 5 * timeoutMs + 10000;
+}
 
 gcclResult_t waitAndRelease(gcclRequest* req) {
   std::string reason;
@@ -155,10 +157,11 @@ gcclResult_t gcclAllReduce(const void* sendbuff, void* recvbuff, size_t count,
     GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
     CollArgs a = baseArgs(comm, sendbuff, recvbuff, count, datatype, op, 0);
     const OpParams& p = comm->engine->params();
-    bool ring = p.allReduceAlgo == 1 ||
-                (p.allReduceAlgo == 0 && bytes >= p.ringThresholdBytes && count >= static_cast<size_t>(comm->nranks));
+    bool ring = p.allReduceAlgo == 1 || (p.allReduceAlgo == 0 && bytes >= p.ringThresholdBytes &&
+                                         count >= static_cast<size_t>(comm->nranks));
     gcclRequest* req = newRequest(comm->timeoutMs);
-    auto o = ring ? makeRingOp(RingMode::kAllReduce, a, req) : makeRecursiveDoublingAllReduce(a, req);
+    auto o =
+        ring ? makeRingOp(RingMode::kAllReduce, a, req) : makeRecursiveDoublingAllReduce(a, req);
     o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
@@ -175,7 +178,8 @@ gcclResult_t gcclBroadcast(const void* sendbuff, void* recvbuff, size_t count,
     if (comm->rank == root) GCCL_CHECK(checkBuffer(sendbuff, count, datatype, "sendbuff", call));
     GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
     size_t bytes = count * kernels::typeSize(datatype);
-    if (comm->rank == root) GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
+    if (comm->rank == root)
+      GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
     CollArgs a = baseArgs(comm, sendbuff, recvbuff, count, datatype, gcclSum, root);
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o = makeBroadcastOp(a, bytes >= comm->engine->params().ringThresholdBytes, req);
@@ -184,9 +188,9 @@ gcclResult_t gcclBroadcast(const void* sendbuff, void* recvbuff, size_t count,
   });
 }
 
-gcclResult_t gcclReduce(const void* sendbuff, void* recvbuff, size_t count,
-                        gcclDataType_t datatype, gcclRedOp_t op, int root, gcclComm_t comm,
-                        gcclStream_t stream, gcclRequest_t* request) {
+gcclResult_t gcclReduce(const void* sendbuff, void* recvbuff, size_t count, gcclDataType_t datatype,
+                        gcclRedOp_t op, int root, gcclComm_t comm, gcclStream_t stream,
+                        gcclRequest_t* request) {
   const char* call = "gcclReduce";
   return apiCall(comm, call, request, [&]() -> gcclResult_t {
     GCCL_CHECK(checkType(datatype, call));
@@ -221,7 +225,8 @@ gcclResult_t gcclAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
                  gcclInvalidArgument, "%s: sendcount %zu times %d ranks overflows", call, sendcount,
                  comm->nranks);
     size_t bytes = sendcount * elem;
-    const void* inPlace = static_cast<const uint8_t*>(recvbuff) + static_cast<size_t>(comm->rank) * bytes;
+    const void* inPlace =
+        static_cast<const uint8_t*>(recvbuff) + static_cast<size_t>(comm->rank) * bytes;
     GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes * static_cast<size_t>(comm->nranks),
                             inPlace, call));
     CollArgs a = baseArgs(comm, sendbuff, recvbuff, sendcount, datatype, gcclSum, 0);
@@ -247,7 +252,8 @@ gcclResult_t gcclReduceScatter(const void* sendbuff, void* recvbuff, size_t recv
                  gcclInvalidArgument, "%s: recvcount %zu times %d ranks overflows", call, recvcount,
                  comm->nranks);
     size_t bytes = recvcount * elem;
-    const void* inPlaceSend = static_cast<const uint8_t*>(recvbuff) - static_cast<size_t>(comm->rank) * bytes;
+    const void* inPlaceSend =
+        static_cast<const uint8_t*>(recvbuff) - static_cast<size_t>(comm->rank) * bytes;
     GCCL_CHECK(checkOverlap(sendbuff, bytes * static_cast<size_t>(comm->nranks), recvbuff, bytes,
                             inPlaceSend, call));
     CollArgs a = baseArgs(comm, sendbuff, recvbuff, recvcount, datatype, op, 0);

@@ -28,10 +28,12 @@ class RecursiveDoublingOp final : public Op {
   gcclResult_t start(OpContext& ctx) override {
     int n = a_.nranks, r = a_.rank;
     pow2_ = 1;
-    while (pow2_ * 2 <= n) pow2_ *= 2;
+    while (pow2_ * 2 <= n)
+      pow2_ *= 2;
     extra_ = n - pow2_;
     rounds_ = 0;
-    while ((1 << rounds_) < pow2_) ++rounds_;
+    while ((1 << rounds_) < pow2_)
+      ++rounds_;
     tmp_ = static_cast<uint8_t*>(ctx.scratch(bytes_ + 64));
     GCCL_REQUIRE(tmp_ != nullptr, gcclSystemError, "out of memory for %zu scratch bytes", bytes_);
     if (r < 2 * extra_) {

@@ -68,14 +68,17 @@ class RingOp final : public Op {
     maxSliceBytes_ = ((maxChunkElems + nslices_ - 1) / nslices_) * elem_;
     maxSliceBytes_ = (maxSliceBytes_ + 63) & ~size_t{63};
     window_ = std::min(kWindow, nslices_);
-    buffersPerSlot_ = mode_ == RingMode::kReduceScatter ? 2 : (mode_ == RingMode::kAllReduce ? 1 : 0);
+    buffersPerSlot_ =
+        mode_ == RingMode::kReduceScatter ? 2 : (mode_ == RingMode::kAllReduce ? 1 : 0);
     if (buffersPerSlot_ > 0) {
-      scratch_ = static_cast<uint8_t*>(ctx.scratch(window_ * buffersPerSlot_ * maxSliceBytes_ + 64));
+      scratch_ =
+          static_cast<uint8_t*>(ctx.scratch(window_ * buffersPerSlot_ * maxSliceBytes_ + 64));
       GCCL_REQUIRE(scratch_ != nullptr, gcclSystemError, "out of memory for %zu scratch bytes",
                    window_ * buffersPerSlot_ * maxSliceBytes_);
     }
     slices_.resize(nslices_);
-    for (size_t i = 0; i < window_; ++i) freeSlots_.push_back(window_ - 1 - i);
+    for (size_t i = 0; i < window_; ++i)
+      freeSlots_.push_back(window_ - 1 - i);
     return gcclSuccess;
   }
 
@@ -98,8 +101,11 @@ class RingOp final : public Op {
         size_t idx = active_[k];
         Slice& s = slices_[idx];
         if (!s.posted) {
+          // Posting may complete other slices' receives from staged bytes:
+          // go round again so no completion waits for an event that never comes.
           GCCL_CHECK(postStep(ctx, idx, s));
           s.posted = true;
+          moved = true;
         }
         GCCL_CHECK(checkTransfer(s.send));
         GCCL_CHECK(checkTransfer(s.recv));
@@ -224,7 +230,8 @@ class RingOp final : public Op {
       out = static_cast<uint8_t*>(a_.recv) + begin * elem_;
     } else {
       in = slotBuffer(s, s.step % 2);
-      out = last ? static_cast<uint8_t*>(a_.recv) + (begin - static_cast<size_t>(r_) * a_.count) * elem_
+      out = last ? static_cast<uint8_t*>(a_.recv) +
+                       (begin - static_cast<size_t>(r_) * a_.count) * elem_
                  : in;
     }
     kernels::reduce(out, mine, in, len, a_.type, a_.op);

@@ -20,7 +20,8 @@ constexpr size_t kReduceWindow = 8;
 class RootedOp : public Op {
  protected:
   RootedOp(OpKind kind, const CollArgs& a, gcclRequest* req)
-      : Op(kind, makeMeta(kind, a.type, kind == OpKind::kReduce ? a.op : gcclSum, a.root, a.count), req),
+      : Op(kind, makeMeta(kind, a.type, kind == OpKind::kReduce ? a.op : gcclSum, a.root, a.count),
+           req),
         a_(a),
         elem_(kernels::typeSize(a.type)),
         bytes_(a.count * elem_),
@@ -50,11 +51,13 @@ class BroadcastOp final : public RootedOp {
     if (!pipelined_) {
       // Binomial tree: receive from the parent, then send to the children.
       int mask = 1;
-      while (mask < n && !(v_ & mask)) mask <<= 1;
+      while (mask < n && !(v_ & mask))
+        mask <<= 1;
       childMask_ = mask >> 1;
       if (v_ != 0) {
         recvs_.resize(1);
-        GCCL_CHECK(postRecv(ctx, real(v_ - mask), a_.recv, bytes_, collectiveTag(seq, 0), &recvs_[0]));
+        GCCL_CHECK(
+            postRecv(ctx, real(v_ - mask), a_.recv, bytes_, collectiveTag(seq, 0), &recvs_[0]));
       }
       return gcclSuccess;
     }
@@ -78,8 +81,10 @@ class BroadcastOp final : public RootedOp {
       *done = true;
       return gcclSuccess;
     }
-    for (auto& t : recvs_) GCCL_CHECK(checkTransfer(t));
-    for (auto& t : sends_) GCCL_CHECK(checkTransfer(t));
+    for (auto& t : recvs_)
+      GCCL_CHECK(checkTransfer(t));
+    for (auto& t : sends_)
+      GCCL_CHECK(checkTransfer(t));
     if (!pipelined_) {
       if (!recvs_.empty() && recvs_[0].pending()) return gcclSuccess;
       if (!sentChildren_) {
@@ -91,7 +96,8 @@ class BroadcastOp final : public RootedOp {
         size_t i = 0;
         for (int mask = childMask_; mask > 0; mask >>= 1)
           if (v_ + mask < n)
-            GCCL_CHECK(postSend(ctx, real(v_ + mask), a_.recv, bytes_, collectiveTag(seq, 0), &sends_[i++]));
+            GCCL_CHECK(postSend(ctx, real(v_ + mask), a_.recv, bytes_, collectiveTag(seq, 0),
+                                &sends_[i++]));
       }
     } else {
       // Forward each slice as soon as it is here (the root has them all).
@@ -159,7 +165,8 @@ class TreeReduceOp final : public RootedOp {
     receiving_ = false;
     int n = a_.nranks;
     while (mask_ < n) {
-      uint64_t tag = collectiveTag(seq, static_cast<uint64_t>(__builtin_ctz(static_cast<unsigned>(mask_))));
+      uint64_t tag =
+          collectiveTag(seq, static_cast<uint64_t>(__builtin_ctz(static_cast<unsigned>(mask_))));
       if (v_ & mask_) {
         finished_ = true;
         return postSend(ctx, real(v_ - mask_), acc_, bytes_, tag, &xfer_);
@@ -193,7 +200,8 @@ class ChainReduceOp final : public RootedOp {
     scratch_ = static_cast<uint8_t*>(ctx.scratch(window_ * sliceBytes_ + 64));
     GCCL_REQUIRE(scratch_ != nullptr, gcclSystemError, "out of memory for scratch");
     state_.resize(slices_);
-    for (size_t i = 0; i < window_; ++i) freeSlots_.push_back(window_ - 1 - i);
+    for (size_t i = 0; i < window_; ++i)
+      freeSlots_.push_back(window_ - 1 - i);
     return gcclSuccess;
   }
 
@@ -241,7 +249,8 @@ class ChainReduceOp final : public RootedOp {
             s.phase = 3;
           } else {
             if (len > 0) kernels::reduce(slot(s), mine, slot(s), len, a_.type, a_.op);
-            GCCL_CHECK(postSend(ctx, real(v_ - 1), slot(s), len * elem_, collectiveTag(seq, i), &s.send));
+            GCCL_CHECK(
+                postSend(ctx, real(v_ - 1), slot(s), len * elem_, collectiveTag(seq, i), &s.send));
             s.phase = 2;
           }
           moved = true;

@@ -30,7 +30,7 @@ namespace {
 constexpr uint32_t kIdMagic = 0x44494347u;  // "GCID"
 constexpr uint16_t kIdVersion = 1;
 constexpr size_t kAddrBytes = 24;
-constexpr uint32_t kJoinMagic = 0x4e4a4347u;  // "GCJN"
+constexpr uint32_t kJoinMagic = 0x4e4a4347u;    // "GCJN"
 constexpr size_t kJoinBytes = 16 + kAddrBytes;  // magic, rank, nranks, ms left, address
 constexpr uint32_t kStatusOk = 0, kStatusError = 1;
 
@@ -101,7 +101,8 @@ void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
   };
   while (nowMs() < deadline && (nranks < 0 || joined < nranks) && error.empty()) {
     std::vector<pollfd> pfds{{listenFd, POLLIN, 0}};
-    for (auto& c : clients) pfds.push_back({c->handshake.fd(), POLLIN, 0});
+    for (auto& c : clients)
+      pfds.push_back({c->handshake.fd(), POLLIN, 0});
     if (poll(pfds.data(), pfds.size(), 200) <= 0) continue;
     if (pfds[0].revents & POLLIN) {
       for (;;) {
@@ -118,7 +119,8 @@ void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
     for (size_t k = 1; k < pfds.size(); ++k) {
       if (pfds[k].revents == 0) continue;
       size_t i = 0;
-      while (i < clients.size() && clients[i]->handshake.fd() != pfds[k].fd) ++i;
+      while (i < clients.size() && clients[i]->handshake.fd() != pfds[k].fd)
+        ++i;
       if (i == clients.size()) continue;
       Joiner& c = *clients[i];
       if (!c.authenticated) {
@@ -183,7 +185,8 @@ void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
       for (auto& c : clients)
         if (c->rank >= 0 && c->rank < nranks) seen[static_cast<size_t>(c->rank)] = true;
       for (int r = 0; r < nranks; ++r)
-        if (!seen[static_cast<size_t>(r)]) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+        if (!seen[static_cast<size_t>(r)])
+          missing += (missing.empty() ? "" : ", ") + std::to_string(r);
     }
     error = "timed out: rank(s) " + (missing.empty() ? std::string("?") : missing) +
             " never joined the rendezvous";
@@ -193,7 +196,8 @@ void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
   if (error.empty()) {
     body.resize(static_cast<size_t>(nranks) * kAddrBytes);
     for (auto& c : clients)
-      if (c->rank >= 0) memcpy(body.data() + static_cast<size_t>(c->rank) * kAddrBytes, c->addr, kAddrBytes);
+      if (c->rank >= 0)
+        memcpy(body.data() + static_cast<size_t>(c->rank) * kAddrBytes, c->addr, kAddrBytes);
   } else {
     GCCL_WARN(kLogBootstrap, "rendezvous failed: %s", error.c_str());
     status = kStatusError;
@@ -257,7 +261,8 @@ gcclResult_t createUniqueId(int64_t timeoutMs, gcclUniqueId* id) {
   int fd = -1;
   GCCL_CHECK(tcp::listenOn(addr, &fd, &f.root));
   encodeUniqueId(f, id);
-  GCCL_INFO(kLogBootstrap, "rendezvous served at %s (%s)", f.root.toString().c_str(), ifname.c_str());
+  GCCL_INFO(kLogBootstrap, "rendezvous served at %s (%s)", f.root.toString().c_str(),
+            ifname.c_str());
   std::thread(serveRoot, fd, credentialsOf(f), nowMs() + timeoutMs).detach();
   return gcclSuccess;
 }
@@ -301,6 +306,8 @@ gcclResult_t bootstrapExchange(const UniqueIdFields& f, int rank, int nranks,
   tcp::Credentials creds = credentialsOf(f);
   int fd = -1;
   // The root may not be listening yet (rank 0 of an address-based id): retry.
+  // A refused handshake says more than a later refused connect: keep it.
+  std::string handshakeError;
   for (;;) {
     gcclResult_t r = tcp::startConnect(f.root, &fd);
     if (r == gcclSuccess) {
@@ -309,12 +316,14 @@ gcclResult_t bootstrapExchange(const UniqueIdFields& f, int rank, int nranks,
       hello.fromRank = rank;
       r = tcp::clientHandshake(fd, creds, hello, deadlineMs);
       if (r == gcclSuccess) break;
+      if (strstr(threadLastError(), "handshake") != nullptr) handshakeError = threadLastError();
       close(fd);
       fd = -1;
     }
     if (nowMs() + 100 >= deadlineMs)
       return setError(gcclTimeout, "could not reach the rendezvous at %s: %s",
-                      f.root.toString().c_str(), threadLastError());
+                      f.root.toString().c_str(),
+                      handshakeError.empty() ? threadLastError() : handshakeError.c_str());
     usleep(100 * 1000);
   }
   uint8_t join[kJoinBytes];
@@ -347,7 +356,8 @@ gcclResult_t bootstrapExchange(const UniqueIdFields& f, int rank, int nranks,
                "rendezvous sent a table of %u bytes for %d ranks", len, nranks);
   std::vector<SockAddr> table(static_cast<size_t>(nranks));
   for (int i = 0; i < nranks; ++i)
-    GCCL_CHECK(decodeAddr(body.data() + static_cast<size_t>(i) * kAddrBytes, &table[static_cast<size_t>(i)]));
+    GCCL_CHECK(decodeAddr(body.data() + static_cast<size_t>(i) * kAddrBytes,
+                          &table[static_cast<size_t>(i)]));
   *all = std::move(table);
   return gcclSuccess;
 }

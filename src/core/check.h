@@ -12,7 +12,8 @@ namespace gccl {
 
 // Records `fmt` as the reason of the current failure on this thread and
 // returns `code`, so that `return setError(...)` reads naturally.
-gcclResult_t setError(gcclResult_t code, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+gcclResult_t setError(gcclResult_t code, const char* fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 gcclResult_t setErrorV(gcclResult_t code, const char* fmt, va_list ap);
 // The reason recorded last on this thread ("" if none).
 const char* threadLastError();
@@ -20,9 +21,9 @@ void clearThreadLastError();
 
 }  // namespace gccl
 
-#define GCCL_CHECK(call)                               \
-  do {                                                 \
-    gcclResult_t gcclCheckResult_ = (call);            \
+#define GCCL_CHECK(call)                                          \
+  do {                                                            \
+    gcclResult_t gcclCheckResult_ = (call);                       \
     if (gcclCheckResult_ != gcclSuccess) return gcclCheckResult_; \
   } while (0)
 

@@ -81,8 +81,10 @@ OpParams resolveOpParams() {
   p.chunkBytes = static_cast<size_t>(std::max<int64_t>(param::ChunkBytes(), 4096));
   p.ringThresholdBytes = static_cast<size_t>(std::max<int64_t>(param::RingThreshold(), 0));
   std::string algo = param::AlgoAllReduce();
-  if (algo == "ring") p.allReduceAlgo = 1;
-  else if (algo == "rd") p.allReduceAlgo = 2;
+  if (algo == "ring")
+    p.allReduceAlgo = 1;
+  else if (algo == "rd")
+    p.allReduceAlgo = 2;
   else if (algo != "auto")
     GCCL_WARN(kLogEnv, "GCCL_ALGO_ALLREDUCE=%s is not one of auto, ring, rd; using auto",
               algo.c_str());
@@ -306,9 +308,8 @@ gcclResult_t gcclCommInitFromEnv(gcclComm_t* comm, gcclConfig_t* config) {
     GCCL_REQUIRE(port > 0 && port < 65536, gcclInvalidArgument,
                  "MASTER_PORT %d + GCCL_PORT_OFFSET gives port %d, outside 1..65535",
                  env.masterPort, port);
-    std::string host = env.masterAddr.find(':') != std::string::npos
-                           ? "[" + env.masterAddr + "]"
-                           : env.masterAddr;
+    std::string host =
+        env.masterAddr.find(':') != std::string::npos ? "[" + env.masterAddr + "]" : env.masterAddr;
     GCCL_CHECK(uniqueIdFromAddress(host + ":" + std::to_string(port), env.jobId, &id));
   } else {
     // All ranks on one host: rank 0 publishes a fresh id in a private file.
@@ -318,8 +319,10 @@ gcclResult_t gcclCommInitFromEnv(gcclComm_t* comm, gcclConfig_t* config) {
                  "job id",
                  env.launcher.c_str(), env.rank, env.size);
     std::string safe;
-    for (char c : env.jobId) safe += (isalnum(static_cast<unsigned char>(c)) || c == '.') ? c : '_';
-    std::string path = param::RendezvousDir() + "/gccl-" + std::to_string(getuid()) + "-" + safe + ".id";
+    for (char c : env.jobId)
+      safe += (isalnum(static_cast<unsigned char>(c)) || c == '.') ? c : '_';
+    std::string path =
+        param::RendezvousDir() + "/gccl-" + std::to_string(getuid()) + "-" + safe + ".id";
     int64_t timeoutMs = param::TimeoutMs();
     if (config != nullptr && config->magic == GCCL_CONFIG_MAGIC &&
         config->timeoutMs != GCCL_CONFIG_UNDEF_INT && config->timeoutMs > 0)
@@ -377,7 +380,8 @@ gcclResult_t gcclCommGetAsyncError(gcclComm_t comm, gcclResult_t* asyncError) {
                "gcclCommGetAsyncError: asyncError is NULL");
   gcclResult_t state = comm->initState.load();
   if (state != gcclSuccess) {
-    if (state != gcclInProgress) setError(state, "initialization failed: %s", comm->initError.c_str());
+    if (state != gcclInProgress)
+      setError(state, "initialization failed: %s", comm->initError.c_str());
     *asyncError = state;
     return gcclSuccess;
   }

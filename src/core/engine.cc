@@ -26,8 +26,12 @@ struct Engine::Stray {
   SockAddr from;
 };
 
-transport::Connection* OpContext::conn(int peer) const { return engine->connection(peer); }
-void* OpContext::scratch(size_t bytes) const { return engine->scratch(bytes); }
+transport::Connection* OpContext::conn(int peer) const {
+  return engine->connection(peer);
+}
+void* OpContext::scratch(size_t bytes) const {
+  return engine->scratch(bytes);
+}
 
 Engine::Engine(const EngineOptions& options) : opt_(options) {
   ctx_.engine = this;
@@ -80,8 +84,10 @@ gcclResult_t Engine::watch(int fd, uint32_t events, void* owner) {
   int op = watches_[i].kind == WatchKind::kNone ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
   if (epoll_ctl(epollFd_, op, fd, &ev) != 0)
     return setError(gcclSystemError, "epoll_ctl(fd %d): %s", fd, strerror(errno));
-  if (owner != nullptr) watches_[i] = {WatchKind::kConn, owner};
-  else if (watches_[i].kind == WatchKind::kNone) watches_[i].kind = WatchKind::kStray;
+  if (owner != nullptr)
+    watches_[i] = {WatchKind::kConn, owner};
+  else if (watches_[i].kind == WatchKind::kNone)
+    watches_[i].kind = WatchKind::kStray;
   return gcclSuccess;
 }
 
@@ -114,7 +120,8 @@ void Engine::submit(std::vector<std::unique_ptr<Op>> batch) {
     gcclResult_t code = error_ != gcclSuccess ? error_ : gcclInvalidUsage;
     std::string reason = error_ != gcclSuccess ? errorReason_ : "the communicator is shut down";
     lock.unlock();
-    for (auto& op : batch) completeRequest(op->request(), code, reason);
+    for (auto& op : batch)
+      completeRequest(op->request(), code, reason);
     return;
   }
   submitted_.push_back(std::move(batch));
@@ -162,7 +169,8 @@ void Engine::run() {
       fail(gcclSystemError, std::string("epoll_wait failed: ") + strerror(errno));
       break;
     }
-    for (int i = 0; i < n; ++i) handleEvent(events[i].data.fd, events[i].events);
+    for (int i = 0; i < n; ++i)
+      handleEvent(events[i].data.fd, events[i].events);
     takeSubmissions();
     advance();
     now = nowMs();
@@ -191,7 +199,8 @@ int Engine::nextWakeMs(int64_t now) const {
   int64_t next = lastProgressMs_ + (mismatchChecked_ ? opt_.timeoutMs / 2 : 50);
   for (int64_t sent : probeSentMs_)
     if (sent != 0) next = std::min(next, sent + opt_.timeoutMs / 2);
-  for (const auto& s : strays_) next = std::min(next, s->handshake.deadlineMs());
+  for (const auto& s : strays_)
+    next = std::min(next, s->handshake.deadlineMs());
   int64_t wait = next - now;
   if (wait < 1) wait = 1;
   return static_cast<int>(std::min<int64_t>(wait, 60000));
@@ -338,7 +347,8 @@ void Engine::advance() {
     }
   }
   if (!allDone) return;
-  for (auto& op : active_) completeOp(op.get(), gcclSuccess, "");
+  for (auto& op : active_)
+    completeOp(op.get(), gcclSuccess, "");
   active_.clear();
   std::fill(probeSentMs_.begin(), probeSentMs_.end(), 0);
   mismatchChecked_ = false;
@@ -377,7 +387,8 @@ void Engine::checkDeadlines(int64_t now) {
   if (now - lastProgressMs_ < half) return;
   std::vector<int> peers;
   std::vector<bool> isRecv;
-  for (auto& op : active_) op->waitingPeers(&peers, &isRecv);
+  for (auto& op : active_)
+    op->waitingPeers(&peers, &isRecv);
   for (int p : peers) {
     auto& c = conns_[static_cast<size_t>(p)];
     if (p == opt_.rank || !c || probeSentMs_[static_cast<size_t>(p)] != 0) continue;
@@ -449,10 +460,12 @@ void Engine::fail(gcclResult_t code, const std::string& reason) {
   }
   active_.clear();
   for (auto& batch : queue_)
-    for (auto& op : batch) completeOp(op.get(), code, full);
+    for (auto& op : batch)
+      completeOp(op.get(), code, full);
   queue_.clear();
   // Close every connection: peers see the abort notice, then EOF.
-  for (auto& c : conns_) c.reset();
+  for (auto& c : conns_)
+    c.reset();
 }
 
 }  // namespace gccl

@@ -27,8 +27,9 @@ uint32_t subsysBit(const std::string& name) {
   static const struct {
     const char* name;
     uint32_t bit;
-  } kNames[] = {{"INIT", kLogInit}, {"BOOTSTRAP", kLogBootstrap}, {"NET", kLogNet},
-                {"COLL", kLogColl}, {"ENV", kLogEnv},             {"ALL", kLogAll}};
+  } kNames[] = {{"INIT", kLogInit}, {"BOOTSTRAP", kLogBootstrap},
+                {"NET", kLogNet},   {"COLL", kLogColl},
+                {"ENV", kLogEnv},   {"ALL", kLogAll}};
   for (const auto& n : kNames)
     if (strcasecmp(n.name, name.c_str()) == 0) return n.bit;
   return 0;
@@ -38,11 +39,16 @@ LogState& state() {
   static LogState* s = [] {
     auto* st = new LogState();  // never freed: logging must work during static destruction
     std::string level = param::Debug();
-    if (strcasecmp(level.c_str(), "NONE") == 0) st->level = kLogNone;
-    else if (strcasecmp(level.c_str(), "VERSION") == 0) st->level = kLogVersion;
-    else if (strcasecmp(level.c_str(), "INFO") == 0) st->level = kLogInfo;
-    else if (strcasecmp(level.c_str(), "TRACE") == 0) st->level = kLogTrace;
-    else st->level = kLogWarn;
+    if (strcasecmp(level.c_str(), "NONE") == 0)
+      st->level = kLogNone;
+    else if (strcasecmp(level.c_str(), "VERSION") == 0)
+      st->level = kLogVersion;
+    else if (strcasecmp(level.c_str(), "INFO") == 0)
+      st->level = kLogInfo;
+    else if (strcasecmp(level.c_str(), "TRACE") == 0)
+      st->level = kLogTrace;
+    else
+      st->level = kLogWarn;
 
     std::string subsys = param::DebugSubsys();
     bool invert = !subsys.empty() && subsys[0] == '^';

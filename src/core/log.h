@@ -24,10 +24,10 @@ void logMessage(LogLevel level, uint32_t subsys, const char* file, int line, con
 
 }  // namespace gccl
 
-#define GCCL_LOG_AT(level, subsys, ...)                                              \
-  do {                                                                               \
-    if (::gccl::logEnabled((level), (subsys)))                                       \
-      ::gccl::logMessage((level), (subsys), __FILE__, __LINE__, __VA_ARGS__);        \
+#define GCCL_LOG_AT(level, subsys, ...)                                       \
+  do {                                                                        \
+    if (::gccl::logEnabled((level), (subsys)))                                \
+      ::gccl::logMessage((level), (subsys), __FILE__, __LINE__, __VA_ARGS__); \
   } while (0)
 #define GCCL_WARN(subsys, ...) GCCL_LOG_AT(::gccl::kLogWarn, (subsys), __VA_ARGS__)
 #define GCCL_INFO(subsys, ...) GCCL_LOG_AT(::gccl::kLogInfo, (subsys), __VA_ARGS__)

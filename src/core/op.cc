@@ -10,8 +10,8 @@ namespace gccl {
 
 namespace {
 const char* typeName(unsigned t) {
-  static const char* kNames[] = {"int8",    "uint8",   "int32",   "uint32",  "int64",
-                                 "uint64",  "float16", "float32", "float64", "bfloat16"};
+  static const char* kNames[] = {"int8",   "uint8",   "int32",   "uint32",  "int64",
+                                 "uint64", "float16", "float32", "float64", "bfloat16"};
   return t < 10 ? kNames[t] : "?";
 }
 const char* redName(unsigned op) {
@@ -24,20 +24,28 @@ transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op
                                 uint64_t count) {
   transport::MessageMeta m;
   m.info = static_cast<uint64_t>(kind) | static_cast<uint64_t>(type & 0xff) << 8 |
-           static_cast<uint64_t>(op & 0xff) << 16 | static_cast<uint64_t>(static_cast<uint32_t>(root)) << 32;
+           static_cast<uint64_t>(op & 0xff) << 16 |
+           static_cast<uint64_t>(static_cast<uint32_t>(root)) << 32;
   m.count = count;
   return m;
 }
 
 const char* opKindName(OpKind kind) {
   switch (kind) {
-    case OpKind::kAllReduce: return "AllReduce";
-    case OpKind::kBroadcast: return "Broadcast";
-    case OpKind::kReduce: return "Reduce";
-    case OpKind::kAllGather: return "AllGather";
-    case OpKind::kReduceScatter: return "ReduceScatter";
-    case OpKind::kBarrier: return "Barrier";
-    case OpKind::kSendRecv: return "Send/Recv";
+    case OpKind::kAllReduce:
+      return "AllReduce";
+    case OpKind::kBroadcast:
+      return "Broadcast";
+    case OpKind::kReduce:
+      return "Reduce";
+    case OpKind::kAllGather:
+      return "AllGather";
+    case OpKind::kReduceScatter:
+      return "ReduceScatter";
+    case OpKind::kBarrier:
+      return "Barrier";
+    case OpKind::kSendRecv:
+      return "Send/Recv";
   }
   return "unknown operation";
 }
@@ -54,8 +62,8 @@ std::string describeMeta(const transport::MessageMeta& m) {
                typeName(type), redName(op));
       break;
     case OpKind::kReduce:
-      snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s, %s, root=%d)", opKindName(kind), m.count,
-               typeName(type), redName(op), root);
+      snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s, %s, root=%d)", opKindName(kind),
+               m.count, typeName(type), redName(op), root);
       break;
     case OpKind::kBroadcast:
       snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s, root=%d)", opKindName(kind), m.count,

@@ -67,7 +67,9 @@ inline constexpr int kTagStepBits = 24;
 inline uint64_t collectiveTag(uint64_t seq, uint64_t step) {
   return (seq << kTagStepBits) | (step & ((1ull << kTagStepBits) - 1));
 }
-inline uint64_t p2pTag(uint64_t seq) { return (1ull << 63) | seq; }
+inline uint64_t p2pTag(uint64_t seq) {
+  return (1ull << 63) | seq;
+}
 
 class Op {
  public:

@@ -14,7 +14,10 @@ namespace gccl {
 namespace {
 
 const ParamInfo kParams[] = {
-#define GCCL_PARAM(Name, env, type, def, doc) {env, std::strcmp(#type, "Int") == 0, #def, doc},
+#define GCCL_PARAM(Name, env, type, def, doc) \
+  {env, std::strcmp(#type, "Int") == 0, GCCL_DEFAULT_TEXT_##type(def), doc},
+#define GCCL_DEFAULT_TEXT_Int(def) #def
+#define GCCL_DEFAULT_TEXT_Str(def) def
 #include "core/params.def"
 #undef GCCL_PARAM
 };
@@ -34,11 +37,13 @@ const std::map<std::string, std::string>& fileParams() {
       size_t eq = line.find('=', start);
       if (eq == std::string::npos) continue;
       std::string key = line.substr(start, eq - start);
-      while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.pop_back();
+      while (!key.empty() && (key.back() == ' ' || key.back() == '\t'))
+        key.pop_back();
       std::string value = line.substr(eq + 1);
       size_t vs = value.find_first_not_of(" \t");
       value = vs == std::string::npos ? "" : value.substr(vs);
-      while (!value.empty() && (value.back() == ' ' || value.back() == '\t' || value.back() == '\r'))
+      while (!value.empty() &&
+             (value.back() == ' ' || value.back() == '\t' || value.back() == '\r'))
         value.pop_back();
       values[key] = value;
     }
@@ -51,7 +56,7 @@ int64_t intParam(const char* env, int64_t def) {
   if (text == nullptr) return def;
   errno = 0;
   char* end = nullptr;
-  long long v = std::strtoll(text, &end, 0);
+  long long v = std::strtoll(text, &end, 10);
   if (errno != 0 || end == text || *end != '\0') {
     GCCL_WARN(kLogEnv, "%s=\"%s\" is not an integer; using the default %lld", env, text,
               static_cast<long long>(def));
@@ -83,9 +88,13 @@ const char* lookupParam(const char* name) {
 
 namespace param {
 #define GCCL_PARAM_Int(Name, env, def) \
-  int64_t Name() { return intParam(env, def); }
+  int64_t Name() {                     \
+    return intParam(env, def);         \
+  }
 #define GCCL_PARAM_Str(Name, env, def) \
-  std::string Name() { return strParam(env, def); }
+  std::string Name() {                 \
+    return strParam(env, def);         \
+  }
 #define GCCL_PARAM(Name, env, type, def, doc) GCCL_PARAM_##type(Name, env, def)
 #include "core/params.def"
 #undef GCCL_PARAM

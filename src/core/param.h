@@ -8,7 +8,7 @@
 namespace gccl {
 
 struct ParamInfo {
-  const char* name;   // environment variable
+  const char* name;  // environment variable
   bool isInt;
   const char* defaultText;
   const char* doc;

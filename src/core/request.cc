@@ -27,7 +27,8 @@ void releaseRequest(gcclRequest* req) {
 
 gcclResult_t waitRequest(gcclRequest* req, int64_t waitMs, std::string* reason) {
   std::unique_lock<std::mutex> lock(req->mutex);
-  bool done = req->cv.wait_for(lock, std::chrono::milliseconds(waitMs), [req] { return req->done; });
+  bool done =
+      req->cv.wait_for(lock, std::chrono::milliseconds(waitMs), [req] { return req->done; });
   if (!done) {
     *reason = "the operation did not complete within " + std::to_string(waitMs) +
               " ms (the progress thread is not answering)";

@@ -35,50 +35,88 @@ inline double testValue(gcclDataType_t t, gcclRedOp_t op, int rank, size_t i) {
 
 inline void storeValue(gcclDataType_t t, void* buf, size_t i, double v) {
   switch (t) {
-    case gcclInt8: static_cast<int8_t*>(buf)[i] = static_cast<int8_t>(v); break;
-    case gcclUint8: static_cast<uint8_t*>(buf)[i] = static_cast<uint8_t>(v); break;
-    case gcclInt32: static_cast<int32_t*>(buf)[i] = static_cast<int32_t>(v); break;
-    case gcclUint32: static_cast<uint32_t*>(buf)[i] = static_cast<uint32_t>(v); break;
-    case gcclInt64: static_cast<int64_t*>(buf)[i] = static_cast<int64_t>(v); break;
-    case gcclUint64: static_cast<uint64_t*>(buf)[i] = static_cast<uint64_t>(v); break;
-    case gcclFloat16: static_cast<uint16_t*>(buf)[i] = kernels::floatToHalf(static_cast<float>(v)); break;
-    case gcclBfloat16: static_cast<uint16_t*>(buf)[i] = kernels::floatToBfloat16(static_cast<float>(v)); break;
-    case gcclFloat32: static_cast<float*>(buf)[i] = static_cast<float>(v); break;
-    case gcclFloat64: static_cast<double*>(buf)[i] = v; break;
-    default: break;
+    case gcclInt8:
+      static_cast<int8_t*>(buf)[i] = static_cast<int8_t>(v);
+      break;
+    case gcclUint8:
+      static_cast<uint8_t*>(buf)[i] = static_cast<uint8_t>(v);
+      break;
+    case gcclInt32:
+      static_cast<int32_t*>(buf)[i] = static_cast<int32_t>(v);
+      break;
+    case gcclUint32:
+      static_cast<uint32_t*>(buf)[i] = static_cast<uint32_t>(v);
+      break;
+    case gcclInt64:
+      static_cast<int64_t*>(buf)[i] = static_cast<int64_t>(v);
+      break;
+    case gcclUint64:
+      static_cast<uint64_t*>(buf)[i] = static_cast<uint64_t>(v);
+      break;
+    case gcclFloat16:
+      static_cast<uint16_t*>(buf)[i] = kernels::floatToHalf(static_cast<float>(v));
+      break;
+    case gcclBfloat16:
+      static_cast<uint16_t*>(buf)[i] = kernels::floatToBfloat16(static_cast<float>(v));
+      break;
+    case gcclFloat32:
+      static_cast<float*>(buf)[i] = static_cast<float>(v);
+      break;
+    case gcclFloat64:
+      static_cast<double*>(buf)[i] = v;
+      break;
+    default:
+      break;
   }
 }
 
 inline double loadValue(gcclDataType_t t, const void* buf, size_t i) {
   switch (t) {
-    case gcclInt8: return static_cast<const int8_t*>(buf)[i];
-    case gcclUint8: return static_cast<const uint8_t*>(buf)[i];
-    case gcclInt32: return static_cast<const int32_t*>(buf)[i];
-    case gcclUint32: return static_cast<const uint32_t*>(buf)[i];
-    case gcclInt64: return static_cast<double>(static_cast<const int64_t*>(buf)[i]);
-    case gcclUint64: return static_cast<double>(static_cast<const uint64_t*>(buf)[i]);
-    case gcclFloat16: return kernels::halfToFloat(static_cast<const uint16_t*>(buf)[i]);
-    case gcclBfloat16: return kernels::bfloat16ToFloat(static_cast<const uint16_t*>(buf)[i]);
-    case gcclFloat32: return static_cast<const float*>(buf)[i];
-    case gcclFloat64: return static_cast<const double*>(buf)[i];
-    default: return NAN;
+    case gcclInt8:
+      return static_cast<const int8_t*>(buf)[i];
+    case gcclUint8:
+      return static_cast<const uint8_t*>(buf)[i];
+    case gcclInt32:
+      return static_cast<const int32_t*>(buf)[i];
+    case gcclUint32:
+      return static_cast<const uint32_t*>(buf)[i];
+    case gcclInt64:
+      return static_cast<double>(static_cast<const int64_t*>(buf)[i]);
+    case gcclUint64:
+      return static_cast<double>(static_cast<const uint64_t*>(buf)[i]);
+    case gcclFloat16:
+      return kernels::halfToFloat(static_cast<const uint16_t*>(buf)[i]);
+    case gcclBfloat16:
+      return kernels::bfloat16ToFloat(static_cast<const uint16_t*>(buf)[i]);
+    case gcclFloat32:
+      return static_cast<const float*>(buf)[i];
+    case gcclFloat64:
+      return static_cast<const double*>(buf)[i];
+    default:
+      return NAN;
   }
 }
 
 inline void fillRank(gcclDataType_t t, gcclRedOp_t op, void* buf, size_t count, int rank,
                      size_t offset = 0) {
-  for (size_t i = 0; i < count; ++i) storeValue(t, buf, i, testValue(t, op, rank, offset + i));
+  for (size_t i = 0; i < count; ++i)
+    storeValue(t, buf, i, testValue(t, op, rank, offset + i));
 }
 
 // Integer results wrap modulo 2^bits, as gccl defines integer arithmetic.
 inline double wrapToType(gcclDataType_t t, double v) {
   auto i = static_cast<int64_t>(v);
   switch (t) {
-    case gcclInt8: return static_cast<int8_t>(i);
-    case gcclUint8: return static_cast<uint8_t>(i);
-    case gcclInt32: return static_cast<int32_t>(i);
-    case gcclUint32: return static_cast<uint32_t>(i);
-    default: return v;
+    case gcclInt8:
+      return static_cast<int8_t>(i);
+    case gcclUint8:
+      return static_cast<uint8_t>(i);
+    case gcclInt32:
+      return static_cast<int32_t>(i);
+    case gcclUint32:
+      return static_cast<uint32_t>(i);
+    default:
+      return v;
   }
 }
 
@@ -88,11 +126,21 @@ inline double expectedReduction(gcclDataType_t t, gcclRedOp_t op, int n, size_t 
   for (int r = 1; r < n; ++r) {
     double v = testValue(t, op, r, i);
     switch (op) {
-      case gcclSum: case gcclAvg: acc += v; break;
-      case gcclProd: acc *= v; break;
-      case gcclMax: acc = std::max(acc, v); break;
-      case gcclMin: acc = std::min(acc, v); break;
-      default: break;
+      case gcclSum:
+      case gcclAvg:
+        acc += v;
+        break;
+      case gcclProd:
+        acc *= v;
+        break;
+      case gcclMax:
+        acc = std::max(acc, v);
+        break;
+      case gcclMin:
+        acc = std::min(acc, v);
+        break;
+      default:
+        break;
     }
   }
   if (op == gcclAvg) acc = isFloat(t) ? acc / n : std::trunc(acc / n);
@@ -109,12 +157,13 @@ inline double tolerance(gcclDataType_t t, gcclRedOp_t op, double expect) {
 inline uint64_t hashBytes(const void* p, size_t n) {
   uint64_t h = 1469598103934665603ull;
   const auto* b = static_cast<const uint8_t*>(p);
-  for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  for (size_t i = 0; i < n; ++i)
+    h = (h ^ b[i]) * 1099511628211ull;
   return h;
 }
 
 inline const char* typeName(gcclDataType_t t) {
-  static const char* k[] = {"int8", "uint8", "int32", "uint32", "int64",
+  static const char* k[] = {"int8",   "uint8",   "int32",   "uint32",  "int64",
                             "uint64", "float16", "float32", "float64", "bfloat16"};
   return static_cast<int>(t) < 10 ? k[t] : "?";
 }

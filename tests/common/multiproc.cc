@@ -21,7 +21,9 @@ SharedArea::SharedArea(size_t bytes) : bytes_(bytes) {
   memset(data_, 0, bytes);
 }
 
-SharedArea::~SharedArea() { munmap(data_, bytes_); }
+SharedArea::~SharedArea() {
+  munmap(data_, bytes_);
+}
 
 std::vector<RankOutcome> runRanksWithControl(
     int nranks, const RankFn& fn, const std::function<void(const std::vector<int>&)>& control,
@@ -90,9 +92,12 @@ bool allSucceeded(const std::vector<RankOutcome>& outcomes, std::string* why) {
     if (o.exitCode == 0 && o.signal == 0 && !o.timedOut) continue;
     ok = false;
     char buf[128];
-    if (o.timedOut) snprintf(buf, sizeof(buf), "rank %zu timed out; ", i);
-    else if (o.signal) snprintf(buf, sizeof(buf), "rank %zu died of signal %d; ", i, o.signal);
-    else snprintf(buf, sizeof(buf), "rank %zu exited with %d; ", i, o.exitCode);
+    if (o.timedOut)
+      snprintf(buf, sizeof(buf), "rank %zu timed out; ", i);
+    else if (o.signal)
+      snprintf(buf, sizeof(buf), "rank %zu died of signal %d; ", i, o.signal);
+    else
+      snprintf(buf, sizeof(buf), "rank %zu exited with %d; ", i, o.exitCode);
     *why += buf;
   }
   return ok;

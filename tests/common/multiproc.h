@@ -41,27 +41,27 @@ using RankFn = std::function<int(int rank, int nranks, const gcclUniqueId& id)>;
 std::vector<RankOutcome> runRanks(int nranks, const RankFn& fn, int timeoutSec = 120);
 // The same with child pids exposed so a test can signal a rank while it runs:
 // `control` runs in the parent after the fork, with the pids.
-std::vector<RankOutcome> runRanksWithControl(int nranks, const RankFn& fn,
-                                             const std::function<void(const std::vector<int>&)>& control,
-                                             int timeoutSec = 120);
+std::vector<RankOutcome> runRanksWithControl(
+    int nranks, const RankFn& fn, const std::function<void(const std::vector<int>&)>& control,
+    int timeoutSec = 120);
 // True when every rank exited with status 0; otherwise a readable summary in *why.
 bool allSucceeded(const std::vector<RankOutcome>& outcomes, std::string* why);
 
 // Child-side checking that works without gtest: prints and returns from the rank function.
-#define RANK_CHECK(cond, ...)                                                   \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
+#define RANK_CHECK(cond, ...)                                                        \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
       fprintf(stderr, "[rank check failed] %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                             \
-      fprintf(stderr, "\n");                                                    \
-      return 1;                                                                 \
-    }                                                                           \
+      fprintf(stderr, __VA_ARGS__);                                                  \
+      fprintf(stderr, "\n");                                                         \
+      return 1;                                                                      \
+    }                                                                                \
   } while (0)
-#define RANK_OK(call)                                                                        \
-  do {                                                                                       \
-    gcclResult_t rankOkResult_ = (call);                                                     \
-    RANK_CHECK(rankOkResult_ == gcclSuccess, "%s returned %s: %s", #call,                    \
-               gcclGetErrorString(rankOkResult_), gcclGetLastError(nullptr));                \
+#define RANK_OK(call)                                                         \
+  do {                                                                        \
+    gcclResult_t rankOkResult_ = (call);                                      \
+    RANK_CHECK(rankOkResult_ == gcclSuccess, "%s returned %s: %s", #call,     \
+               gcclGetErrorString(rankOkResult_), gcclGetLastError(nullptr)); \
   } while (0)
 
 }  // namespace gccl::test

@@ -24,7 +24,9 @@
 namespace gccl::test {
 namespace {
 
-int64_t nowMs() { return tcp::nowMs(); }
+int64_t nowMs() {
+  return tcp::nowMs();
+}
 
 void runAndExpect(int n, const RankFn& fn, int timeoutSec = 120) {
   std::string why;
@@ -77,7 +79,8 @@ void loseARankMidAllReduce(int signal, int timeoutMs, int64_t maxDelayMs) {
         // Wait until every rank is inside its loop, then strike mid-AllReduce.
         for (int spin = 0; spin < 3000; ++spin) {
           bool all = true;
-          for (int r = 0; r < n; ++r) all = all && rep->running[r] >= 2;
+          for (int r = 0; r < n; ++r)
+            all = all && rep->running[r] >= 2;
           if (all) break;
           usleep(10000);
         }
@@ -132,7 +135,8 @@ TEST(Abort, AbortFromAnotherThreadUnblocksAWaitingCall) {
         usleep(5000);
       }
       RANK_CHECK(async == gcclRemoteError, "rank 1 saw %s", gcclGetErrorString(async));
-      RANK_CHECK(strstr(gcclGetLastError(comm), "aborted") != nullptr, "%s", gcclGetLastError(comm));
+      RANK_CHECK(strstr(gcclGetLastError(comm), "aborted") != nullptr, "%s",
+                 gcclGetLastError(comm));
       gcclCommDestroy(comm);
       return 0;
     }
@@ -148,7 +152,8 @@ TEST(Abort, AbortFromAnotherThreadUnblocksAWaitingCall) {
     waiter.join();
     RANK_CHECK(result == gcclAborted, "the waiting call returned %s",
                gcclGetErrorString(static_cast<gcclResult_t>(result.load())));
-    RANK_CHECK(nowMs() - start < 10000, "abort took %lld ms", static_cast<long long>(nowMs() - start));
+    RANK_CHECK(nowMs() - start < 10000, "abort took %lld ms",
+               static_cast<long long>(nowMs() - start));
     return 0;
   });
 }
@@ -177,8 +182,9 @@ TEST(Mismatch, DifferentCollectivesAtTheSameStepAreReported) {
     RANK_OK(initWithTimeout(&comm, n, id, rank, 10000));
     std::vector<int32_t> buf(64, 1);
     gcclResult_t r =
-        rank == 0 ? gcclAllReduce(buf.data(), buf.data(), 64, gcclInt32, gcclSum, comm, nullptr, nullptr)
-                  : gcclBroadcast(buf.data(), buf.data(), 64, gcclInt32, 0, comm, nullptr, nullptr);
+        rank == 0
+            ? gcclAllReduce(buf.data(), buf.data(), 64, gcclInt32, gcclSum, comm, nullptr, nullptr)
+            : gcclBroadcast(buf.data(), buf.data(), 64, gcclInt32, 0, comm, nullptr, nullptr);
     RANK_CHECK(r != gcclSuccess, "mismatched collectives succeeded");
     const char* msg = gcclGetLastError(comm);
     RANK_CHECK(strstr(msg, "mismatched") || strstr(msg, "aborted"), "message: %s", msg);
@@ -199,7 +205,8 @@ TEST(BadInput, EveryBadArgumentGetsANamedErrorAndChangesNothing) {
                  gcclGetErrorString(r), gcclGetLastError(comm));
       RANK_CHECK(strstr(gcclGetLastError(comm), needle) != nullptr, "message '%s' lacks '%s'",
                  gcclGetLastError(comm), needle);
-      for (float v : b) RANK_CHECK(v == 7.0f, "recvbuff changed by a rejected call");
+      for (float v : b)
+        RANK_CHECK(v == 7.0f, "recvbuff changed by a rejected call");
       return 0;
     };
     float* data = a.data();
@@ -231,8 +238,8 @@ TEST(BadInput, EveryBadArgumentGetsANamedErrorAndChangesNothing) {
     if (expectError(gcclReduce(data, out, 16, gcclFloat32, gcclSum, -1, comm, nullptr, nullptr),
                     gcclInvalidArgument, "root -1"))
       return 1;
-    if (expectError(gcclSend(data, 16, gcclFloat32, 3, comm, nullptr, nullptr),
-                    gcclInvalidArgument, "peer 3"))
+    if (expectError(gcclSend(data, 16, gcclFloat32, 3, comm, nullptr, nullptr), gcclInvalidArgument,
+                    "peer 3"))
       return 1;
     int fakeStream = 0;
     if (expectError(gcclAllReduce(data, out, 16, gcclFloat32, gcclSum, comm, &fakeStream, nullptr),
@@ -281,7 +288,8 @@ TEST(BadInput, RanksThatDisagreeOnTheSizeFailInitWithTheReason) {
     gcclComm_t comm = nullptr;
     gcclResult_t r = initWithTimeout(&comm, rank == 0 ? 2 : 3, id, rank, 5000);
     RANK_CHECK(r != gcclSuccess, "init with disagreeing sizes succeeded");
-    RANK_CHECK(strstr(gcclGetLastError(nullptr), "disagree") != nullptr, "%s", gcclGetLastError(nullptr));
+    RANK_CHECK(strstr(gcclGetLastError(nullptr), "disagree") != nullptr, "%s",
+               gcclGetLastError(nullptr));
     return 0;
   });
 }
@@ -295,7 +303,8 @@ TEST(BadInput, InitTimesOutNamingTheRankThatNeverCame) {
     RANK_CHECK(r == gcclTimeout || r == gcclInvalidUsage, "got %s", gcclGetErrorString(r));
     RANK_CHECK(strstr(gcclGetLastError(nullptr), "rank(s) 1 never joined") != nullptr, "%s",
                gcclGetLastError(nullptr));
-    RANK_CHECK(nowMs() - start < 8000, "init took %lld ms", static_cast<long long>(nowMs() - start));
+    RANK_CHECK(nowMs() - start < 8000, "init took %lld ms",
+               static_cast<long long>(nowMs() - start));
     return 0;
   });
 }
@@ -306,10 +315,11 @@ TEST(UseAfterDestroy, CallsOnADestroyedCommunicatorAreRejected) {
     RANK_OK(gcclCommInitRank(&comm, n, id, rank));
     RANK_OK(gcclCommDestroy(comm));
     float x = 1;
-    RANK_CHECK(gcclAllReduce(&x, &x, 1, gcclFloat32, gcclSum, comm, nullptr, nullptr) ==
-                   gcclInvalidUsage,
-               "AllReduce on a destroyed communicator was accepted");
-    RANK_CHECK(strstr(gcclGetLastError(nullptr), "not valid") != nullptr, "%s", gcclGetLastError(nullptr));
+    RANK_CHECK(
+        gcclAllReduce(&x, &x, 1, gcclFloat32, gcclSum, comm, nullptr, nullptr) == gcclInvalidUsage,
+        "AllReduce on a destroyed communicator was accepted");
+    RANK_CHECK(strstr(gcclGetLastError(nullptr), "not valid") != nullptr, "%s",
+               gcclGetLastError(nullptr));
     int count;
     RANK_CHECK(gcclCommCount(comm, &count) == gcclInvalidUsage, "Count accepted");
     RANK_CHECK(gcclCommDestroy(comm) == gcclInvalidUsage, "double destroy accepted");
@@ -350,7 +360,8 @@ void sendGarbage(const SockAddr& addr, uint64_t seed) {
   if (fd < 0) return;
   std::mt19937_64 rng(seed);
   uint8_t junk[300];
-  for (auto& b : junk) b = static_cast<uint8_t>(rng());
+  for (auto& b : junk)
+    b = static_cast<uint8_t>(rng());
   (void)!write(fd, junk, sizeof(junk));
   usleep(20000);
   close(fd);
@@ -362,7 +373,8 @@ TEST(Intruders, RandomBytesAndWrongSecretsAreRejectedAndTheCommunicatorIsUnaffec
   UniqueIdFields fields;
   ASSERT_EQ(decodeUniqueId(id, &fields), gcclSuccess);
   // Garbage at the rendezvous before anyone joined.
-  for (uint64_t s = 1; s <= 3; ++s) sendGarbage(fields.root, s);
+  for (uint64_t s = 1; s <= 3; ++s)
+    sendGarbage(fields.root, s);
   SharedArea area(sizeof(SockAddr) * 2);
   auto* addrs = area.as<SockAddr>();
   // The ranks run in children; the intruder runs in the parent against their data ports.
@@ -385,7 +397,8 @@ TEST(Intruders, RandomBytesAndWrongSecretsAreRejectedAndTheCommunicatorIsUnaffec
         return 0;
       },
       [addrs](const std::vector<int>&) {
-        for (int spin = 0; spin < 500 && (addrs[0].len == 0 || addrs[1].len == 0); ++spin) usleep(10000);
+        for (int spin = 0; spin < 500 && (addrs[0].len == 0 || addrs[1].len == 0); ++spin)
+          usleep(10000);
         for (int r = 0; r < 2; ++r) {
           sendGarbage(addrs[r], 100 + static_cast<uint64_t>(r));
           // A well-formed handshake with the wrong secret.

@@ -52,7 +52,8 @@ gcclComm_t initComm(int rank, int n, const gcclUniqueId& id) {
 void expectSameOnEveryRank(const Hashes* hs, int n) {
   for (int c = 0; c < hs->cases; ++c)
     for (int r = 1; r < n; ++r)
-      ASSERT_EQ(hs->h[c][r], hs->h[c][0]) << "case " << c << ": rank " << r << " differs from rank 0";
+      ASSERT_EQ(hs->h[c][r], hs->h[c][0])
+          << "case " << c << ": rank " << r << " differs from rank 0";
 }
 
 void runAndExpect(int n, const RankFn& fn, int timeoutSec = 240) {
@@ -219,7 +220,8 @@ TEST_P(GatherScatterRanks, AllGatherPlacesEveryRanksBlockInRankOrder) {
           fillRank(t, gcclSum, send.data(), count, rank);
           const void* in = send.data();
           if (inPlace) {
-            if (bytes > 0) memcpy(recv.data() + static_cast<size_t>(rank) * bytes, send.data(), bytes);
+            if (bytes > 0)
+              memcpy(recv.data() + static_cast<size_t>(rank) * bytes, send.data(), bytes);
             in = recv.data() + static_cast<size_t>(rank) * bytes;
           }
           RANK_OK(gcclAllGather(in, recv.data(), count, t, comm, nullptr, nullptr));

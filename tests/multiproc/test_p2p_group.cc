@@ -20,7 +20,9 @@ void runAndExpect(int n, const RankFn& fn, int timeoutSec = 120) {
   ASSERT_TRUE(allSucceeded(outcomes, &why)) << why;
 }
 
-uint8_t pattern(int from, int to, size_t i) { return static_cast<uint8_t>(from * 31 + to * 7 + i * 13); }
+uint8_t pattern(int from, int to, size_t i) {
+  return static_cast<uint8_t>(from * 31 + to * 7 + i * 13);
+}
 
 TEST(SendRecv, RingExchangeInAGroupDoesNotDeadlock) {
   for (int n : {2, 3, 5}) {
@@ -30,13 +32,15 @@ TEST(SendRecv, RingExchangeInAGroupDoesNotDeadlock) {
       int right = (rank + 1) % n, left = (rank - 1 + n) % n;
       for (size_t bytes : {size_t{0}, size_t{1}, size_t{1001}, size_t{5u << 20}}) {
         std::vector<uint8_t> out(bytes), in(bytes, 0);
-        for (size_t i = 0; i < bytes; ++i) out[i] = pattern(rank, right, i);
+        for (size_t i = 0; i < bytes; ++i)
+          out[i] = pattern(rank, right, i);
         RANK_OK(gcclGroupStart());
         RANK_OK(gcclSend(out.data(), bytes, gcclUint8, right, comm, nullptr, nullptr));
         RANK_OK(gcclRecv(in.data(), bytes, gcclUint8, left, comm, nullptr, nullptr));
         RANK_OK(gcclGroupEnd());
         for (size_t i = 0; i < bytes; ++i)
-          RANK_CHECK(in[i] == pattern(left, rank, i), "byte %zu of %zu from rank %d", i, bytes, left);
+          RANK_CHECK(in[i] == pattern(left, rank, i), "byte %zu of %zu from rank %d", i, bytes,
+                     left);
       }
       RANK_OK(gcclCommDestroy(comm));
       return 0;
@@ -51,11 +55,13 @@ TEST(SendRecv, MessagesBetweenTwoRanksMatchInPostingOrder) {
     const size_t sizes[] = {10, 300000, 0, 7};
     if (rank == 0) {
       std::vector<std::vector<int32_t>> msgs;
-      for (size_t k = 0; k < 4; ++k) msgs.emplace_back(sizes[k], static_cast<int32_t>(k + 100));
+      for (size_t k = 0; k < 4; ++k)
+        msgs.emplace_back(sizes[k], static_cast<int32_t>(k + 100));
       std::vector<gcclRequest_t> reqs(4);
       for (size_t k = 0; k < 4; ++k)
         RANK_OK(gcclSend(msgs[k].data(), sizes[k], gcclInt32, 1, comm, nullptr, &reqs[k]));
-      for (auto r : reqs) RANK_OK(gcclWait(r));
+      for (auto r : reqs)
+        RANK_OK(gcclWait(r));
     } else {
       for (size_t k = 0; k < 4; ++k) {
         std::vector<int32_t> in(sizes[k] + 5, -1);  // a larger receive buffer is allowed
@@ -121,16 +127,20 @@ TEST(SendRecv, AllToAllThroughOneGroup) {
     const size_t block = 4099;
     std::vector<uint8_t> out(block * static_cast<size_t>(n)), in(out.size(), 0);
     for (int p = 0; p < n; ++p)
-      for (size_t i = 0; i < block; ++i) out[static_cast<size_t>(p) * block + i] = pattern(rank, p, i);
+      for (size_t i = 0; i < block; ++i)
+        out[static_cast<size_t>(p) * block + i] = pattern(rank, p, i);
     RANK_OK(gcclGroupStart());
     for (int p = 0; p < n; ++p) {
-      RANK_OK(gcclSend(out.data() + static_cast<size_t>(p) * block, block, gcclUint8, p, comm, nullptr, nullptr));
-      RANK_OK(gcclRecv(in.data() + static_cast<size_t>(p) * block, block, gcclUint8, p, comm, nullptr, nullptr));
+      RANK_OK(gcclSend(out.data() + static_cast<size_t>(p) * block, block, gcclUint8, p, comm,
+                       nullptr, nullptr));
+      RANK_OK(gcclRecv(in.data() + static_cast<size_t>(p) * block, block, gcclUint8, p, comm,
+                       nullptr, nullptr));
     }
     RANK_OK(gcclGroupEnd());
     for (int p = 0; p < n; ++p)
       for (size_t i = 0; i < block; ++i)
-        RANK_CHECK(in[static_cast<size_t>(p) * block + i] == pattern(p, rank, i), "from %d byte %zu", p, i);
+        RANK_CHECK(in[static_cast<size_t>(p) * block + i] == pattern(p, rank, i),
+                   "from %d byte %zu", p, i);
     RANK_OK(gcclCommDestroy(comm));
     return 0;
   });
@@ -158,11 +168,13 @@ TEST(Requests, NonBlockingCollectivesCompleteInOrderThroughTestAndWait) {
       if (!done) usleep(100);
     }
     RANK_CHECK(done, "gcclTest never reported completion");
-    for (int j = 1; j < k; ++j) RANK_OK(gcclWait(reqs[j]));
+    for (int j = 1; j < k; ++j)
+      RANK_OK(gcclWait(reqs[j]));
     for (int j = 0; j < k; ++j)
       for (size_t i = 0; i < bufs[j].size(); ++i) {
         double want = 0;
-        for (int r = 0; r < n; ++r) want += testValue(gcclFloat32, gcclSum, r + j, i);
+        for (int r = 0; r < n; ++r)
+          want += testValue(gcclFloat32, gcclSum, r + j, i);
         RANK_CHECK(bufs[j][i] == want, "request %d element %zu: %g vs %g", j, i, bufs[j][i], want);
       }
     RANK_OK(gcclCommDestroy(comm));
@@ -187,7 +199,8 @@ TEST(Barrier, NoRankLeavesBeforeEveryRankHasArrived) {
         a->arrived[rank].store(round);
         RANK_OK(gcclBarrier(comm, nullptr, nullptr));
         for (int r = 0; r < n; ++r)
-          RANK_CHECK(a->arrived[r].load() >= round, "round %d: left before rank %d arrived", round, r);
+          RANK_CHECK(a->arrived[r].load() >= round, "round %d: left before rank %d arrived", round,
+                     r);
       }
       RANK_OK(gcclCommDestroy(comm));
       return 0;

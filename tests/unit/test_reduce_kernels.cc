@@ -31,6 +31,7 @@ struct Format {
 constexpr Format kHalf{11, -14, 15, 5};
 constexpr Format kBf16{8, -126, 127, 8};
 constexpr Format kF32{24, -126, 127, 8};
+constexpr Format kF64{53, -1022, 1023, 11};
 
 // x rounded to nearest even in `f`, with overflow to infinity.
 double roundTo(double x, const Format& f) {
@@ -76,15 +77,17 @@ uint16_t encode16(double v, const Format& f) {
   return static_cast<uint16_t>(sign | ((lead + f.maxExp) << mantBits) | mant);
 }
 
+template <class To, class From>
+To bitCast(From from) {
+  To to;
+  std::memcpy(&to, &from, sizeof to);
+  return to;
+}
 uint32_t bitsOf(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
+  return bitCast<uint32_t>(f);
 }
 float floatOf(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
+  return bitCast<float>(u);
 }
 
 // ---- Types under test ----------------------------------------------------------
@@ -94,20 +97,20 @@ const gcclDataType_t kTypes[] = {gcclInt8,   gcclUint8,   gcclInt32,    gcclUint
 const gcclRedOp_t kOps[] = {gcclSum, gcclProd, gcclMax, gcclMin, gcclAvg};
 const size_t kSizes[] = {0, 1, 7, 1000, 65537};
 
+const char* const kTypeNames[] = {"int8",   "uint8",   "int32",   "uint32",  "int64",
+                                  "uint64", "float16", "float32", "float64", "bfloat16"};
+const char* const kOpNames[] = {"sum", "prod", "max", "min", "avg"};
 std::string typeName(gcclDataType_t t) {
-  const char* names[] = {"int8",   "uint8",   "int32",   "uint32",  "int64",
-                         "uint64", "float16", "float32", "float64", "bfloat16"};
-  return names[t];
-}
-std::string opName(gcclRedOp_t op) {
-  const char* names[] = {"sum", "prod", "max", "min", "avg"};
-  return names[op];
+  return kTypeNames[t];
 }
 bool isFloat(gcclDataType_t t) {
   return t == gcclFloat16 || t == gcclBfloat16 || t == gcclFloat32 || t == gcclFloat64;
 }
 bool isSigned(gcclDataType_t t) {
   return t == gcclInt8 || t == gcclInt32 || t == gcclInt64;
+}
+const Format& formatOf(gcclDataType_t t) {
+  return t == gcclFloat16 ? kHalf : t == gcclBfloat16 ? kBf16 : t == gcclFloat32 ? kF32 : kF64;
 }
 
 // Element i of a buffer as raw bits (little-endian, zero-extended).
@@ -123,11 +126,8 @@ void storeBits(std::vector<uint8_t>& buf, gcclDataType_t t, size_t i, uint64_t v
 // An integer element as its mathematical value.
 __int128 intValue(gcclDataType_t t, uint64_t bits) {
   const int width = static_cast<int>(typeSize(t) * 8);
-  if (isSigned(t) && width < 64 && (bits >> (width - 1)) & 1) {
-    return static_cast<__int128>(bits) - (static_cast<__int128>(1) << width);
-  }
-  if (t == gcclInt64) return static_cast<int64_t>(bits);
-  return bits;
+  const bool negative = isSigned(t) && (bits >> (width - 1)) & 1;
+  return static_cast<__int128>(bits) - (negative ? static_cast<__int128>(1) << width : 0);
 }
 uint64_t wrapInt(gcclDataType_t t, __int128 v) {
   const __int128 modulus = static_cast<__int128>(1) << (typeSize(t) * 8);
@@ -138,34 +138,18 @@ uint64_t wrapInt(gcclDataType_t t, __int128 v) {
 
 // A float element as an exact double (NaN for every NaN).
 double floatValue(gcclDataType_t t, uint64_t bits) {
-  switch (t) {
-    case gcclFloat16:
-      return decode16(static_cast<uint16_t>(bits), kHalf);
-    case gcclBfloat16:
-      return decode16(static_cast<uint16_t>(bits), kBf16);
-    case gcclFloat32:
-      return floatOf(static_cast<uint32_t>(bits));
-    default: {
-      double d;
-      std::memcpy(&d, &bits, sizeof d);
-      return d;
-    }
-  }
+  if (typeSize(t) == 2) return decode16(static_cast<uint16_t>(bits), formatOf(t));
+  if (t == gcclFloat32) return floatOf(static_cast<uint32_t>(bits));
+  return bitCast<double>(bits);
 }
 // An exact result rounded into type t, as the kernels define it: float32 first,
 // then the 16-bit format. NaN becomes the canonical quiet NaN.
 uint64_t floatBits(gcclDataType_t t, double v) {
-  if (t == gcclFloat64) {
-    if (std::isnan(v)) return 0x7FF8000000000000ull;
-    uint64_t u;
-    std::memcpy(&u, &v, sizeof u);
-    return u;
-  }
+  if (t == gcclFloat64) return std::isnan(v) ? 0x7FF8000000000000ull : bitCast<uint64_t>(v);
   if (std::isnan(v)) return t == gcclFloat32 ? 0x7FC00000u : t == gcclFloat16 ? 0x7E00u : 0x7FC0u;
   const double v32 = roundTo(v, kF32);
   if (t == gcclFloat32) return bitsOf(static_cast<float>(v32));
-  const Format& f = t == gcclFloat16 ? kHalf : kBf16;
-  return encode16(roundTo(v32, f), f);
+  return encode16(roundTo(v32, formatOf(t)), formatOf(t));
 }
 
 uint64_t referenceOp(gcclDataType_t t, gcclRedOp_t op, uint64_t a, uint64_t b) {
@@ -174,29 +158,18 @@ uint64_t referenceOp(gcclDataType_t t, gcclRedOp_t op, uint64_t a, uint64_t b) {
   }
   if (!isFloat(t)) {
     const __int128 x = intValue(t, a), y = intValue(t, b);
-    switch (op) {
-      case gcclProd:
-        return wrapInt(t, x * y);
-      case gcclMax:
-        return wrapInt(t, std::max(x, y));
-      case gcclMin:
-        return wrapInt(t, std::min(x, y));
-      default:
-        return wrapInt(t, x + y);
-    }
+    return wrapInt(t, op == gcclProd  ? x * y
+                      : op == gcclMax ? std::max(x, y)
+                      : op == gcclMin ? std::min(x, y)
+                                      : x + y);
   }
   const double x = floatValue(t, a), y = floatValue(t, b);
   if (std::isnan(x) || std::isnan(y)) return floatBits(t, NAN);
-  switch (op) {
-    case gcclProd:
-      return floatBits(t, x * y);
-    case gcclMax:  // +0 above -0
-      return floatBits(t, x == y ? (std::signbit(x) ? y : x) : std::max(x, y));
-    case gcclMin:  // -0 below +0
-      return floatBits(t, x == y ? (std::signbit(x) ? x : y) : std::min(x, y));
-    default:
-      return floatBits(t, x + y);
-  }
+  // On a tie, max picks +0 over -0 and min the reverse.
+  return floatBits(t, op == gcclProd  ? x * y
+                      : op == gcclMax ? (x == y ? (std::signbit(x) ? y : x) : std::max(x, y))
+                      : op == gcclMin ? (x == y ? (std::signbit(x) ? x : y) : std::min(x, y))
+                                      : x + y);
 }
 
 uint64_t referenceDivide(gcclDataType_t t, uint64_t a, int divisor) {
@@ -234,23 +207,6 @@ std::vector<uint64_t> specialValues(gcclDataType_t t) {
   }
 }
 
-int formatBits(gcclDataType_t t, int* mantBits) {
-  switch (t) {
-    case gcclFloat16:
-      *mantBits = 10;
-      return 5;
-    case gcclBfloat16:
-      *mantBits = 7;
-      return 8;
-    case gcclFloat32:
-      *mantBits = 23;
-      return 8;
-    default:
-      *mantBits = 52;
-      return 11;
-  }
-}
-
 // Operand `which` (0 or 1) of n elements: first every pair of special values
 // (a walks the list slowly, b quickly), then random elements. Floats mix
 // uniformly random bits (every class of value) with numbers of similar
@@ -266,8 +222,7 @@ std::vector<uint8_t> makeOperand(gcclDataType_t t, size_t n, int which, uint64_t
     if (i < s * s) {
       v = specials[which == 0 ? i / s : i % s];
     } else if (isFloat(t) && (v & 1)) {
-      int mantBits;
-      const int expBits = formatBits(t, &mantBits);
+      const int mantBits = formatOf(t).precision - 1, expBits = formatOf(t).expBits;
       const uint64_t bias = (1ull << (expBits - 1)) - 1;
       const uint64_t exponent = bias - 4 + rng() % 9;
       v = (rng() & (1ull << (mantBits + expBits))) | (exponent << mantBits) |
@@ -303,22 +258,21 @@ std::vector<uint8_t> referenceReduce(gcclDataType_t t, gcclRedOp_t op,
 
 // ---- Conversions ---------------------------------------------------------------
 
+struct KnownValue {
+  float value;
+  uint16_t bits;
+};
+
 TEST(HalfConversion, Float16KnownValues) {
-  EXPECT_EQ(floatToHalf(1.0f), 0x3C00);
-  EXPECT_EQ(floatToHalf(-2.0f), 0xC000);
-  EXPECT_EQ(floatToHalf(65504.0f), 0x7BFF);
-  EXPECT_EQ(floatToHalf(0x1p-24f), 0x0001);  // smallest subnormal
-  EXPECT_EQ(floatToHalf(0x1p-14f), 0x0400);  // smallest normal
-  EXPECT_EQ(floatToHalf(-0.0f), 0x8000);
-  EXPECT_EQ(floatToHalf(INFINITY), 0x7C00);
-  EXPECT_EQ(floatToHalf(-INFINITY), 0xFC00);
-  EXPECT_EQ(halfToFloat(0x3C00), 1.0f);
-  EXPECT_EQ(halfToFloat(0xC000), -2.0f);
-  EXPECT_EQ(halfToFloat(0x7BFF), 65504.0f);
-  EXPECT_EQ(halfToFloat(0x0001), 0x1p-24f);
-  EXPECT_EQ(halfToFloat(0x03FF), 1023 * 0x1p-24f);
-  EXPECT_EQ(bitsOf(halfToFloat(0x8000)), 0x80000000u);
-  EXPECT_EQ(halfToFloat(0xFC00), -INFINITY);
+  // 1, -2, largest finite, smallest subnormal, smallest normal, largest subnormal, ±0, ±Inf
+  const KnownValue known[] = {{1.0f, 0x3C00},     {-2.0f, 0xC000},    {65504.0f, 0x7BFF},
+                              {0x1p-24f, 0x0001}, {0x1p-14f, 0x0400}, {1023 * 0x1p-24f, 0x03FF},
+                              {0.0f, 0x0000},     {-0.0f, 0x8000},    {INFINITY, 0x7C00},
+                              {-INFINITY, 0xFC00}};
+  for (const KnownValue& k : known) {
+    EXPECT_EQ(floatToHalf(k.value), k.bits) << k.value;
+    EXPECT_EQ(bitsOf(halfToFloat(k.bits)), bitsOf(k.value)) << k.value;
+  }
 }
 
 TEST(HalfConversion, Float16RoundsTiesToEven) {
@@ -362,21 +316,29 @@ TEST(HalfConversion, Float16ToFloatIsExactForEveryBitPattern) {
   }
 }
 
-// Every rounding decision sits next to a midpoint between two halves: check
-// each midpoint and its float neighbours, plus a sweep of all float classes.
-TEST(HalfConversion, Float16FromFloatMatchesReference) {
+// Every rounding decision sits next to a midpoint between two neighbouring
+// 16-bit values: the floats to test are each midpoint and its neighbours, of
+// both signs, plus a sweep through all float bit patterns.
+std::vector<uint32_t> conversionInputs(const std::vector<uint32_t>& midpoints) {
   std::vector<uint32_t> inputs;
-  for (uint32_t h = 0; h < 0x7C00; ++h) {
-    // Above 65504 the next step would be 65536, were there one.
-    const double next = h == 0x7BFF ? 65536.0 : decode16(static_cast<uint16_t>(h + 1), kHalf);
-    const uint32_t mid =
-        bitsOf(static_cast<float>((decode16(static_cast<uint16_t>(h), kHalf) + next) / 2));
+  for (uint32_t mid : midpoints) {
     for (uint32_t x : {mid - 1, mid, mid + 1})
       inputs.insert(inputs.end(), {x, x | 0x80000000u});
   }
   for (uint64_t x = 0; x <= 0xFFFFFFFFu; x += 4099)
     inputs.push_back(static_cast<uint32_t>(x));
-  for (uint32_t x : inputs) {
+  return inputs;
+}
+
+TEST(HalfConversion, Float16FromFloatMatchesReference) {
+  std::vector<uint32_t> midpoints;
+  for (uint32_t h = 0; h < 0x7C00; ++h) {
+    // Above 65504 the next step would be 65536, were there one.
+    const double next = h == 0x7BFF ? 65536.0 : decode16(static_cast<uint16_t>(h + 1), kHalf);
+    midpoints.push_back(
+        bitsOf(static_cast<float>((decode16(static_cast<uint16_t>(h), kHalf) + next) / 2)));
+  }
+  for (uint32_t x : conversionInputs(midpoints)) {
     const float f = floatOf(x);
     if (std::isnan(f)) continue;  // covered by Float16NaNStaysQuietNaN
     ASSERT_EQ(floatToHalf(f), encode16(roundTo(f, kHalf), kHalf)) << std::hex << x;
@@ -384,17 +346,14 @@ TEST(HalfConversion, Float16FromFloatMatchesReference) {
 }
 
 TEST(HalfConversion, Bfloat16KnownValues) {
-  EXPECT_EQ(floatToBfloat16(1.0f), 0x3F80);
-  EXPECT_EQ(floatToBfloat16(-2.0f), 0xC000);
-  EXPECT_EQ(floatToBfloat16(floatOf(0x7F7F0000)), 0x7F7F);  // largest finite
-  EXPECT_EQ(floatToBfloat16(floatOf(0x00010000)), 0x0001);  // smallest subnormal
-  EXPECT_EQ(floatToBfloat16(INFINITY), 0x7F80);
-  EXPECT_EQ(floatToBfloat16(-INFINITY), 0xFF80);
-  EXPECT_EQ(floatToBfloat16(-0.0f), 0x8000);
-  EXPECT_EQ(bfloat16ToFloat(0x3F80), 1.0f);
-  EXPECT_EQ(bfloat16ToFloat(0xC000), -2.0f);
-  EXPECT_EQ(bitsOf(bfloat16ToFloat(0x0001)), 0x00010000u);
-  EXPECT_EQ(bfloat16ToFloat(0xFF80), -INFINITY);
+  // 1, -2, largest finite, smallest subnormal, smallest normal, ±0, ±Inf
+  const KnownValue known[] = {{1.0f, 0x3F80},      {-2.0f, 0xC000},     {0x1.FEp127f, 0x7F7F},
+                              {0x1p-133f, 0x0001}, {0x1p-126f, 0x0080}, {0.0f, 0x0000},
+                              {-0.0f, 0x8000},     {INFINITY, 0x7F80},  {-INFINITY, 0xFF80}};
+  for (const KnownValue& k : known) {
+    EXPECT_EQ(floatToBfloat16(k.value), k.bits) << k.value;
+    EXPECT_EQ(bitsOf(bfloat16ToFloat(k.bits)), bitsOf(k.value)) << k.value;
+  }
 }
 
 TEST(HalfConversion, Bfloat16RoundsTiesToEvenAndOverflowsToInfinity) {
@@ -416,15 +375,10 @@ TEST(HalfConversion, Bfloat16NaNStaysQuietNaN) {
 }
 
 TEST(HalfConversion, Bfloat16FromFloatMatchesReference) {
-  std::vector<uint32_t> inputs;
-  for (uint32_t h = 0; h < 0x7F80; ++h) {
-    const uint32_t mid = (h << 16) | 0x8000;
-    for (uint32_t x : {mid - 1, mid, mid + 1})
-      inputs.insert(inputs.end(), {x, x | 0x80000000u});
-  }
-  for (uint64_t x = 0; x <= 0xFFFFFFFFu; x += 4099)
-    inputs.push_back(static_cast<uint32_t>(x));
-  for (uint32_t x : inputs) {
+  std::vector<uint32_t> midpoints;
+  for (uint32_t h = 0; h < 0x7F80; ++h)
+    midpoints.push_back((h << 16) | 0x8000);
+  for (uint32_t x : conversionInputs(midpoints)) {
     const float f = floatOf(x);
     if (std::isnan(f)) continue;
     ASSERT_EQ(floatToBfloat16(f), encode16(roundTo(f, kBf16), kBf16)) << std::hex << x;
@@ -444,31 +398,29 @@ class ReduceKernel : public ::testing::TestWithParam<std::tuple<gcclDataType_t, 
   std::vector<uint8_t> operand(size_t n, int which) const {
     return makeOperand(type(), n, which, type() * 16 + op());
   }
-  std::vector<uint8_t> reduced(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) const {
+  std::vector<uint8_t> reduced(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b,
+                               decltype(&reduce) fn = &reduce) const {
     std::vector<uint8_t> out(a.size());
-    reduce(out.data(), a.data(), b.data(), a.size() / typeSize(type()), type(), op());
+    fn(out.data(), a.data(), b.data(), a.size() / typeSize(type()), type(), op());
     return out;
+  }
+  void expectReferenceAtEverySize(decltype(&reduce) fn) const {
+    for (size_t n : kSizes) {
+      SCOPED_TRACE("count " + std::to_string(n));
+      const auto a = operand(n, 0), b = operand(n, 1);
+      EXPECT_TRUE(sameBits(type(), referenceReduce(type(), op(), a, b), reduced(a, b, fn)));
+    }
   }
 };
 
 TEST_P(ReduceKernel, MatchesReferenceAtEverySize) {
-  for (size_t n : kSizes) {
-    SCOPED_TRACE("count " + std::to_string(n));
-    const auto a = operand(n, 0), b = operand(n, 1);
-    EXPECT_TRUE(sameBits(type(), referenceReduce(type(), op(), a, b), reduced(a, b)));
-  }
+  expectReferenceAtEverySize(&reduce);
 }
 
 // reduce() may use CPU-specific instructions (F16C); the portable loops must
 // give the same bits, for ranks on CPUs without them.
 TEST_P(ReduceKernel, PortableLoopsMatchReference) {
-  for (size_t n : kSizes) {
-    SCOPED_TRACE("count " + std::to_string(n));
-    const auto a = operand(n, 0), b = operand(n, 1);
-    std::vector<uint8_t> out(a.size());
-    detail::reducePortable(out.data(), a.data(), b.data(), n, type(), op());
-    EXPECT_TRUE(sameBits(type(), referenceReduce(type(), op(), a, b), out));
-  }
+  expectReferenceAtEverySize(&detail::reducePortable);
 }
 
 TEST_P(ReduceKernel, WritesNothingPastCount) {
@@ -509,7 +461,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypesAndOps, ReduceKernel,
                          ::testing::Combine(::testing::ValuesIn(kTypes), ::testing::ValuesIn(kOps)),
                          [](const ::testing::TestParamInfo<ReduceKernel::ParamType>& info) {
                            return typeName(std::get<0>(info.param)) + "_" +
-                                  opName(std::get<1>(info.param));
+                                  kOpNames[std::get<1>(info.param)];
                          });
 
 // ---- reduce(): specific behaviours -------------------------------------------------
@@ -522,16 +474,9 @@ T reduceOne(T a, T b, gcclDataType_t type, gcclRedOp_t op) {
 }
 
 TEST(Reduce, TypeSizes) {
-  EXPECT_EQ(typeSize(gcclInt8), 1u);
-  EXPECT_EQ(typeSize(gcclUint8), 1u);
-  EXPECT_EQ(typeSize(gcclFloat16), 2u);
-  EXPECT_EQ(typeSize(gcclBfloat16), 2u);
-  EXPECT_EQ(typeSize(gcclInt32), 4u);
-  EXPECT_EQ(typeSize(gcclUint32), 4u);
-  EXPECT_EQ(typeSize(gcclFloat32), 4u);
-  EXPECT_EQ(typeSize(gcclInt64), 8u);
-  EXPECT_EQ(typeSize(gcclUint64), 8u);
-  EXPECT_EQ(typeSize(gcclFloat64), 8u);
+  const size_t expected[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2};  // in enum order
+  for (gcclDataType_t t : kTypes)
+    EXPECT_EQ(typeSize(t), expected[t]) << typeName(t);
   EXPECT_EQ(typeSize(gcclNumTypes), 0u);
   EXPECT_EQ(typeSize(static_cast<gcclDataType_t>(15)), 0u);
 }
@@ -596,10 +541,7 @@ TEST(Reduce, NaNResultsAreTheCanonicalQuietNaN) {
   EXPECT_EQ(bitsOf(reduceOne(INFINITY, -INFINITY, gcclFloat32, gcclSum)), 0x7FC00000u);
   EXPECT_EQ(bitsOf(reduceOne(INFINITY, 0.0f, gcclFloat32, gcclProd)), 0x7FC00000u);
   const double inf = INFINITY;
-  const double r = reduceOne(inf, -inf, gcclFloat64, gcclSum);
-  uint64_t bits;
-  std::memcpy(&bits, &r, sizeof bits);
-  EXPECT_EQ(bits, 0x7FF8000000000000ull);
+  EXPECT_EQ(bitCast<uint64_t>(reduceOne(inf, -inf, gcclFloat64, gcclSum)), 0x7FF8000000000000ull);
   EXPECT_EQ(reduceOne<uint16_t>(0x7C00, 0xFC00, gcclFloat16, gcclSum), 0x7E00);
   EXPECT_EQ(reduceOne<uint16_t>(0xFD23, 0x3C00, gcclFloat16, gcclProd), 0x7E00);
   EXPECT_EQ(reduceOne<uint16_t>(0xFFA3, 0x3F80, gcclBfloat16, gcclSum), 0x7FC0);
@@ -661,32 +603,26 @@ TEST(Divide, DivisorBeyondTheTypeRangeGivesZero) {
   EXPECT_EQ(divideOne<uint8_t>(255, gcclUint8, 256), 0);
 }
 
+void expectDivideMatchesReference(decltype(&divide) fn, gcclDataType_t t, int divisor) {
+  SCOPED_TRACE(typeName(t) + " / " + std::to_string(divisor));
+  const auto src = makeOperand(t, 65537, 0, 99);
+  std::vector<uint8_t> expected(src.size()), out(src.size());
+  for (size_t i = 0; i < 65537; ++i)
+    storeBits(expected, t, i, referenceDivide(t, loadBits(src, t, i), divisor));
+  fn(out.data(), src.data(), 65537, t, divisor);
+  EXPECT_TRUE(sameBits(t, expected, out));
+}
+
 TEST(Divide, MatchesReferenceForEveryType) {
   for (gcclDataType_t t : kTypes) {
-    for (int divisor : {1, 3, 7, 1024}) {
-      SCOPED_TRACE(typeName(t) + " / " + std::to_string(divisor));
-      const auto src = makeOperand(t, 65537, 0, 99);
-      std::vector<uint8_t> expected(src.size()), out(src.size());
-      for (size_t i = 0; i < 65537; ++i) {
-        storeBits(expected, t, i, referenceDivide(t, loadBits(src, t, i), divisor));
-      }
-      divide(out.data(), src.data(), 65537, t, divisor);
-      EXPECT_TRUE(sameBits(t, expected, out));
-    }
+    for (int divisor : {1, 3, 7, 1024})
+      expectDivideMatchesReference(&divide, t, divisor);
   }
 }
 
 TEST(Divide, PortableLoopsMatchReference) {
-  for (gcclDataType_t t : kTypes) {
-    SCOPED_TRACE(typeName(t));
-    const auto src = makeOperand(t, 65537, 0, 98);
-    std::vector<uint8_t> expected(src.size()), out(src.size());
-    for (size_t i = 0; i < 65537; ++i) {
-      storeBits(expected, t, i, referenceDivide(t, loadBits(src, t, i), 3));
-    }
-    detail::dividePortable(out.data(), src.data(), 65537, t, 3);
-    EXPECT_TRUE(sameBits(t, expected, out));
-  }
+  for (gcclDataType_t t : kTypes)
+    expectDivideMatchesReference(&detail::dividePortable, t, 3);
 }
 
 TEST(Divide, WorksInPlace) {

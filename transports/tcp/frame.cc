@@ -34,7 +34,8 @@ gcclResult_t decodeFrameHeader(const uint8_t in[kFrameHeaderBytes], uint64_t exp
   h.type = static_cast<FrameType>(type);
   h.commHash = getLe64(in + 8);
   GCCL_REQUIRE(h.commHash == expectedCommHash, gcclInternalError,
-               "frame rejected: communicator hash %016" PRIx64 " is not this communicator's %016" PRIx64,
+               "frame rejected: communicator hash %016" PRIx64
+               " is not this communicator's %016" PRIx64,
                h.commHash, expectedCommHash);
   h.tag = getLe64(in + 16);
   h.metaInfo = getLe64(in + 24);

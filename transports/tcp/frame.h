@@ -64,10 +64,12 @@ gcclResult_t decodeFrameHeader(const uint8_t in[kFrameHeaderBytes], uint64_t exp
 
 // Little-endian helpers shared by the wire formats.
 inline void putLe64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 inline void putLe32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+  for (int i = 0; i < 4; ++i)
+    p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 inline void putLe16(uint8_t* p, uint16_t v) {
   p[0] = static_cast<uint8_t>(v);
@@ -75,7 +77,8 @@ inline void putLe16(uint8_t* p, uint16_t v) {
 }
 inline uint64_t getLe64(const uint8_t* p) {
   uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  for (int i = 7; i >= 0; --i)
+    v = (v << 8) | p[i];
   return v;
 }
 inline uint32_t getLe32(const uint8_t* p) {

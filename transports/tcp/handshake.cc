@@ -34,8 +34,8 @@ void putPreamble(uint8_t* p, uint16_t kind) {
 }
 
 gcclResult_t checkPreamble(const uint8_t* p, uint16_t kind, const char* what) {
-  GCCL_REQUIRE(getLe32(p) == kFrameMagic, gcclInternalError,
-               "handshake: %s has bad magic 0x%08x", what, getLe32(p));
+  GCCL_REQUIRE(getLe32(p) == kFrameMagic, gcclInternalError, "handshake: %s has bad magic 0x%08x",
+               what, getLe32(p));
   GCCL_REQUIRE(getLe16(p + 4) == kWireVersion, gcclInternalError,
                "handshake: %s has wire version %u, this build speaks %u", what, getLe16(p + 4),
                kWireVersion);
@@ -82,7 +82,12 @@ gcclResult_t clientHandshake(int fd, const Credentials& creds, const HelloInfo& 
   GCCL_CHECK(writeAllUntil(fd, msg, sizeof(msg), deadlineMs, "sending hello"));
 
   uint8_t proof[kProofBytes];
-  GCCL_CHECK(readAllUntil(fd, proof, sizeof(proof), deadlineMs, "reading the proof"));
+  gcclResult_t r = readAllUntil(fd, proof, sizeof(proof), deadlineMs, "reading the proof");
+  if (r == gcclRemoteError)
+    return setError(r,
+                    "handshake: the peer closed the connection instead of proving the secret "
+                    "(do both sides use the same unique id, or the same GCCL_SECRET?)");
+  GCCL_CHECK(r);
   GCCL_CHECK(checkPreamble(proof, kKindProof, "proof"));
   uint8_t expect[32];
   computeMac(creds, "gccl-proof", nonceA, msg, expect);
@@ -102,7 +107,8 @@ gcclResult_t ServerHandshake::start(int fd, const Credentials* creds, int64_t de
   // A fresh socket's send buffer is empty: this small write completes at once.
   ssize_t n = send(fd, msg, sizeof(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
   GCCL_REQUIRE(n == static_cast<ssize_t>(sizeof(msg)), gcclRemoteError,
-               "handshake: could not send the challenge: %s", n < 0 ? strerror(errno) : "short write");
+               "handshake: could not send the challenge: %s",
+               n < 0 ? strerror(errno) : "short write");
   return gcclSuccess;
 }
 

@@ -5,8 +5,10 @@
 //   acceptor  -> connector  CHALLENGE  magic u32, version u16, kind u16 = 1, nonceA[16]      (24 B)
 //   connector -> acceptor   HELLO      magic u32, version u16, kind u16 = 2, commHash u64,
 //                                      purpose u32, fromRank i32, toRank i32, channel u32,
-//                                      nonceC[16], mac[32]                                    (80 B)
-//   acceptor  -> connector  PROOF      magic u32, version u16, kind u16 = 3, mac[32]          (40 B)
+//                                      nonceC[16], mac[32]                                    (80
+//                                      B)
+//   acceptor  -> connector  PROOF      magic u32, version u16, kind u16 = 3, mac[32]          (40
+//   B)
 //
 // HELLO's mac = HMAC-SHA256(secret, "gccl-hello" | nonceA | HELLO bytes 0..47);
 // PROOF's mac = HMAC-SHA256(secret, "gccl-proof" | nonceA | HELLO bytes 0..47).

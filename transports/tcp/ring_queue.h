@@ -32,7 +32,8 @@ class RingQueue {
  private:
   void grow() {
     std::vector<T> bigger(items_.empty() ? 16 : items_.size() * 2);
-    for (size_t i = 0; i < count_; ++i) bigger[i] = std::move(at(i));
+    for (size_t i = 0; i < count_; ++i)
+      bigger[i] = std::move(at(i));
     items_.swap(bigger);
     head_ = 0;
   }

@@ -69,8 +69,8 @@ gcclResult_t startConnect(const SockAddr& addr, int* fd) {
       errno != EINPROGRESS) {
     int e = errno;
     close(s);
-    return setError(e == ECONNREFUSED ? gcclRemoteError : gcclSystemError,
-                    "connect(%s) failed: %s", addr.toString().c_str(), strerror(e));
+    return setError(e == ECONNREFUSED ? gcclRemoteError : gcclSystemError, "connect(%s) failed: %s",
+                    addr.toString().c_str(), strerror(e));
   }
   *fd = s;
   return gcclSuccess;

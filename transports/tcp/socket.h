@@ -22,7 +22,8 @@ gcclResult_t setNonBlocking(int fd);
 // TCP_NODELAY, keep-alive and (bytes > 0) fixed buffer sizes for a data socket.
 void tuneDataSocket(int fd, int64_t bufBytes);
 // Blocking with a deadline (poll): exactly `len` bytes, or an error naming `what`.
-gcclResult_t writeAllUntil(int fd, const void* data, size_t len, int64_t deadlineMs, const char* what);
+gcclResult_t writeAllUntil(int fd, const void* data, size_t len, int64_t deadlineMs,
+                           const char* what);
 gcclResult_t readAllUntil(int fd, void* data, size_t len, int64_t deadlineMs, const char* what);
 void closeFd(int* fd);
 

@@ -45,7 +45,8 @@ TcpConnection::~TcpConnection() {
 }
 
 gcclResult_t TcpConnection::start() {
-  for (Channel& ch : channels_) GCCL_CHECK(poller_->watch(ch.fd, EPOLLIN, this));
+  for (Channel& ch : channels_)
+    GCCL_CHECK(poller_->watch(ch.fd, EPOLLIN, this));
   return gcclSuccess;
 }
 
@@ -81,9 +82,9 @@ gcclResult_t TcpConnection::brokenChannel(const char* what, ssize_t n) {
   if (!abortReason_.empty())
     return setError(gcclRemoteError, "rank %d aborted: %s", peer_, abortReason_.c_str());
   if (n == 0 && peerClosed_)
-    return setError(gcclRemoteError,
-                    "rank %d destroyed its communicator while this rank still expected data from it",
-                    peer_);
+    return setError(
+        gcclRemoteError,
+        "rank %d destroyed its communicator while this rank still expected data from it", peer_);
   if (n == 0)
     return setError(gcclRemoteError, "rank %d closed the connection while %s (did it exit?)", peer_,
                     what);
@@ -175,8 +176,8 @@ gcclResult_t TcpConnection::flush(Channel& ch) {
       return brokenChannel("sending", w);
     }
     size_t left = static_cast<size_t>(w);
-    while (left > 0 || (!ch.sendq.empty() && ch.sendq.front().sent ==
-                                                  kFrameHeaderBytes + ch.sendq.front().len)) {
+    while (left > 0 || (!ch.sendq.empty() &&
+                        ch.sendq.front().sent == kFrameHeaderBytes + ch.sendq.front().len)) {
       SendItem& it = ch.sendq.front();
       size_t need = kFrameHeaderBytes + it.len - it.sent;
       size_t take = std::min(need, left);
@@ -438,7 +439,8 @@ gcclResult_t TcpConnection::onEvents(int fd, uint32_t events) {
 
 // ---- control socket ----------------------------------------------------------
 
-void TcpConnection::pausedFrames(std::vector<std::pair<uint64_t, transport::MessageMeta>>* out) const {
+void TcpConnection::pausedFrames(
+    std::vector<std::pair<uint64_t, transport::MessageMeta>>* out) const {
   for (const Channel& ch : channels_)
     if (ch.rx == RxState::kPaused)
       out->push_back({ch.header.tag, {ch.header.metaInfo, ch.header.metaCount}});
@@ -480,9 +482,13 @@ gcclResult_t TcpConnection::queueControl(FrameType type) {
   return wasEmpty ? flush(ch) : gcclSuccess;
 }
 
-gcclResult_t TcpConnection::sendPing() { return queueControl(FrameType::kPing); }
+gcclResult_t TcpConnection::sendPing() {
+  return queueControl(FrameType::kPing);
+}
 
-void TcpConnection::sendCloseNotice() { (void)queueControl(FrameType::kClose); }
+void TcpConnection::sendCloseNotice() {
+  (void)queueControl(FrameType::kClose);
+}
 
 void TcpConnection::sendAbortNotice(const char* reason) {
   Channel& ch = channels_[0];

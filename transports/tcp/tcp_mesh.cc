@@ -12,7 +12,9 @@
 
 namespace gccl::tcp {
 
-TcpMesh::~TcpMesh() { closeFd(&listenFd_); }
+TcpMesh::~TcpMesh() {
+  closeFd(&listenFd_);
+}
 
 gcclResult_t TcpMesh::listen(const SockAddr& addr, SockAddr* bound) {
   return listenOn(addr, &listenFd_, bound);
@@ -27,7 +29,7 @@ int TcpMesh::releaseListenFd() {
 // Accepts the sockets of every higher rank, authenticating each; anything
 // else is closed and logged.
 gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* stop,
-                                std::vector<std::vector<int>>* fds) {
+                                 std::vector<std::vector<int>>* fds) {
   int perPeer = opt_.dataSockets + 1;
   int expected = (opt_.nranks - 1 - opt_.rank) * perPeer;
   std::vector<std::unique_ptr<ServerHandshake>> pending;
@@ -35,11 +37,13 @@ gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* st
   while (expected > 0) {
     int64_t now = nowMs();
     if (stop->load()) {
-      for (auto& h : pending) close(h->fd());
+      for (auto& h : pending)
+        close(h->fd());
       return setError(gcclInternalError, "stopped accepting: connecting to a peer failed");
     }
     if (now >= deadlineMs) {
-      for (auto& h : pending) close(h->fd());
+      for (auto& h : pending)
+        close(h->fd());
       std::string missing;
       for (int r = opt_.rank + 1; r < opt_.nranks; ++r)
         for (int c = 0; c < perPeer; ++c)
@@ -64,7 +68,8 @@ gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* st
     }
     std::vector<pollfd> pfds;
     pfds.push_back({listenFd_, POLLIN, 0});
-    for (auto& h : pending) pfds.push_back({h->fd(), POLLIN, 0});
+    for (auto& h : pending)
+      pfds.push_back({h->fd(), POLLIN, 0});
     int wait = static_cast<int>(std::min<int64_t>(deadlineMs - now, 200));
     int n = poll(pfds.data(), pfds.size(), wait);
     if (n <= 0) continue;
@@ -89,7 +94,8 @@ gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* st
     for (size_t i = 1; i < pfds.size(); ++i) {
       if (pfds[i].revents == 0) continue;
       size_t idx = 0;
-      while (idx < pending.size() && pending[idx]->fd() != pfds[i].fd) ++idx;
+      while (idx < pending.size() && pending[idx]->fd() != pfds[i].fd)
+        ++idx;
       if (idx == pending.size()) continue;
       ServerHandshake& h = *pending[idx];
       bool complete = false;
@@ -120,7 +126,8 @@ gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* st
       pendingFrom.erase(pendingFrom.begin() + static_cast<long>(idx));
     }
   }
-  for (auto& h : pending) close(h->fd());
+  for (auto& h : pending)
+    close(h->fd());
   return gcclSuccess;
 }
 
@@ -130,7 +137,8 @@ gcclResult_t TcpMesh::connectAll(const std::vector<SockAddr>& peers, int64_t dea
   fds->assign(static_cast<size_t>(opt_.nranks), std::vector<int>(static_cast<size_t>(perPeer), -1));
   auto closeAll = [fds] {
     for (auto& v : *fds)
-      for (int& fd : v) closeFd(&fd);
+      for (int& fd : v)
+        closeFd(&fd);
   };
   // Accept from higher ranks while connecting to lower ones, so no rank waits
   // on another's connect order.
@@ -168,7 +176,8 @@ gcclResult_t TcpMesh::connectAll(const std::vector<SockAddr>& peers, int64_t dea
   }
   if (r != gcclSuccess) stop = true;
   acceptor.join();
-  if (r == gcclSuccess && acceptResult != gcclSuccess) r = setError(acceptResult, "%s", acceptError.c_str());
+  if (r == gcclSuccess && acceptResult != gcclSuccess)
+    r = setError(acceptResult, "%s", acceptError.c_str());
   if (r != gcclSuccess) {
     closeAll();
     return r;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what gccl's build, tests and demo need from Debian's packages,
+# only when it is missing. Safe to run again; needs root (or sudo) only
+# when something is missing.
+set -euo pipefail
+
+packages=(
+  cmake          # >= 3.25 (Debian 12 has 3.25)
+  ninja-build
+  g++
+  libgtest-dev   # unit and multi-process tests
+  openmpi-bin    # the real mpirun launch test
+  iproute2       # network namespaces for multi-host tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds gccl and runs every test: the default build (warnings are errors;
+# CUDA sources are compiled with nvcc when it is installed), then the whole
+# suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# GCCL_TEST_SKIP_ASAN=1 skips the sanitizer pass; extra arguments go to ctest
+# (e.g. -L unit).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+jobs=$(nproc)
+echo "== build (default preset)"
+cmake --preset default
+cmake --build --preset default -j "$jobs"
+echo "== tests (default preset)"
+ctest --preset default --output-on-failure "$@"
+
+if [ "${GCCL_TEST_SKIP_ASAN:-0}" != "1" ]; then
+  echo "== build (asan preset: AddressSanitizer + UndefinedBehaviorSanitizer)"
+  cmake --preset asan
+  cmake --build --preset asan -j "$jobs"
+  echo "== tests (asan preset)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --preset asan --output-on-failure "$@"
+fi
