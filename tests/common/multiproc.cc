@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -28,20 +29,38 @@ SharedArea::~SharedArea() {
 std::vector<RankOutcome> runRanksWithControl(
     int nranks, const RankFn& fn, const std::function<void(const std::vector<int>&)>& control,
     int timeoutSec) {
-  gcclUniqueId id;
+  // Rank 0 makes the unique id (and serves the rendezvous) and publishes it
+  // here: the parent must stay single-threaded, because a fork taken while
+  // another thread holds an allocator lock leaves the child deadlocked.
+  struct IdBox {
+    std::atomic<int> state;  // 0 pending, 1 ready, 2 failed
+    gcclUniqueId id;
+  };
+  SharedArea box(sizeof(IdBox));
+  auto* idBox = box.as<IdBox>();
   std::vector<RankOutcome> out(static_cast<size_t>(nranks));
-  if (gcclGetUniqueId(&id) != gcclSuccess) {
-    fprintf(stderr, "gcclGetUniqueId failed: %s\n", gcclGetLastError(nullptr));
-    return out;
-  }
   fflush(stdout);
   fflush(stderr);
   std::vector<int> pids;
   for (int r = 0; r < nranks; ++r) {
     pid_t pid = fork();
     if (pid == 0) {
+      if (r == 0) {
+        gcclUniqueId id;
+        gcclResult_t res = gcclGetUniqueId(&id);
+        if (res != gcclSuccess)
+          fprintf(stderr, "gcclGetUniqueId failed: %s\n", gcclGetLastError(nullptr));
+        idBox->id = id;
+        idBox->state.store(res == gcclSuccess ? 1 : 2);
+      }
+      auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSec);
+      while (idBox->state.load() == 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
       int code = 1;
-      code = fn(r, nranks, id);
+      if (idBox->state.load() == 1) {
+        gcclUniqueId id = idBox->id;
+        code = fn(r, nranks, id);
+      }
       fflush(stdout);
       fflush(stderr);
       _exit(code);

@@ -36,8 +36,9 @@ class SharedArea {
 
 using RankFn = std::function<int(int rank, int nranks, const gcclUniqueId& id)>;
 
-// Runs fn in `nranks` forked children with a fresh unique id (created by the
-// parent, which serves the rendezvous). Returns one outcome per rank.
+// Runs fn in `nranks` forked children with a fresh unique id (created by
+// rank 0, which serves the rendezvous; the parent stays single-threaded so
+// that forking it is safe). Returns one outcome per rank.
 std::vector<RankOutcome> runRanks(int nranks, const RankFn& fn, int timeoutSec = 120);
 // The same with child pids exposed so a test can signal a rank while it runs:
 // `control` runs in the parent after the fork, with the pids.

@@ -258,29 +258,38 @@ TEST(BadInput, EveryBadArgumentGetsANamedErrorAndChangesNothing) {
 }
 
 TEST(BadInput, InitRejectsBadRanksSizesConfigsAndIds) {
-  gcclUniqueId id;
-  ASSERT_EQ(gcclGetUniqueId(&id), gcclSuccess);
-  gcclComm_t comm = nullptr;
-  EXPECT_EQ(gcclCommInitRank(&comm, 4, id, 4), gcclInvalidArgument);
-  EXPECT_NE(strstr(gcclGetLastError(nullptr), "rank 4 is out of range"), nullptr);
-  EXPECT_EQ(gcclCommInitRank(&comm, 0, id, 0), gcclInvalidArgument);
-  EXPECT_EQ(gcclCommInitRank(nullptr, 1, id, 0), gcclInvalidArgument);
-  gcclConfig_t cfg = GCCL_CONFIG_INITIALIZER;
-  cfg.magic = 0;
-  EXPECT_EQ(gcclCommInitRankConfig(&comm, 1, id, 0, &cfg), gcclInvalidArgument);
-  EXPECT_NE(strstr(gcclGetLastError(nullptr), "GCCL_CONFIG_INITIALIZER"), nullptr);
-  cfg = GCCL_CONFIG_INITIALIZER;
-  cfg.nSocketsPerPeer = 99;
-  EXPECT_EQ(gcclCommInitRankConfig(&comm, 1, id, 0, &cfg), gcclInvalidArgument);
-  cfg = GCCL_CONFIG_INITIALIZER;
-  cfg.transport = "carrier-pigeon";
-  EXPECT_EQ(gcclCommInitRankConfig(&comm, 1, id, 0, &cfg), gcclInvalidArgument);
-  EXPECT_NE(strstr(gcclGetLastError(nullptr), "carrier-pigeon"), nullptr);
-  gcclUniqueId garbage;
-  memset(&garbage, 0x5a, sizeof(garbage));
-  EXPECT_EQ(gcclCommInitRank(&comm, 1, garbage, 0), gcclInvalidArgument);
-  EXPECT_NE(strstr(gcclGetLastError(nullptr), "unique id"), nullptr);
-  EXPECT_EQ(comm, nullptr) << "a failed init wrote the output";
+  runAndExpect(1, [](int, int, const gcclUniqueId& id) {
+    gcclComm_t comm = nullptr;
+    RANK_CHECK(gcclCommInitRank(&comm, 4, id, 4) == gcclInvalidArgument, "rank 4 of 4 accepted");
+    RANK_CHECK(strstr(gcclGetLastError(nullptr), "rank 4 is out of range") != nullptr, "%s",
+               gcclGetLastError(nullptr));
+    RANK_CHECK(gcclCommInitRank(&comm, 0, id, 0) == gcclInvalidArgument, "0 ranks accepted");
+    RANK_CHECK(gcclCommInitRank(nullptr, 1, id, 0) == gcclInvalidArgument, "NULL comm accepted");
+    gcclConfig_t cfg = GCCL_CONFIG_INITIALIZER;
+    cfg.magic = 0;
+    RANK_CHECK(gcclCommInitRankConfig(&comm, 1, id, 0, &cfg) == gcclInvalidArgument,
+               "bad config magic accepted");
+    RANK_CHECK(strstr(gcclGetLastError(nullptr), "GCCL_CONFIG_INITIALIZER") != nullptr, "%s",
+               gcclGetLastError(nullptr));
+    cfg = GCCL_CONFIG_INITIALIZER;
+    cfg.nSocketsPerPeer = 99;
+    RANK_CHECK(gcclCommInitRankConfig(&comm, 1, id, 0, &cfg) == gcclInvalidArgument,
+               "99 sockets accepted");
+    cfg = GCCL_CONFIG_INITIALIZER;
+    cfg.transport = "carrier-pigeon";
+    RANK_CHECK(gcclCommInitRankConfig(&comm, 1, id, 0, &cfg) == gcclInvalidArgument,
+               "unknown transport accepted");
+    RANK_CHECK(strstr(gcclGetLastError(nullptr), "carrier-pigeon") != nullptr, "%s",
+               gcclGetLastError(nullptr));
+    gcclUniqueId garbage;
+    memset(&garbage, 0x5a, sizeof(garbage));
+    RANK_CHECK(gcclCommInitRank(&comm, 1, garbage, 0) == gcclInvalidArgument,
+               "garbage id accepted");
+    RANK_CHECK(strstr(gcclGetLastError(nullptr), "unique id") != nullptr, "%s",
+               gcclGetLastError(nullptr));
+    RANK_CHECK(comm == nullptr, "a failed init wrote the output");
+    return 0;
+  });
 }
 
 TEST(BadInput, RanksThatDisagreeOnTheSizeFailInitWithTheReason) {
@@ -367,25 +376,34 @@ void sendGarbage(const SockAddr& addr, uint64_t seed) {
   close(fd);
 }
 
-TEST(Intruders, RandomBytesAndWrongSecretsAreRejectedAndTheCommunicatorIsUnaffected) {
+struct IntruderBoard {
+  std::atomic<int> idReady;
+  std::atomic<int> rendezvousAttacked;
   gcclUniqueId id;
-  ASSERT_EQ(gcclGetUniqueId(&id), gcclSuccess);
-  UniqueIdFields fields;
-  ASSERT_EQ(decodeUniqueId(id, &fields), gcclSuccess);
-  // Garbage at the rendezvous before anyone joined.
-  for (uint64_t s = 1; s <= 3; ++s)
-    sendGarbage(fields.root, s);
-  SharedArea area(sizeof(SockAddr) * 2);
-  auto* addrs = area.as<SockAddr>();
-  // The ranks run in children; the intruder runs in the parent against their data ports.
+  SockAddr data[2];
+};
+
+TEST(Intruders, RandomBytesAndWrongSecretsAreRejectedAndTheCommunicatorIsUnaffected) {
+  SharedArea area(sizeof(IntruderBoard));
+  auto* board = area.as<IntruderBoard>();
   std::string why;
   auto outcomes = runRanksWithControl(
       2,
-      [addrs, id](int rank, int n, const gcclUniqueId&) {
+      [board](int rank, int n, const gcclUniqueId&) {
+        if (rank == 0) {
+          gcclUniqueId id;
+          RANK_OK(gcclGetUniqueId(&id));
+          board->id = id;
+          board->idReady = 1;
+        }
+        // Nobody joins until the parent has thrown garbage at the rendezvous.
+        for (int spin = 0; spin < 2000 && !board->rendezvousAttacked; ++spin)
+          usleep(5000);
+        gcclUniqueId id = board->id;
         gcclComm_t comm;
         RANK_OK(initWithTimeout(&comm, n, id, rank, 20000));
-        addrs[rank] = comm->listenAddr;
-        // Give the parent time to attack, then prove the communicator still works.
+        board->data[rank] = comm->listenAddr;
+        // Give the parent time to attack the data ports, then prove the communicator works.
         usleep(600000);
         int32_t v = rank + 1;
         RANK_OK(gcclAllReduce(&v, &v, 1, gcclInt32, gcclSum, comm, nullptr, nullptr));
@@ -396,14 +414,22 @@ TEST(Intruders, RandomBytesAndWrongSecretsAreRejectedAndTheCommunicatorIsUnaffec
         RANK_OK(gcclCommDestroy(comm));
         return 0;
       },
-      [addrs](const std::vector<int>&) {
-        for (int spin = 0; spin < 500 && (addrs[0].len == 0 || addrs[1].len == 0); ++spin)
-          usleep(10000);
+      [board](const std::vector<int>&) {
+        for (int spin = 0; spin < 2000 && !board->idReady; ++spin)
+          usleep(5000);
+        UniqueIdFields fields;
+        if (decodeUniqueId(board->id, &fields) == gcclSuccess)
+          for (uint64_t s = 1; s <= 3; ++s)
+            sendGarbage(fields.root, s);
+        board->rendezvousAttacked = 1;
+        for (int spin = 0; spin < 2000 && (board->data[0].len == 0 || board->data[1].len == 0);
+             ++spin)
+          usleep(5000);
         for (int r = 0; r < 2; ++r) {
-          sendGarbage(addrs[r], 100 + static_cast<uint64_t>(r));
+          sendGarbage(board->data[r], 100 + static_cast<uint64_t>(r));
           // A well-formed handshake with the wrong secret.
           int fd = -1;
-          if (tcp::startConnect(addrs[r], &fd) != gcclSuccess) continue;
+          if (tcp::startConnect(board->data[r], &fd) != gcclSuccess) continue;
           tcp::Credentials wrong;
           memset(wrong.secret, 0x42, sizeof(wrong.secret));
           tcp::HelloInfo hello;
