@@ -9,6 +9,9 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 
 #include "core/check.h"
 #include "core/hmac.h"
@@ -87,6 +90,13 @@ void sendStatus(int fd, uint32_t status, const std::vector<uint8_t>& body, int64
   if (tcp::writeAllUntil(fd, head, sizeof(head), deadline, "answering a rank") == gcclSuccess)
     (void)tcp::writeAllUntil(fd, body.data(), body.size(), deadline, "answering a rank");
 }
+
+// Rendezvous roots still running in this process (see waitForLocalRoots).
+std::mutex gRootsMutex;
+std::condition_variable gRootsDone;
+int gActiveRoots = 0;
+
+void startRootThread(int fd, const tcp::Credentials& creds, int64_t deadline);
 
 // Serves one rendezvous until every rank has joined or the deadline passes.
 void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
@@ -209,6 +219,17 @@ void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
     close(c->handshake.fd());
   }
   close(listenFd);
+  std::lock_guard<std::mutex> lock(gRootsMutex);
+  --gActiveRoots;
+  gRootsDone.notify_all();
+}
+
+void startRootThread(int fd, const tcp::Credentials& creds, int64_t deadline) {
+  {
+    std::lock_guard<std::mutex> lock(gRootsMutex);
+    ++gActiveRoots;
+  }
+  std::thread(serveRoot, fd, creds, deadline).detach();
 }
 
 }  // namespace
@@ -263,7 +284,7 @@ gcclResult_t createUniqueId(int64_t timeoutMs, gcclUniqueId* id) {
   encodeUniqueId(f, id);
   GCCL_INFO(kLogBootstrap, "rendezvous served at %s (%s)", f.root.toString().c_str(),
             ifname.c_str());
-  std::thread(serveRoot, fd, credentialsOf(f), nowMs() + timeoutMs).detach();
+  startRootThread(fd, credentialsOf(f), nowMs() + timeoutMs);
   return gcclSuccess;
 }
 
@@ -296,8 +317,13 @@ gcclResult_t startRootAt(const UniqueIdFields& f, int64_t timeoutMs) {
   if (r != gcclSuccess)
     return setError(r, "rank 0 cannot serve the rendezvous at %s: %s", f.root.toString().c_str(),
                     threadLastError());
-  std::thread(serveRoot, fd, credentialsOf(f), nowMs() + timeoutMs).detach();
+  startRootThread(fd, credentialsOf(f), nowMs() + timeoutMs);
   return gcclSuccess;
+}
+
+void waitForLocalRoots(int64_t maxMs) {
+  std::unique_lock<std::mutex> lock(gRootsMutex);
+  gRootsDone.wait_for(lock, std::chrono::milliseconds(maxMs), [] { return gActiveRoots == 0; });
 }
 
 gcclResult_t bootstrapExchange(const UniqueIdFields& f, int rank, int nranks,

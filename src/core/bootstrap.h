@@ -44,6 +44,11 @@ gcclResult_t uniqueIdFromAddress(const std::string& hostPort, const std::string&
 // Rank 0 of a rootAtRank0 id: binds the root address and serves it.
 gcclResult_t startRootAt(const UniqueIdFields& fields, int64_t timeoutMs);
 
+// A rank whose init failed waits (up to maxMs) for rendezvous roots running in
+// its process to answer the other ranks, so they learn why instead of seeing
+// the connection drop when this process exits.
+void waitForLocalRoots(int64_t maxMs);
+
 // Sends this rank's data address to the root and returns every rank's.
 gcclResult_t bootstrapExchange(const UniqueIdFields& fields, int rank, int nranks,
                                const SockAddr& myAddr, int64_t deadlineMs,

@@ -162,6 +162,7 @@ gcclResult_t initComm(gcclComm** out, int nranks, const gcclUniqueId& commId, in
     if (r != gcclSuccess) {
       comm->initError = threadLastError();
       if (comm->engine) comm->engine.reset();
+      waitForLocalRoots(2000);
     }
     comm->initState = r;
     return r;
