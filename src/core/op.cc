@@ -46,6 +46,10 @@ const char* opKindName(OpKind kind) {
       return "Barrier";
     case OpKind::kSendRecv:
       return "Send/Recv";
+    case OpKind::kPushSum:
+      return "PushSum";
+    case OpKind::kNeighborAverage:
+      return "NeighborAverage";
   }
   return "unknown operation";
 }
@@ -72,6 +76,11 @@ std::string describeMeta(const transport::MessageMeta& m) {
     case OpKind::kAllGather:
       snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s)", opKindName(kind), m.count,
                typeName(type));
+      break;
+    case OpKind::kPushSum:
+    case OpKind::kNeighborAverage:
+      snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s, step=%d)", opKindName(kind), m.count,
+               typeName(type), root);
       break;
     default:
       snprintf(buf, sizeof(buf), "%s", opKindName(kind));

@@ -53,7 +53,9 @@ enum class OpKind : uint8_t {
   kAllGather,
   kReduceScatter,
   kBarrier,
-  kSendRecv
+  kSendRecv,
+  kPushSum,
+  kNeighborAverage
 };
 transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op, int root,
                                 uint64_t count);
@@ -83,6 +85,7 @@ class Op {
   virtual gcclResult_t progress(OpContext& ctx, bool* done) = 0;
 
   OpKind kind() const { return kind_; }
+  // Issued by every rank in the same order (matched by sequence number).
   bool isCollective() const { return kind_ != OpKind::kSendRecv; }
   gcclRequest* request() const { return request_; }
   const transport::MessageMeta& meta() const { return meta_; }

@@ -1,0 +1,175 @@
+// Requests, groups and the shared steps of every operation call (api_call.h).
+#include "core/api_call.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/request.h"
+#include "kernels/cpu/reduce.h"
+
+namespace gccl {
+
+namespace {
+
+// Calls queued between gcclGroupStart and gcclGroupEnd on this thread.
+struct GroupEntry {
+  gcclComm* comm;
+  std::unique_ptr<Op> op;
+  gcclRequest* request;
+  bool caller_waits;
+};
+thread_local int tGroupDepth = 0;
+thread_local std::vector<GroupEntry> tGroup;
+
+// A request may wait this long: the engine itself gives up after at most
+// 4 timeouts without progress, so this only fires if the engine is wedged.
+int64_t waitBoundMs(int64_t timeoutMs) { return 5 * timeoutMs + 10000; }
+
+gcclResult_t waitAndRelease(gcclRequest* req) {
+  std::string reason;
+  gcclResult_t r = waitRequest(req, waitBoundMs(req->timeoutMs), &reason);
+  releaseRequest(req);
+  if (r != gcclSuccess) return setError(r, "%s", reason.c_str());
+  return gcclSuccess;
+}
+
+}  // namespace
+
+gcclResult_t checkType(gcclDataType_t type, const char* call) {
+  GCCL_REQUIRE(static_cast<int>(type) >= 0 && type < gcclNumTypes, gcclInvalidArgument,
+               "%s: datatype %d is not a gccl data type (0..%d)", call, static_cast<int>(type),
+               gcclNumTypes - 1);
+  return gcclSuccess;
+}
+
+gcclResult_t checkRedOp(gcclRedOp_t op, const char* call) {
+  GCCL_REQUIRE(static_cast<int>(op) >= 0 && op < gcclNumOps, gcclInvalidArgument,
+               "%s: op %d is not a gccl reduction (0..%d)", call, static_cast<int>(op),
+               gcclNumOps - 1);
+  return gcclSuccess;
+}
+
+gcclResult_t checkBuffer(const void* p, size_t count, gcclDataType_t type, const char* what,
+                         const char* call) {
+  if (count == 0) return gcclSuccess;
+  GCCL_REQUIRE(p != nullptr, gcclInvalidArgument, "%s: %s is NULL with count %zu", call, what,
+               count);
+  size_t elem = kernels::typeSize(type);
+  GCCL_REQUIRE(reinterpret_cast<uintptr_t>(p) % elem == 0, gcclInvalidArgument,
+               "%s: %s %p is not aligned to its %zu-byte elements", call, what, p, elem);
+  return gcclSuccess;
+}
+
+// sendbuff and recvbuff must be the same region (in place) or not overlap.
+gcclResult_t checkOverlap(const void* send, size_t sendBytes, const void* recv, size_t recvBytes,
+                          const void* inPlaceSend, const char* call) {
+  if (sendBytes == 0 || recvBytes == 0 || send == inPlaceSend) return gcclSuccess;
+  auto s = reinterpret_cast<uintptr_t>(send), r = reinterpret_cast<uintptr_t>(recv);
+  bool overlap = s < r + recvBytes && r < s + sendBytes;
+  GCCL_REQUIRE(!overlap, gcclInvalidArgument,
+               "%s: sendbuff and recvbuff overlap without being in place", call);
+  return gcclSuccess;
+}
+
+gcclResult_t checkStream(gcclStream_t stream, const char* call) {
+  GCCL_REQUIRE(stream == nullptr, gcclInvalidArgument,
+               "%s: a CUDA stream was given, but the buffers are host memory and this build "
+               "runs host collectives only; pass NULL",
+               call);
+  return gcclSuccess;
+}
+
+gcclResult_t checkRoot(gcclComm* comm, int root, const char* call) {
+  GCCL_REQUIRE(root >= 0 && root < comm->nranks, gcclInvalidArgument,
+               "%s: root %d is out of range for %d ranks", call, root, comm->nranks);
+  return gcclSuccess;
+}
+
+// Hands `op` to the engine (or the open group) and waits when asked to.
+gcclResult_t launch(gcclComm* comm, std::unique_ptr<Op> op, gcclRequest* req,
+                    gcclRequest_t* userRequest) {
+  req->comm = comm;
+  if (userRequest != nullptr) *userRequest = req;
+  if (tGroupDepth > 0) {
+    tGroup.push_back({comm, std::move(op), req, userRequest == nullptr});
+    return gcclSuccess;
+  }
+  std::vector<std::unique_ptr<Op>> batch;
+  batch.push_back(std::move(op));
+  comm->engine->submit(std::move(batch));
+  if (userRequest != nullptr) return gcclSuccess;
+  return waitAndRelease(req);
+}
+
+}  // namespace gccl
+
+using namespace gccl;
+
+extern "C" {
+
+gcclResult_t gcclTest(gcclRequest_t request, int* done) {
+  clearThreadLastError();
+  GCCL_REQUIRE(request != nullptr, gcclInvalidArgument, "gcclTest: request is NULL");
+  GCCL_REQUIRE(done != nullptr, gcclInvalidArgument, "gcclTest: done is NULL");
+  {
+    std::lock_guard<std::mutex> lock(request->mutex);
+    if (!request->done) {
+      *done = 0;
+      return gcclSuccess;
+    }
+  }
+  *done = 1;
+  return waitAndRelease(request);
+}
+
+gcclResult_t gcclWait(gcclRequest_t request) {
+  clearThreadLastError();
+  GCCL_REQUIRE(request != nullptr, gcclInvalidArgument, "gcclWait: request is NULL");
+  return waitAndRelease(request);
+}
+
+gcclResult_t gcclGroupStart(void) {
+  clearThreadLastError();
+  ++tGroupDepth;
+  return gcclSuccess;
+}
+
+gcclResult_t gcclGroupEnd(void) {
+  clearThreadLastError();
+  GCCL_REQUIRE(tGroupDepth > 0, gcclInvalidUsage, "gcclGroupEnd without gcclGroupStart");
+  if (--tGroupDepth > 0) return gcclSuccess;
+  std::vector<GroupEntry> entries;
+  entries.swap(tGroup);
+  // Per communicator, in call order: runs of point-to-point calls start
+  // together; each collective is a batch of its own.
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].op == nullptr) continue;
+    gcclComm* comm = entries[i].comm;
+    std::vector<std::unique_ptr<Op>> batch;
+    for (size_t j = i; j < entries.size(); ++j) {
+      if (entries[j].comm != comm || entries[j].op == nullptr) continue;
+      bool p2p = !entries[j].op->isCollective();
+      if (!batch.empty() && (!p2p || batch.back()->isCollective())) {
+        comm->engine->submit(std::move(batch));
+        batch.clear();
+      }
+      batch.push_back(std::move(entries[j].op));
+    }
+    if (!batch.empty()) comm->engine->submit(std::move(batch));
+  }
+  gcclResult_t first = gcclSuccess;
+  std::string reason;
+  for (auto& e : entries) {
+    if (!e.caller_waits) continue;
+    gcclResult_t r = waitAndRelease(e.request);
+    if (r != gcclSuccess && first == gcclSuccess) {
+      first = r;
+      reason = threadLastError();
+    }
+  }
+  if (first != gcclSuccess) return setError(first, "%s", reason.c_str());
+  return gcclSuccess;
+}
+
+}  // extern "C"
