@@ -78,7 +78,11 @@ typedef enum {
   gcclFloat64 = 8,
   gcclDouble = 8,
   gcclBfloat16 = 9,
-  gcclNumTypes = 10
+  gcclNumTypes = 10,
+  /* Not a type: widens the enum to every int, so that a wrong value from a
+   * caller is a checked argument error and never undefined behaviour in C++. */
+  gcclDataTypeRangeMin_ = -2147483647 - 1,
+  gcclDataTypeRangeMax_ = 2147483647
 } gcclDataType_t;
 
 /* Reductions. Half types (float16, bfloat16) accumulate in float32. Integer
@@ -89,7 +93,9 @@ typedef enum {
   gcclMax = 2,
   gcclMin = 3,
   gcclAvg = 4,
-  gcclNumOps = 5
+  gcclNumOps = 5,
+  gcclRedOpRangeMin_ = -2147483647 - 1, /* not reductions: see gcclDataType_t */
+  gcclRedOpRangeMax_ = 2147483647
 } gcclRedOp_t;
 
 /* ---- Handles ------------------------------------------------------------ */
@@ -244,6 +250,135 @@ GCCL_EXPORT gcclResult_t gcclSend(const void* sendbuff, size_t count, gcclDataTy
                                   gcclRequest_t* request);
 GCCL_EXPORT gcclResult_t gcclRecv(void* recvbuff, size_t count, gcclDataType_t datatype, int peer,
                                   gcclComm_t comm, gcclStream_t stream, gcclRequest_t* request);
+
+/* ---- Topologies (gossip) ------------------------------------------------
+ * A topology tells a gossip algorithm (PushSum, neighbour averaging) who sends
+ * to whom at each step, and with which weights. At step k, rank i keeps the
+ * share a_ii of its value (its self weight) and sends the share a_ji to each
+ * out-peer j; the weights form an nranks x nranks mixing matrix A(k). The
+ * graph of step k is schedule step k mod period, so steps never run out.
+ *
+ * A topology is a plain object, not tied to a communicator: every rank builds
+ * the same one. Calls on one topology may come from several threads at once;
+ * a handle is invalid once gcclTopologyDestroy returns.
+ *
+ * Peer lists come in ascending rank order, name each peer once and never the
+ * rank itself. The built-in kinds use integer arithmetic only and uniform
+ * weights: with d distinct out-peers, a = 1/(d+1) for the rank itself and for
+ * each out-peer. Offsets that coincide modulo nranks count once, and an
+ * offset that is 0 modulo nranks is dropped (no self-loop), before d is
+ * counted. Every built-in graph is regular, so its matrices are doubly
+ * stochastic; with nranks = 1 there are no peers and the self weight is 1. */
+
+typedef struct gcclTopology* gcclTopology_t;
+
+typedef enum {
+  /* Directed, time-varying, p = peersPerStep peers per step (1 <= p < nranks;
+   * p = 1 when nranks is 1): rank i sends to i + j*(p+1)^m (mod nranks) for
+   * j = 1..p, where m = step mod M and M, the period, is the smallest integer
+   * with (p+1)^M >= nranks. p = 1 is the one-peer exponential graph
+   * i -> i + 2^(step mod ceil(log2 nranks)); p = 2 is SGP's 2-peer graph. */
+  gcclTopoExponential = 0,
+  /* Directed, static: i -> i + 2^m (mod nranks) for every m with 2^m < nranks. */
+  gcclTopoStaticExponential = 1,
+  /* Directed, time-varying, nranks even: with d = 2^(m+1) - 1 and
+   * m = step mod ceil(log2 nranks) (the period), even i -> i + d and odd
+   * i -> i - d (mod nranks). Each step pairs even ranks with odd ranks. */
+  gcclTopoBipartiteExponential = 2,
+  /* Undirected: i - 1 and i + 1 (mod nranks). */
+  gcclTopoRing = 3,
+  /* Undirected: a rows x cols grid with wrap-around, rank i at row i / cols,
+   * column i % cols; rows is the largest divisor of nranks that is at most
+   * sqrt(nranks). Peers: the ranks above, below, left and right. */
+  gcclTopoTorus2D = 4,
+  /* Undirected: every other rank. */
+  gcclTopoComplete = 5,
+  /* Made by gcclTopologyCreateFromWeights (not accepted by gcclTopologyCreate). */
+  gcclTopoUser = 6,
+  gcclTopologyKindRangeMin_ = -2147483647 - 1, /* not kinds: see gcclDataType_t */
+  gcclTopologyKindRangeMax_ = 2147483647
+} gcclTopologyKind_t;
+
+/* What gcclTopologyValidate checks the mixing matrices against: PushSum needs
+ * column-stochastic matrices (each rank gives away exactly its value);
+ * neighbour averaging (D-PSGD) needs doubly stochastic ones (each rank also
+ * receives weights that sum to 1). */
+typedef enum {
+  gcclMixColumnStochastic = 0,
+  gcclMixDoublyStochastic = 1,
+  gcclMixingRangeMin_ = -2147483647 - 1, /* not mixings: see gcclDataType_t */
+  gcclMixingRangeMax_ = 2147483647
+} gcclMixing_t;
+
+/* Creates a built-in topology of `kind` over `nranks` ranks (>= 1).
+ * peersPerStep is p for gcclTopoExponential and must be 1 for every other
+ * kind (so that a value meant for another kind is never silently ignored).
+ * gcclTopoBipartiteExponential needs an even nranks. */
+GCCL_EXPORT gcclResult_t gcclTopologyCreate(gcclTopology_t* topo, gcclTopologyKind_t kind,
+                                            int nranks, int peersPerStep);
+/* Creates a topology from nsteps mixing matrices of nranks x nranks doubles,
+ * row-major: weights[(s*nranks + j)*nranks + i] = a_ji, the share of rank i's
+ * value that goes to rank j at schedule step s; step k uses matrix k mod
+ * nsteps (nsteps = 1: a static graph). Off-diagonal non-zeros are the edges,
+ * the diagonal is the self weight. Every entry must be finite and >= 0 and
+ * every column must sum to 1 within 1e-9. The weights are copied. */
+GCCL_EXPORT gcclResult_t gcclTopologyCreateFromWeights(gcclTopology_t* topo, int nranks, int nsteps,
+                                                       const double* weights);
+/* Frees the topology. */
+GCCL_EXPORT gcclResult_t gcclTopologyDestroy(gcclTopology_t topo);
+/* The schedule period: step k and step k + period have the same graph
+ * (1 for static graphs). */
+GCCL_EXPORT gcclResult_t gcclTopologyPeriod(gcclTopology_t topo, int* nsteps);
+/* The out-peers of `rank` at `step`: *npeers of them in peers[], with
+ * weights[k] = a_{peers[k], rank} the share sent to peers[k], and
+ * *selfWeight = a_{rank, rank}. maxPeers is the capacity of peers[] and
+ * weights[] (nranks - 1 always suffices); a smaller capacity than needed is
+ * an error that names the need. peers and weights may be NULL only when
+ * maxPeers is 0. */
+GCCL_EXPORT gcclResult_t gcclTopologyOutPeers(gcclTopology_t topo, uint64_t step, int rank,
+                                              int maxPeers, int* npeers, int* peers,
+                                              double* weights, double* selfWeight);
+/* The in-peers of `rank` at `step`, the ranks that send to it: weights[k] =
+ * a_{rank, peers[k]}, the share of peers[k]'s value that `rank` receives.
+ * Exactly the transpose of the out-peers. Capacity as gcclTopologyOutPeers. */
+GCCL_EXPORT gcclResult_t gcclTopologyInPeers(gcclTopology_t topo, uint64_t step, int rank,
+                                             int maxPeers, int* npeers, int* peers,
+                                             double* weights);
+/* Checks every step of the period: no self-loops, no duplicate peers, all
+ * weights finite and >= 0, every column summing to 1 and, for
+ * gcclMixDoublyStochastic, every row too, within 1e-9. The error names the
+ * step, the rank and the sum. A topology remembers a successful check. */
+GCCL_EXPORT gcclResult_t gcclTopologyValidate(gcclTopology_t topo, gcclMixing_t mixing);
+
+/* ---- Gossip averaging ------------------------------------------------------
+ * Every rank calls these with the same step, in the same order as its other
+ * collectives. The topology must have as many ranks as the communicator and
+ * must outlive the call (a request keeps it alive). Floating types only;
+ * half types mix in float32. */
+
+/* One PushSum (Stochastic Gradient Push) step on `step` of `topo`, in place:
+ * this rank sends x and its push-sum weight w to each out-peer j (which scales
+ * them by a_ji), then x <- a_ii x + sum_j a_ij x_j and w <- a_ii w + sum_j
+ * a_ij w_j over its in-peers. The weight travels as float64 whatever the
+ * tensor's type; *psWeight must be positive and is updated when the step
+ * completes (read it after gcclWait when a request is used). Mass is
+ * conserved: the sum over ranks of x and of w stays the same, up to rounding.
+ * The topology must be column-stochastic (gcclMixColumnStochastic). */
+GCCL_EXPORT gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype,
+                                     double* psWeight, gcclTopology_t topo, uint64_t step,
+                                     gcclComm_t comm, gcclStream_t stream,
+                                     gcclRequest_t* request);
+/* The de-biased model z = x / psWeight (z may not overlap x unless z == x). */
+GCCL_EXPORT gcclResult_t gcclPushSumDebias(const void* x, void* z, size_t count,
+                                           gcclDataType_t datatype, double psWeight);
+/* Neighbour averaging (D-PSGD): recvbuff <- a_ii sendbuff + sum_j a_ij
+ * sendbuff_j over this rank's in-peers at `step`. The topology must be doubly
+ * stochastic (gcclMixDoublyStochastic), as the undirected built-in graphs are.
+ * In place when sendbuff == recvbuff. */
+GCCL_EXPORT gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuff, size_t count,
+                                             gcclDataType_t datatype, gcclTopology_t topo,
+                                             uint64_t step, gcclComm_t comm, gcclStream_t stream,
+                                             gcclRequest_t* request);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -45,9 +45,5 @@ std::unique_ptr<Op> makeSendOp(const void* data, size_t bytes, int peer, uint64_
                                gcclRequest* req);
 std::unique_ptr<Op> makeRecvOp(void* data, size_t bytes, int peer, uint64_t seq, gcclRequest* req);
 
-// Splits `total` items into `parts` nearly equal pieces; piece i starts here.
-inline size_t splitPoint(size_t total, size_t parts, size_t i) {
-  return static_cast<size_t>((static_cast<unsigned __int128>(total) * i) / parts);
-}
 
 }  // namespace gccl

@@ -73,6 +73,11 @@ inline uint64_t p2pTag(uint64_t seq) {
   return (1ull << 63) | seq;
 }
 
+// Splits `total` items into `parts` nearly equal pieces; piece i starts here.
+inline size_t splitPoint(size_t total, size_t parts, size_t i) {
+  return static_cast<size_t>((static_cast<unsigned __int128>(total) * i) / parts);
+}
+
 class Op {
  public:
   Op(OpKind kind, transport::MessageMeta meta, gcclRequest* request)

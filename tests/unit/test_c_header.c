@@ -21,6 +21,11 @@ _Static_assert(gcclNumTypes == 10 && gcclNumOps == 5, "type and op counts");
 _Static_assert(gcclChar == gcclInt8 && gcclInt == gcclInt32 && gcclHalf == gcclFloat16 &&
                    gcclFloat == gcclFloat32 && gcclDouble == gcclFloat64,
                "type aliases");
+_Static_assert(gcclTopoExponential == 0 && gcclTopoStaticExponential == 1 &&
+                   gcclTopoBipartiteExponential == 2 && gcclTopoRing == 3 && gcclTopoTorus2D == 4 &&
+                   gcclTopoComplete == 5 && gcclTopoUser == 6,
+               "topology kinds");
+_Static_assert(gcclMixColumnStochastic == 0 && gcclMixDoublyStochastic == 1, "mixing kinds");
 
 /* Every API function, by its exact prototype. */
 struct gcclApi {
@@ -55,6 +60,14 @@ struct gcclApi {
                        gcclRequest_t*);
   gcclResult_t (*recv)(void*, size_t, gcclDataType_t, int, gcclComm_t, gcclStream_t,
                        gcclRequest_t*);
+  gcclResult_t (*topologyCreate)(gcclTopology_t*, gcclTopologyKind_t, int, int);
+  gcclResult_t (*topologyCreateFromWeights)(gcclTopology_t*, int, int, const double*);
+  gcclResult_t (*topologyDestroy)(gcclTopology_t);
+  gcclResult_t (*topologyPeriod)(gcclTopology_t, int*);
+  gcclResult_t (*topologyOutPeers)(gcclTopology_t, uint64_t, int, int, int*, int*, double*,
+                                   double*);
+  gcclResult_t (*topologyInPeers)(gcclTopology_t, uint64_t, int, int, int*, int*, double*);
+  gcclResult_t (*topologyValidate)(gcclTopology_t, gcclMixing_t);
 };
 
 static const struct gcclApi api = {
@@ -82,6 +95,13 @@ static const struct gcclApi api = {
     .barrier = gcclBarrier,
     .send = gcclSend,
     .recv = gcclRecv,
+    .topologyCreate = gcclTopologyCreate,
+    .topologyCreateFromWeights = gcclTopologyCreateFromWeights,
+    .topologyDestroy = gcclTopologyDestroy,
+    .topologyPeriod = gcclTopologyPeriod,
+    .topologyOutPeers = gcclTopologyOutPeers,
+    .topologyInPeers = gcclTopologyInPeers,
+    .topologyValidate = gcclTopologyValidate,
 };
 
 static int failures = 0;
@@ -123,7 +143,9 @@ int main(void) {
             api.commAbort && api.commGetAsyncError && api.commCount && api.commUserRank &&
             api.test && api.wait && api.groupStart && api.groupEnd && api.allReduce &&
             api.broadcast && api.reduce && api.allGather && api.reduceScatter && api.barrier &&
-            api.send && api.recv,
+            api.send && api.recv && api.topologyCreate && api.topologyCreateFromWeights &&
+            api.topologyDestroy && api.topologyPeriod && api.topologyOutPeers &&
+            api.topologyInPeers && api.topologyValidate,
         "every API function has an address");
 
   /* The calls that need no communicator. */
@@ -137,6 +159,31 @@ int main(void) {
       check(s != NULL && s[0] != '\0', "gcclGetErrorString names every result");
     }
     check(api.getLastError(NULL) != NULL, "gcclGetLastError(NULL) is never NULL");
+  }
+
+  /* Topologies need no communicator either. */
+  {
+    gcclTopology_t topo = NULL;
+    gcclTopologyKind_t kind = gcclTopoRing;
+    gcclMixing_t mixing = gcclMixDoublyStochastic;
+    const double swap[4] = {0.5, 0.5, 0.5, 0.5};
+    int period = 0, npeers = -1, peers[3];
+    double weights[3], self = 0;
+    check(api.topologyCreate(&topo, kind, 4, 1) == gcclSuccess, "gcclTopologyCreate succeeds");
+    check(api.topologyPeriod(topo, &period) == gcclSuccess && period == 1, "gcclTopologyPeriod");
+    check(api.topologyOutPeers(topo, 0, 0, 3, &npeers, peers, weights, &self) == gcclSuccess &&
+              npeers == 2 && peers[0] == 1 && peers[1] == 3 && self == 1.0 / 3,
+          "gcclTopologyOutPeers");
+    check(api.topologyInPeers(topo, 0, 0, 3, &npeers, peers, weights) == gcclSuccess &&
+              npeers == 2 && weights[0] == 1.0 / 3,
+          "gcclTopologyInPeers");
+    check(api.topologyValidate(topo, mixing) == gcclSuccess, "gcclTopologyValidate");
+    check(api.topologyDestroy(topo) == gcclSuccess, "gcclTopologyDestroy");
+    check(api.topologyCreateFromWeights(&topo, 2, 1, swap) == gcclSuccess &&
+              api.topologyDestroy(topo) == gcclSuccess,
+          "gcclTopologyCreateFromWeights");
+    check(api.topologyCreate(&topo, gcclTopoUser, 4, 1) == gcclInvalidArgument,
+          "gcclTopologyCreate rejects gcclTopoUser");
   }
 
   if (failures != 0) return 1;

@@ -1,0 +1,116 @@
+// The public gossip calls: PushSum (SGP), its de-biasing helper, and
+// neighbour averaging (D-PSGD). Argument checks name what is wrong and
+// happen before anything changes; the step itself runs on the progress
+// engine like any collective (mix_op.cc).
+#include <cmath>
+#include <cstring>
+
+#include "core/api_call.h"
+#include "gossip/gossip_ops.h"
+#include "kernels/cpu/mix.h"
+#include "kernels/cpu/reduce.h"
+
+namespace gccl {
+
+namespace {
+
+gcclResult_t checkFloatingType(gcclDataType_t type, const char* call) {
+  GCCL_CHECK(checkType(type, call));
+  GCCL_REQUIRE(
+      type == gcclFloat16 || type == gcclBfloat16 || type == gcclFloat32 || type == gcclFloat64,
+      gcclInvalidArgument,
+      "%s: datatype %d is not a floating-point type (gossip averages need float16, "
+      "bfloat16, float32 or float64)",
+      call, static_cast<int>(type));
+  return gcclSuccess;
+}
+
+gcclResult_t checkTopologyFor(gcclComm* comm, gcclTopology_t topo, gcclMixing_t mixing,
+                              const char* call, std::shared_ptr<Topology>* out) {
+  std::shared_ptr<Topology> t;
+  GCCL_CHECK(topologyFromHandle(topo, call, &t));
+  GCCL_REQUIRE(t->nranks() == comm->nranks, gcclInvalidArgument,
+               "%s: the topology has %d ranks but the communicator has %d", call, t->nranks(),
+               comm->nranks);
+  GCCL_CHECK(t->validate(mixing, call));
+  *out = std::move(t);
+  return gcclSuccess;
+}
+
+}  // namespace
+
+}  // namespace gccl
+
+using namespace gccl;
+
+extern "C" {
+
+gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype, double* psWeight,
+                         gcclTopology_t topo, uint64_t step, gcclComm_t comm, gcclStream_t stream,
+                         gcclRequest_t* request) {
+  const char* call = "gcclPushSum";
+  return apiCall(comm, call, request, [&]() -> gcclResult_t {
+    GCCL_CHECK(checkFloatingType(datatype, call));
+    GCCL_CHECK(checkStream(stream, call));
+    GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
+    GCCL_REQUIRE(psWeight != nullptr, gcclInvalidArgument, "%s: psWeight is NULL", call);
+    GCCL_REQUIRE(std::isfinite(*psWeight) && *psWeight > 0, gcclInvalidArgument,
+                 "%s: psWeight is %g; a push-sum weight must be finite and positive", call,
+                 *psWeight);
+    GossipArgs a;
+    GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixColumnStochastic, call, &a.topo));
+    a.send = x;
+    a.recv = x;
+    a.count = count;
+    a.type = datatype;
+    a.step = step;
+    a.pushSum = true;
+    a.psWeight = psWeight;
+    gcclRequest* req = newRequest(comm->timeoutMs);
+    auto op = makeMixOp(a, req);
+    op->seq = comm->collectiveSeq++;
+    return launch(comm, std::move(op), req, request);
+  });
+}
+
+gcclResult_t gcclPushSumDebias(const void* x, void* z, size_t count, gcclDataType_t datatype,
+                               double psWeight) {
+  const char* call = "gcclPushSumDebias";
+  clearThreadLastError();
+  GCCL_CHECK(checkFloatingType(datatype, call));
+  GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
+  GCCL_CHECK(checkBuffer(z, count, datatype, "z", call));
+  GCCL_REQUIRE(std::isfinite(psWeight) && psWeight != 0, gcclInvalidArgument,
+               "%s: psWeight is %g; it must be finite and non-zero", call, psWeight);
+  size_t bytes = count * kernels::typeSize(datatype);
+  GCCL_CHECK(checkOverlap(x, bytes, z, bytes, z, call));
+  if (count > 0) kernels::debias(z, x, psWeight, count, datatype);
+  return gcclSuccess;
+}
+
+gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuff, size_t count,
+                                 gcclDataType_t datatype, gcclTopology_t topo, uint64_t step,
+                                 gcclComm_t comm, gcclStream_t stream, gcclRequest_t* request) {
+  const char* call = "gcclNeighborAverage";
+  return apiCall(comm, call, request, [&]() -> gcclResult_t {
+    GCCL_CHECK(checkFloatingType(datatype, call));
+    GCCL_CHECK(checkStream(stream, call));
+    GCCL_CHECK(checkBuffer(sendbuff, count, datatype, "sendbuff", call));
+    GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
+    size_t bytes = count * kernels::typeSize(datatype);
+    GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
+    GossipArgs a;
+    GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixDoublyStochastic, call, &a.topo));
+    a.send = sendbuff;
+    a.recv = recvbuff;
+    a.count = count;
+    a.type = datatype;
+    a.step = step;
+    gcclRequest* req = newRequest(comm->timeoutMs);
+    auto op = makeMixOp(a, req);
+    op->seq = comm->collectiveSeq++;
+    return launch(comm, std::move(op), req, request);
+  });
+}
+
+}  // extern "C"
