@@ -366,8 +366,7 @@ GCCL_EXPORT gcclResult_t gcclTopologyValidate(gcclTopology_t topo, gcclMixing_t 
  * The topology must be column-stochastic (gcclMixColumnStochastic). */
 GCCL_EXPORT gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype,
                                      double* psWeight, gcclTopology_t topo, uint64_t step,
-                                     gcclComm_t comm, gcclStream_t stream,
-                                     gcclRequest_t* request);
+                                     gcclComm_t comm, gcclStream_t stream, gcclRequest_t* request);
 /* The de-biased model z = x / psWeight (z may not overlap x unless z == x). */
 GCCL_EXPORT gcclResult_t gcclPushSumDebias(const void* x, void* z, size_t count,
                                            gcclDataType_t datatype, double psWeight);
@@ -379,6 +378,28 @@ GCCL_EXPORT gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuf
                                              gcclDataType_t datatype, gcclTopology_t topo,
                                              uint64_t step, gcclComm_t comm, gcclStream_t stream,
                                              gcclRequest_t* request);
+
+/* ---- Overlap SGP -----------------------------------------------------------
+ * PushSum whose messages may be folded in up to `staleness` steps late, so a
+ * rank computes while its messages travel (OSGP). Per training step k:
+ *   gcclGossipStart(g, k)   keeps this rank's own share of x and w at once,
+ *                           sends the rest to the step's out-peers, returns;
+ *   ... compute (x and w are the caller's: nothing else writes them) ...
+ *   gcclGossipFinish(g, k)  folds in every message that has arrived, each with
+ *                           the weight of the step it was sent at, and blocks
+ *                           only until all messages of steps <= k - staleness
+ *                           are in. Late messages are folded in, never dropped.
+ * With staleness 0 this is synchronous PushSum. The sums over ranks of x and
+ * of w are conserved once nothing is in flight; gcclGossipDestroy folds in
+ * whatever is still travelling. x and *psWeight are read and written only
+ * inside these calls, on the calling thread. */
+typedef struct gcclGossip* gcclGossip_t;
+GCCL_EXPORT gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count,
+                                          gcclDataType_t datatype, double* psWeight,
+                                          gcclTopology_t topo, int staleness, gcclComm_t comm);
+GCCL_EXPORT gcclResult_t gcclGossipStart(gcclGossip_t gossip, uint64_t step);
+GCCL_EXPORT gcclResult_t gcclGossipFinish(gcclGossip_t gossip, uint64_t step);
+GCCL_EXPORT gcclResult_t gcclGossipDestroy(gcclGossip_t gossip);
 
 #ifdef __cplusplus
 } /* extern "C" */

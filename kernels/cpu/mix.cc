@@ -362,6 +362,7 @@ template <int K>
 GCCL_F16C_FN void float16MixF16c(void* xv, double a, const void* const* ys, const double* b, int ny,
                                  size_t n) {
   constexpr int kSlots = K > 0 ? K : 1;
+  const int m = K >= 0 ? K : ny;
   uint16_t* x = static_cast<uint16_t*>(xv);
   const float ca = static_cast<float>(a);
   const __m256 va = _mm256_set1_ps(ca);
@@ -375,8 +376,8 @@ GCCL_F16C_FN void float16MixF16c(void* xv, double a, const void* const* ys, cons
   for (; i + 8 <= n; i += 8) {
     if (i % (kLine / sizeof(uint16_t)) == 0) {
       prefetchAhead(x + i, kLine);
-      for (int j = 0; j < ny; ++j)
-        prefetchAhead(static_cast<const uint16_t*>(ys[j]) + i, kLine);
+      for (int j = 0; j < m; ++j)
+        prefetchAhead((K >= 0 ? yp[j] : static_cast<const uint16_t*>(ys[j])) + i, kLine);
     }
     __m256 v = _mm256_mul_ps(va, loadHalves(x + i));
     if constexpr (K >= 0) {
@@ -393,7 +394,7 @@ GCCL_F16C_FN void float16MixF16c(void* xv, double a, const void* const* ys, cons
   }
   for (; i < n; ++i) {
     float v = ca * F16::widen(x[i]);
-    for (int j = 0; j < ny; ++j)
+    for (int j = 0; j < m; ++j)
       v = v + static_cast<float>(b[j]) * F16::widen(static_cast<const uint16_t*>(ys[j])[i]);
     x[i] = F16::narrow(v);
   }

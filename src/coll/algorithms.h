@@ -45,5 +45,4 @@ std::unique_ptr<Op> makeSendOp(const void* data, size_t bytes, int peer, uint64_
                                gcclRequest* req);
 std::unique_ptr<Op> makeRecvOp(void* data, size_t bytes, int peer, uint64_t seq, gcclRequest* req);
 
-
 }  // namespace gccl

@@ -24,7 +24,9 @@ thread_local std::vector<GroupEntry> tGroup;
 
 // A request may wait this long: the engine itself gives up after at most
 // 4 timeouts without progress, so this only fires if the engine is wedged.
-int64_t waitBoundMs(int64_t timeoutMs) { return 5 * timeoutMs + 10000; }
+int64_t waitBoundMs(int64_t timeoutMs) {
+  return 5 * timeoutMs + 10000;
+}
 
 gcclResult_t waitAndRelease(gcclRequest* req) {
   std::string reason;

@@ -416,7 +416,8 @@ void Engine::noteProgress() {
 
 void Engine::checkMismatch() {
   Op* op = active_.front().get();
-  if (!op->isCollective()) return;
+  // Ops that send nothing of their own (meta 0) have no signature to compare.
+  if (!op->isCollective() || op->meta().info == 0) return;
   std::vector<std::pair<uint64_t, transport::MessageMeta>> paused;
   for (auto& c : conns_) {
     if (!c) continue;

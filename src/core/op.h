@@ -106,6 +106,9 @@ class Op {
                         Transfer* t);
   gcclResult_t postRecv(OpContext& ctx, int peer, void* data, size_t bytes, uint64_t tag,
                         Transfer* t, bool checkMeta = true);
+  // Counts a transfer posted elsewhere (by an earlier op) as one this op waits
+  // on, for liveness probes and timeout messages.
+  void watch(Transfer* t) { track(t); }
   // Turns a failed transfer into a clear error; gcclSuccess if it is fine.
   gcclResult_t checkTransfer(const Transfer& t) const;
 

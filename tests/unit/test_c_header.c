@@ -68,6 +68,16 @@ struct gcclApi {
                                    double*);
   gcclResult_t (*topologyInPeers)(gcclTopology_t, uint64_t, int, int, int*, int*, double*);
   gcclResult_t (*topologyValidate)(gcclTopology_t, gcclMixing_t);
+  gcclResult_t (*pushSum)(void*, size_t, gcclDataType_t, double*, gcclTopology_t, uint64_t,
+                          gcclComm_t, gcclStream_t, gcclRequest_t*);
+  gcclResult_t (*pushSumDebias)(const void*, void*, size_t, gcclDataType_t, double);
+  gcclResult_t (*neighborAverage)(const void*, void*, size_t, gcclDataType_t, gcclTopology_t,
+                                  uint64_t, gcclComm_t, gcclStream_t, gcclRequest_t*);
+  gcclResult_t (*gossipCreate)(gcclGossip_t*, void*, size_t, gcclDataType_t, double*,
+                               gcclTopology_t, int, gcclComm_t);
+  gcclResult_t (*gossipStart)(gcclGossip_t, uint64_t);
+  gcclResult_t (*gossipFinish)(gcclGossip_t, uint64_t);
+  gcclResult_t (*gossipDestroy)(gcclGossip_t);
 };
 
 static const struct gcclApi api = {
@@ -102,6 +112,13 @@ static const struct gcclApi api = {
     .topologyOutPeers = gcclTopologyOutPeers,
     .topologyInPeers = gcclTopologyInPeers,
     .topologyValidate = gcclTopologyValidate,
+    .pushSum = gcclPushSum,
+    .pushSumDebias = gcclPushSumDebias,
+    .neighborAverage = gcclNeighborAverage,
+    .gossipCreate = gcclGossipCreate,
+    .gossipStart = gcclGossipStart,
+    .gossipFinish = gcclGossipFinish,
+    .gossipDestroy = gcclGossipDestroy,
 };
 
 static int failures = 0;

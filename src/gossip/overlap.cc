@@ -1,0 +1,323 @@
+// Overlap SGP: PushSum whose messages may be folded in up to `staleness`
+// steps after they were sent, so computation overlaps communication.
+//
+// Start(k) keeps this rank's own share at once (x <- a_ii x, w <- a_ii w),
+// sends the snapshot of x and w to the out-peers, and posts the receives of
+// step k into buffers of its own; it returns without waiting. Finish(k) folds
+// in every message that has arrived (x += a_ij y_j, w += a_ij w_j, each with
+// the weight of the step it was sent at) and blocks only until every message
+// of the steps up to k - staleness is in. Nothing is dropped: mass in flight
+// is counted once, on arrival, so the sums of x and of w over ranks are
+// conserved whenever nothing is in flight (and always, counting what is).
+//
+// Threads: x and w are touched only by the caller, inside these calls. The
+// progress thread posts the transfers (PostOp) and, on Finish, records which
+// messages arrived (WaitOp); the caller reads those records after the op
+// completes, so every hand-over goes through a request's completion.
+#include <algorithm>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <set>
+#include <memory>
+#include <vector>
+
+#include "core/api_call.h"
+#include "core/request.h"
+#include "gossip/topology.h"
+#include "kernels/cpu/mix.h"
+#include "kernels/cpu/reduce.h"
+
+struct gcclGossip;
+
+namespace gccl {
+
+namespace {
+
+// Everything of one started step.
+struct StepRecord {
+  uint64_t step = 0;
+  uint64_t seq = 0;
+  std::vector<PeerWeight> out, in;
+  std::vector<uint8_t> snapshot;  // what was sent; lives until the sends complete
+  double weightSent = 0;
+  std::vector<Transfer> sends;    // per out-peer: weight, data
+  std::vector<Transfer> recvs;    // per in-peer: weight, data
+  std::vector<double> weightsIn;  // per in-peer
+  std::vector<uint8_t> received;  // in.size() x bytes
+  // Written by WaitOp on the progress thread, read by the caller after it completes.
+  std::vector<char> arrived;  // per in-peer: weight and data both in
+  bool sendsDone = false;
+  std::vector<char> folded;  // caller only
+};
+
+class PostOp final : public Op {
+ public:
+  PostOp(StepRecord* r, transport::MessageMeta meta, size_t bytes, gcclRequest* req)
+      : Op(OpKind::kPushSum, meta, req), r_(r), bytes_(bytes) {}
+  gcclResult_t start(OpContext& ctx) override {
+    for (size_t j = 0; j < r_->in.size(); ++j) {
+      GCCL_CHECK(postRecv(ctx, r_->in[j].peer, &r_->weightsIn[j], sizeof(double),
+                          collectiveTag(seq, 0), &r_->recvs[2 * j]));
+      GCCL_CHECK(postRecv(ctx, r_->in[j].peer, r_->received.data() + j * bytes_, bytes_,
+                          collectiveTag(seq, 1), &r_->recvs[2 * j + 1]));
+    }
+    for (size_t k = 0; k < r_->out.size(); ++k) {
+      GCCL_CHECK(postSend(ctx, r_->out[k].peer, &r_->weightSent, sizeof(double),
+                          collectiveTag(seq, 0), &r_->sends[2 * k]));
+      GCCL_CHECK(postSend(ctx, r_->out[k].peer, r_->snapshot.data(), bytes_, collectiveTag(seq, 1),
+                          &r_->sends[2 * k + 1]));
+    }
+    return gcclSuccess;
+  }
+  // The transfers outlive this op: they belong to the step record.
+  gcclResult_t progress(OpContext&, bool* done) override {
+    *done = true;
+    return gcclSuccess;
+  }
+
+ private:
+  StepRecord* r_;
+  size_t bytes_;
+};
+
+// Records what has arrived; done once every step <= `through` is complete.
+class WaitOp final : public Op {
+ public:
+  // Requires every step <= through (when hasThrough), or everything (all).
+  WaitOp(std::vector<StepRecord*> records, bool hasThrough, uint64_t through, bool all,
+         gcclRequest* req)
+      : Op(OpKind::kPushSum, transport::MessageMeta{}, req),
+        records_(std::move(records)),
+        hasThrough_(hasThrough),
+        through_(through),
+        all_(all) {}
+  gcclResult_t start(OpContext&) override {
+    for (StepRecord* r : records_) {
+      for (auto& t : r->recvs)
+        watch(&t);
+      for (auto& t : r->sends)
+        watch(&t);
+    }
+    return gcclSuccess;
+  }
+  gcclResult_t progress(OpContext&, bool* done) override {
+    bool complete = true;
+    for (StepRecord* r : records_) {
+      bool required = all_ || (hasThrough_ && r->step <= through_);
+      for (size_t j = 0; j < r->in.size(); ++j) {
+        GCCL_CHECK(checkTransfer(r->recvs[2 * j]));
+        GCCL_CHECK(checkTransfer(r->recvs[2 * j + 1]));
+        r->arrived[j] = r->recvs[2 * j].done() && r->recvs[2 * j + 1].done();
+        if (required && !r->arrived[j]) complete = false;
+      }
+      bool sent = true;
+      for (auto& t : r->sends) {
+        GCCL_CHECK(checkTransfer(t));
+        sent = sent && t.done();
+      }
+      r->sendsDone = sent;
+      if (all_ && !sent) complete = false;
+    }
+    *done = complete;
+    return gcclSuccess;
+  }
+
+ private:
+  std::vector<StepRecord*> records_;
+  bool hasThrough_;
+  uint64_t through_;
+  bool all_;
+};
+
+}  // namespace
+
+}  // namespace gccl
+
+struct gcclGossip {
+  gcclComm* comm = nullptr;
+  void* x = nullptr;
+  size_t count = 0;
+  gcclDataType_t type = gcclFloat32;
+  size_t bytes = 0;
+  double* psWeight = nullptr;
+  std::shared_ptr<gccl::Topology> topo;
+  int staleness = 0;
+  std::list<std::unique_ptr<gccl::StepRecord>> steps;  // started, not yet retired
+  bool broken = false;
+};
+
+namespace gccl {
+
+namespace {
+
+std::mutex gGossipMutex;
+std::set<gcclGossip*>& liveGossips() {
+  static auto* s = new std::set<gcclGossip*>();
+  return *s;
+}
+
+gcclResult_t checkGossip(gcclGossip* g, const char* call) {
+  GCCL_REQUIRE(g != nullptr, gcclInvalidArgument, "%s: gossip is NULL", call);
+  std::lock_guard<std::mutex> lock(gGossipMutex);
+  GCCL_REQUIRE(liveGossips().count(g) != 0, gcclInvalidUsage,
+               "%s: gossip handle %p is not valid (destroyed or never created)", call,
+               static_cast<void*>(g));
+  return gcclSuccess;
+}
+
+// Runs a WaitOp, then folds in everything that arrived and retires finished steps.
+gcclResult_t waitAndFold(gcclGossip* g, bool hasThrough, uint64_t through, bool all) {
+  std::vector<StepRecord*> records;
+  for (auto& r : g->steps)
+    records.push_back(r.get());
+  if (records.empty()) return gcclSuccess;
+  gcclRequest* req = newRequest(g->comm->timeoutMs);
+  auto op = std::make_unique<WaitOp>(records, hasThrough, through, all, req);
+  gcclResult_t r = launch(g->comm, std::move(op), req, nullptr);
+  if (r != gcclSuccess) {
+    g->broken = true;
+    return r;
+  }
+  size_t elem = kernels::typeSize(g->type);
+  for (auto it = g->steps.begin(); it != g->steps.end();) {
+    StepRecord& rec = **it;
+    bool allFolded = true;
+    for (size_t j = 0; j < rec.in.size(); ++j) {
+      if (rec.folded[j]) continue;
+      if (!rec.arrived[j]) {
+        allFolded = false;
+        continue;
+      }
+      if (g->count > 0)
+        kernels::axpy(g->x, rec.in[j].weight, rec.received.data() + j * g->count * elem, g->count,
+                      g->type);
+      *g->psWeight += rec.in[j].weight * rec.weightsIn[j];
+      rec.folded[j] = 1;
+    }
+    if (allFolded && rec.sendsDone) {
+      it = g->steps.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return gcclSuccess;
+}
+
+}  // namespace
+
+}  // namespace gccl
+
+using namespace gccl;
+
+extern "C" {
+
+gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclDataType_t datatype,
+                              double* psWeight, gcclTopology_t topo, int staleness,
+                              gcclComm_t comm) {
+  const char* call = "gcclGossipCreate";
+  clearThreadLastError();
+  ApiGuard guard(comm, call);
+  GCCL_CHECK(guard.result());
+  GCCL_CHECK(checkCommReady(comm, call));
+  GCCL_REQUIRE(gossip != nullptr, gcclInvalidArgument, "%s: gossip (the output) is NULL", call);
+  GCCL_CHECK(checkType(datatype, call));
+  GCCL_REQUIRE(datatype == gcclFloat16 || datatype == gcclBfloat16 || datatype == gcclFloat32 ||
+                   datatype == gcclFloat64,
+               gcclInvalidArgument, "%s: datatype %d is not a floating-point type", call,
+               static_cast<int>(datatype));
+  GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
+  GCCL_REQUIRE(psWeight != nullptr && *psWeight > 0, gcclInvalidArgument,
+               "%s: psWeight must point to a positive weight", call);
+  GCCL_REQUIRE(staleness >= 0 && staleness <= 1000, gcclInvalidArgument,
+               "%s: staleness %d is outside 0..1000", call, staleness);
+  std::shared_ptr<Topology> t;
+  GCCL_CHECK(topologyFromHandle(topo, call, &t));
+  GCCL_REQUIRE(t->nranks() == comm->nranks, gcclInvalidArgument,
+               "%s: the topology has %d ranks but the communicator has %d", call, t->nranks(),
+               comm->nranks);
+  GCCL_CHECK(t->validate(gcclMixColumnStochastic, call));
+  auto* g = new gcclGossip();
+  g->comm = comm;
+  g->x = x;
+  g->count = count;
+  g->type = datatype;
+  g->bytes = count * kernels::typeSize(datatype);
+  g->psWeight = psWeight;
+  g->topo = std::move(t);
+  g->staleness = staleness;
+  {
+    std::lock_guard<std::mutex> lock(gGossipMutex);
+    liveGossips().insert(g);
+  }
+  *gossip = g;
+  return gcclSuccess;
+}
+
+gcclResult_t gcclGossipStart(gcclGossip_t g, uint64_t step) {
+  const char* call = "gcclGossipStart";
+  clearThreadLastError();
+  GCCL_CHECK(checkGossip(g, call));
+  GCCL_REQUIRE(!g->broken, gcclInvalidUsage, "%s: an earlier call on this gossip failed", call);
+  gcclComm* comm = g->comm;
+  return apiCall(comm, call, nullptr, [&]() -> gcclResult_t {
+    auto rec = std::make_unique<StepRecord>();
+    rec->step = step;
+    double self = 1;
+    g->topo->outPeers(step, comm->rank, &rec->out, &self);
+    g->topo->inPeers(step, comm->rank, &rec->in);
+    rec->snapshot.assign(static_cast<uint8_t*>(g->x), static_cast<uint8_t*>(g->x) + g->bytes);
+    rec->weightSent = *g->psWeight;
+    rec->sends.resize(2 * rec->out.size());
+    rec->recvs.resize(2 * rec->in.size());
+    rec->weightsIn.assign(rec->in.size(), 0);
+    rec->received.resize(rec->in.size() * g->bytes);
+    rec->arrived.assign(rec->in.size(), 0);
+    rec->folded.assign(rec->in.size(), 0);
+    // Keep this rank's own share now; the rest is counted where it lands.
+    if (g->count > 0) kernels::scale(g->x, self, g->count, g->type);
+    *g->psWeight *= self;
+    gcclRequest* req = newRequest(comm->timeoutMs);
+    auto op = std::make_unique<PostOp>(
+        rec.get(),
+        makeMeta(OpKind::kPushSum, g->type, gcclSum, static_cast<int>(step & 0x7fffffff), g->count),
+        g->bytes, req);
+    op->seq = comm->collectiveSeq++;
+    g->steps.push_back(std::move(rec));
+    gcclResult_t r = launch(comm, std::move(op), req, nullptr);
+    if (r != gcclSuccess) g->broken = true;
+    return r;
+  });
+}
+
+gcclResult_t gcclGossipFinish(gcclGossip_t g, uint64_t step) {
+  const char* call = "gcclGossipFinish";
+  clearThreadLastError();
+  GCCL_CHECK(checkGossip(g, call));
+  GCCL_REQUIRE(!g->broken, gcclInvalidUsage, "%s: an earlier call on this gossip failed", call);
+  // Messages of steps up to step - staleness must be in; before that step
+  // exists, the wait only records what has arrived.
+  bool hasThrough = step >= static_cast<uint64_t>(g->staleness);
+  uint64_t through = hasThrough ? step - g->staleness : 0;
+  return apiCall(g->comm, call, nullptr,
+                 [&]() -> gcclResult_t { return waitAndFold(g, hasThrough, through, false); });
+}
+
+gcclResult_t gcclGossipDestroy(gcclGossip_t g) {
+  const char* call = "gcclGossipDestroy";
+  clearThreadLastError();
+  GCCL_CHECK(checkGossip(g, call));
+  {
+    std::lock_guard<std::mutex> lock(gGossipMutex);
+    liveGossips().erase(g);
+  }
+  gcclResult_t r = gcclSuccess;
+  if (!g->broken && !g->steps.empty()) {
+    // Everything still in flight is folded in, so no mass is lost.
+    r = apiCall(g->comm, call, nullptr, [&]() { return waitAndFold(g, false, 0, true); });
+  }
+  delete g;
+  return r;
+}
+
+}  // extern "C"
