@@ -186,11 +186,13 @@ gcclResult_t readLauncherEnv(const std::function<const char*(const char*)>& gete
   Env env(getenvFn);
 
   const LauncherVars* found = nullptr;
+  // torchrun is always the innermost launcher when present (it is started by
+  // srun or mpirun, never the other way round): its workers' RANK is the one
+  // to use, not the outer launcher's task number.
+  if (env.get("TORCHELASTIC_RUN_ID") != nullptr && env.get("RANK") != nullptr)
+    found = &kLaunchers[3];
   for (const LauncherVars& l : kLaunchers) {
-    if (env.get(l.rank) != nullptr) {
-      found = &l;
-      break;
-    }
+    if (found == nullptr && env.get(l.rank) != nullptr) found = &l;
   }
   GCCL_REQUIRE(found != nullptr, gcclInvalidUsage,
                "no launcher environment found: none of OMPI_COMM_WORLD_RANK (mpirun), PMI_RANK "

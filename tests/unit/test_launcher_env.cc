@@ -228,6 +228,17 @@ TEST(LauncherEnv, Precedence) {
   EXPECT_EQ(e.size, 40);
 }
 
+TEST(LauncherEnv, TorchrunStartedBySrunOrMpirunUsesTheWorkersRank) {
+  EnvMap env = {{"SLURM_PROCID", "0"},         {"SLURM_NTASKS", "2"}, {"OMPI_COMM_WORLD_RANK", "0"},
+                {"OMPI_COMM_WORLD_SIZE", "2"}, {"RANK", "5"},         {"WORLD_SIZE", "8"},
+                {"TORCHELASTIC_RUN_ID", "job"}};
+  LauncherEnv e;
+  ASSERT_EQ(gcclSuccess, readFrom(env, &e)) << threadLastError();
+  EXPECT_EQ(e.launcher, "torchrun");
+  EXPECT_EQ(e.rank, 5);
+  EXPECT_EQ(e.size, 8);
+}
+
 TEST(LauncherEnv, EmptyCountsAsUnset) {
   LauncherEnv e;
   ASSERT_EQ(
