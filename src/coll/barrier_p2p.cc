@@ -59,6 +59,21 @@ class P2POp final : public Op {
         peer_(peer),
         p2pSeq_(seq) {}
 
+  const void* sendRegion(size_t* bytes) const override {
+    *bytes = isSend_ ? bytes_ : 0;
+    return isSend_ ? data_ : nullptr;
+  }
+  const void* recvRegion(size_t* bytes) const override {
+    *bytes = isSend_ ? 0 : bytes_;
+    return isSend_ ? nullptr : data_;
+  }
+  // Sends what the buffer holds now, even if a receive overwrites it meanwhile.
+  void detachSendBuffer() override {
+    const auto* p = static_cast<const uint8_t*>(data_);
+    copy_.assign(p, p + bytes_);
+    data_ = copy_.data();
+  }
+
   gcclResult_t start(OpContext& ctx) override {
     if (isSend_) return postSend(ctx, peer_, data_, bytes_, p2pTag(p2pSeq_), &xfer_);
     return postRecv(ctx, peer_, data_, bytes_, p2pTag(p2pSeq_), &xfer_, /*checkMeta=*/false);
@@ -77,6 +92,7 @@ class P2POp final : public Op {
   int peer_;
   uint64_t p2pSeq_;
   Transfer xfer_;
+  std::vector<uint8_t> copy_;
 };
 
 }  // namespace

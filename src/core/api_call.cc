@@ -36,6 +36,23 @@ gcclResult_t waitAndRelease(gcclRequest* req) {
   return gcclSuccess;
 }
 
+// Sends and receives of one group run at once: a send whose buffer a receive
+// of the same group overwrites (in-place exchange) sends a copy taken now.
+void detachOverlappingSends(std::vector<std::unique_ptr<Op>>& batch) {
+  for (auto& s : batch) {
+    size_t sendBytes;
+    auto sb = reinterpret_cast<uintptr_t>(s->sendRegion(&sendBytes));
+    if (sendBytes == 0) continue;
+    for (auto& r : batch) {
+      size_t recvBytes;
+      auto rb = reinterpret_cast<uintptr_t>(r->recvRegion(&recvBytes));
+      if (recvBytes == 0 || sb >= rb + recvBytes || rb >= sb + sendBytes) continue;
+      s->detachSendBuffer();
+      break;
+    }
+  }
+}
+
 }  // namespace
 
 gcclResult_t checkType(gcclDataType_t type, const char* call) {
@@ -153,12 +170,16 @@ gcclResult_t gcclGroupEnd(void) {
       if (entries[j].comm != comm || entries[j].op == nullptr) continue;
       bool p2p = !entries[j].op->isCollective();
       if (!batch.empty() && (!p2p || batch.back()->isCollective())) {
+        detachOverlappingSends(batch);
         comm->engine->submit(std::move(batch));
         batch.clear();
       }
       batch.push_back(std::move(entries[j].op));
     }
-    if (!batch.empty()) comm->engine->submit(std::move(batch));
+    if (!batch.empty()) {
+      detachOverlappingSends(batch);
+      comm->engine->submit(std::move(batch));
+    }
   }
   gcclResult_t first = gcclSuccess;
   std::string reason;

@@ -94,6 +94,17 @@ class Op {
   bool isCollective() const { return kind_ != OpKind::kSendRecv; }
   gcclRequest* request() const { return request_; }
   const transport::MessageMeta& meta() const { return meta_; }
+  // Point-to-point ops report the memory they read or write, so a group can
+  // give a send its own copy when a receive of the same group overwrites it.
+  virtual const void* sendRegion(size_t* bytes) const {
+    *bytes = 0;
+    return nullptr;
+  }
+  virtual const void* recvRegion(size_t* bytes) const {
+    *bytes = 0;
+    return nullptr;
+  }
+  virtual void detachSendBuffer() {}
   // Peers with a transfer of this op still pending.
   void waitingPeers(std::vector<int>* peers, std::vector<bool>* isRecv);
   // Withdraws pending receives (the op failed or the communicator aborts).

@@ -54,9 +54,12 @@ gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype, double*
     GCCL_CHECK(checkStream(stream, call));
     GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
     GCCL_REQUIRE(psWeight != nullptr, gcclInvalidArgument, "%s: psWeight is NULL", call);
-    GCCL_REQUIRE(std::isfinite(*psWeight) && *psWeight > 0, gcclInvalidArgument,
-                 "%s: psWeight is %g; a push-sum weight must be finite and positive", call,
-                 *psWeight);
+    // A step still in flight writes the weight when it completes (progress
+    // thread): read it atomically. Either value is positive for a valid run.
+    double w;
+    __atomic_load(psWeight, &w, __ATOMIC_ACQUIRE);
+    GCCL_REQUIRE(std::isfinite(w) && w > 0, gcclInvalidArgument,
+                 "%s: psWeight is %g; a push-sum weight must be finite and positive", call, w);
     GossipArgs a;
     GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixColumnStochastic, call, &a.topo));
     a.send = x;

@@ -63,7 +63,7 @@ class MixOp final : public Op {
     }
     slots_ = scratch + snapBytes;
     if (a_.send != a_.recv && bytes_ > 0) memcpy(a_.recv, a_.send, bytes_);
-    weightOut_ = a_.pushSum ? *a_.psWeight : 0;
+    if (a_.pushSum) __atomic_load(a_.psWeight, &weightOut_, __ATOMIC_ACQUIRE);
 
     sends_.resize(out_.size() * (slices_ + 1));
     recvs_.resize(in_.size() * (slices_ + 1));
@@ -138,7 +138,7 @@ class MixOp final : public Op {
       double w = self_ * weightOut_;
       for (size_t j = 0; j < in_.size(); ++j)
         w += in_[j].weight * weightsIn_[j];
-      *a_.psWeight = w;
+      __atomic_store(a_.psWeight, &w, __ATOMIC_RELEASE);
     }
     *done = true;
     return gcclSuccess;

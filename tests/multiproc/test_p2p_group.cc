@@ -48,6 +48,28 @@ TEST(SendRecv, RingExchangeInAGroupDoesNotDeadlock) {
   }
 }
 
+TEST(SendRecv, ASendAndAReceiveOnOneBufferInAGroupExchangeTheOldContents) {
+  for (int n : {2, 3}) {
+    runAndExpect(n, [](int rank, int n, const gcclUniqueId& id) {
+      gcclComm_t comm;
+      RANK_OK(gcclCommInitRank(&comm, n, id, rank));
+      int right = (rank + 1) % n, left = (rank - 1 + n) % n;
+      const size_t bytes = 16u << 20;  // far more than a socket buffer
+      std::vector<uint8_t> buf(bytes);
+      for (size_t i = 0; i < bytes; ++i)
+        buf[i] = pattern(rank, right, i);
+      RANK_OK(gcclGroupStart());
+      RANK_OK(gcclSend(buf.data(), bytes, gcclUint8, right, comm, nullptr, nullptr));
+      RANK_OK(gcclRecv(buf.data(), bytes, gcclUint8, left, comm, nullptr, nullptr));
+      RANK_OK(gcclGroupEnd());
+      for (size_t i = 0; i < bytes; ++i)
+        RANK_CHECK(buf[i] == pattern(left, rank, i), "byte %zu from rank %d", i, left);
+      RANK_OK(gcclCommDestroy(comm));
+      return 0;
+    });
+  }
+}
+
 TEST(SendRecv, MessagesBetweenTwoRanksMatchInPostingOrder) {
   runAndExpect(2, [](int rank, int n, const gcclUniqueId& id) {
     gcclComm_t comm;

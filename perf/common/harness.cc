@@ -1,0 +1,411 @@
+// The driver every <collective>_perf binary shares: nccl-tests' loop (per
+// type, op and root: warm-up at the largest and smallest size, then per size
+// an out-of-place and an in-place measurement, each followed by its checked
+// iterations), its timing rules and its output format.
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/data.h"
+#include "common/options.h"
+#include "common/perf.h"
+
+namespace gperf {
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Page-aligned and touched, so that first-touch page faults stay out of the
+// timed loop.
+void* allocTouched(size_t bytes) {
+  void* p = nullptr;
+  bytes = std::max<size_t>(bytes, 4096);
+  if (posix_memalign(&p, 4096, bytes) != 0) {
+    fprintf(stderr, "perf: cannot allocate %zu bytes\n", bytes);
+    exit(1);
+  }
+  memset(p, 0, bytes);
+  return p;
+}
+
+uint64_t seedFor(size_t bytes, bool inPlace, int rep) {
+  return (static_cast<uint64_t>(bytes) << 8) ^ (inPlace ? 0x5a5a : 0) ^
+         (static_cast<uint64_t>(rep) << 40) ^ 0x243f6a8885a308d3ull;
+}
+
+// nccl-tests' time column: fixed width, fewer decimals as it grows.
+std::string formatTime(double us) {
+  char s[32];
+  if (us >= 10000.0)
+    snprintf(s, sizeof(s), "%7.0f", us);
+  else if (us >= 100.0)
+    snprintf(s, sizeof(s), "%7.1f", us);
+  else
+    snprintf(s, sizeof(s), "%7.2f", us);
+  return s;
+}
+
+class Runner {
+ public:
+  Runner(const Collective& coll, const Options& opt, const Bench& bench)
+      : coll_(coll), opt_(opt), b_(bench) {
+    size_t bytes = opt.maxBytes + 64;
+    send_ = static_cast<char*>(allocTouched(bytes));
+    recv_ = static_cast<char*>(allocTouched(bytes));
+    if (opt.check > 0) {
+      sendCopy_ = static_cast<char*>(allocTouched(bytes));
+      recvCopy_ = static_cast<char*>(allocTouched(bytes));
+    }
+  }
+  ~Runner() {
+    free(send_);
+    free(recv_);
+    free(sendCopy_);
+    free(recvCopy_);
+  }
+
+  void series(gcclDataType_t type, gcclRedOp_t op, int root);
+
+  int failedTests() const { return failedTests_; }
+  double avgBusBw() const { return bwCount_ > 0 ? bwSum_ / bwCount_ : 0; }
+
+ private:
+  Call makeCall(size_t bytes, gcclDataType_t type, gcclRedOp_t op, int root, bool inPlace) const;
+  void issue(Call& c, std::vector<gcclRequest_t>* requests);
+  void complete(std::vector<gcclRequest_t>* requests);
+  double run(Call c, int iters, double* cpuSeconds);
+  void fillInput(const Call& c);
+  size_t checkOnce(Call c, int rep);
+  void measure(size_t bytes, gcclDataType_t type, gcclRedOp_t op, int root, bool inPlace);
+  void print(const char* fmt, const std::string& s) const {
+    if (b_.rank == 0) printf(fmt, s.c_str());
+  }
+
+  const Collective& coll_;
+  const Options& opt_;
+  const Bench& b_;
+  char* send_ = nullptr;
+  char* recv_ = nullptr;
+  char* sendCopy_ = nullptr;
+  char* recvCopy_ = nullptr;
+  uint64_t step_ = 0;
+  int rep_ = 0;
+  int failedTests_ = 0;
+  double bwSum_ = 0;
+  int bwCount_ = 0;
+};
+
+Call Runner::makeCall(size_t bytes, gcclDataType_t type, gcclRedOp_t op, int root,
+                      bool inPlace) const {
+  Call c;
+  const size_t ts = typeSize(type);
+  coll_.layout(bytes / ts, b_.nranks, &c.layout);
+  const size_t r = static_cast<size_t>(b_.rank);
+  c.send = inPlace ? recv_ + r * c.layout.sendInPlaceOffset * ts : send_;
+  c.recv = inPlace ? recv_ + r * c.layout.recvInPlaceOffset * ts : recv_;
+  c.type = type;
+  c.op = op;
+  c.root = root;
+  c.inPlace = inPlace;
+  c.gen.nranks = b_.nranks;
+  c.gen.range = coll_.valueRange > 0 ? coll_.valueRange : defaultRange(type, op, b_.nranks);
+  c.gen.nonNegative = type == gcclUint8 || type == gcclUint32 || type == gcclUint64;
+  c.gen.product = coll_.hasOp && op == gcclProd;
+  return c;
+}
+
+void Runner::issue(Call& c, std::vector<gcclRequest_t>* requests) {
+  // Every rank advances the step alike, so gossip graphs match across ranks.
+  c.step = step_++;
+  checkOrDie(coll_.issue(b_, c, requests), coll_.name, &b_);
+}
+
+void Runner::complete(std::vector<gcclRequest_t>* requests) {
+  for (gcclRequest_t r : *requests)
+    checkOrDie(gcclWait(r), "gcclWait", &b_);
+  requests->clear();
+}
+
+// `iters` iterations of aggIters calls each, as nccl-tests times them: all
+// started back to back, then waited for (-z 0), or each completed and
+// followed by a barrier (-z 1). Returns the seconds per call.
+double Runner::run(Call c, int iters, double* cpuSeconds) {
+  std::vector<gcclRequest_t> requests;
+  std::vector<gcclRequest_t>* rq = opt_.blocking ? nullptr : &requests;
+  const bool grouped = opt_.aggIters > 1;
+  double t0 = now();
+  for (int it = 0; it < iters; ++it) {
+    if (grouped) checkOrDie(gcclGroupStart(), "gcclGroupStart", &b_);
+    for (int a = 0; a < opt_.aggIters; ++a)
+      issue(c, rq);
+    if (grouped) checkOrDie(gcclGroupEnd(), "gcclGroupEnd", &b_);
+    if (opt_.blocking) checkOrDie(gcclBarrier(b_.comm, nullptr, nullptr), "gcclBarrier", &b_);
+  }
+  double calls = std::max(1.0, static_cast<double>(iters) * opt_.aggIters);
+  if (cpuSeconds != nullptr) *cpuSeconds = (now() - t0) / calls;
+  complete(&requests);
+  return (now() - t0) / calls;
+}
+
+void Runner::fillInput(const Call& c) {
+  constexpr size_t kChunk = 1024;
+  double v[kChunk];
+  const size_t ts = typeSize(c.type);
+  char* dst = static_cast<char*>(const_cast<void*>(c.send));
+  for (size_t b = 0; b < c.layout.sendCount; b += kChunk) {
+    size_t m = std::min(kChunk, c.layout.sendCount - b);
+    for (size_t k = 0; k < m; ++k)
+      v[k] = inputValue(c.gen, b_.rank, b + k);
+    storeValues(c.type, dst + b * ts, m, v);
+  }
+}
+
+// One checked call with fresh input into a poisoned output. Returns this
+// rank's wrong elements: results off their expected value, an output that
+// must not change but did, and (out of place) a changed send buffer.
+size_t Runner::checkOnce(Call c, int rep) {
+  const size_t ts = typeSize(c.type);
+  const Layout& l = c.layout;
+  c.gen.seed = seedFor(0, c.inPlace, rep);
+  c.checked = true;
+  fillPoison(c.type, c.recv, l.recvCount);
+  fillInput(c);  // in place, this overwrites the poison where the input lives
+  const bool keepSend = !c.inPlace && coll_.sendUnchanged;
+  const bool written = coll_.outputWritten == nullptr || coll_.outputWritten(b_, c);
+  if (keepSend) memcpy(sendCopy_, c.send, l.sendCount * ts);
+  if (!written) memcpy(recvCopy_, c.recv, l.recvCount * ts);
+
+  std::vector<gcclRequest_t> requests;
+  issue(c, opt_.blocking ? nullptr : &requests);
+  complete(&requests);
+
+  size_t wrong = 0;
+  if (written) {
+    const bool exact = coll_.exact && !(isFloating(c.type) && c.op == gcclAvg && coll_.hasOp);
+    const double tol =
+        exact ? 0 : 4 * typeEpsilon(c.type) * std::max<double>(1, static_cast<double>(c.gen.range));
+    constexpr size_t kChunk = 1024;
+    double expect[kChunk];
+    for (size_t b = 0; b < l.recvCount; b += kChunk) {
+      size_t m = std::min(kChunk, l.recvCount - b);
+      coll_.expected(b_, c, b, m, expect);
+      wrong += countWrong(c.type, static_cast<char*>(c.recv) + b * ts, m, expect, tol);
+    }
+  } else {
+    wrong += countChanged(c.recv, recvCopy_, l.recvCount, ts);
+  }
+  if (keepSend) wrong += countChanged(c.send, sendCopy_, l.sendCount, ts);
+  if (coll_.checkExtra != nullptr) wrong += coll_.checkExtra(b_, c);
+  return wrong;
+}
+
+void Runner::measure(size_t bytes, gcclDataType_t type, gcclRedOp_t op, int root, bool inPlace) {
+  Call c = makeCall(bytes, type, op, root, inPlace);
+  const size_t ts = typeSize(type);
+  if (opt_.check > 0) {
+    c.gen.seed = seedFor(bytes, inPlace, -1);
+    fillInput(c);
+  }
+  // One untimed call, so that the timed loop starts with every rank ready.
+  run(c, 1, nullptr);
+  checkOrDie(gcclBarrier(b_.comm, nullptr, nullptr), "gcclBarrier", &b_);
+  double cpu = 0;
+  double sec = run(c, opt_.iters, &cpu);
+  if (opt_.reportCpuTime) sec = cpu;
+  if (opt_.average != 0) {
+    static const gcclRedOp_t kCombine[] = {gcclSum, gcclSum, gcclMin, gcclMax};
+    checkOrDie(gcclAllReduce(&sec, &sec, 1, gcclFloat64, kCombine[opt_.average], b_.comm, nullptr,
+                             nullptr),
+               "gcclAllReduce (timing)", &b_);
+    if (opt_.average == 1) sec /= b_.nranks;
+  }
+  const Layout& l = c.layout;
+  double algBw = static_cast<double>(std::max(l.sendCount, l.recvCount) * ts) / 1e9 / sec;
+  double busBw = algBw * coll_.busFactor(b_.nranks);
+
+  // Counts summed over ranks: wrong elements, and ranks that saw any.
+  int64_t wrong[2] = {0, 0};
+  for (int rep = 0; rep < opt_.check; ++rep) {
+    int64_t local = static_cast<int64_t>(checkOnce(c, rep_++));
+    int64_t counts[2] = {local, local > 0 ? 1 : 0};
+    checkOrDie(gcclAllReduce(counts, counts, 2, gcclInt64, gcclSum, b_.comm, nullptr, nullptr),
+               "gcclAllReduce (check)", &b_);
+    wrong[0] = counts[0];
+    wrong[1] = counts[1];
+    if (counts[0] > 0) break;
+  }
+  failedTests_ += static_cast<int>(wrong[1]);
+  char cell[96];
+  std::string w = opt_.check > 0 ? std::to_string(wrong[0]) : "N/A";
+  snprintf(cell, sizeof(cell), "  %7s  %6.2f  %6.2f  %5s", formatTime(sec * 1e6).c_str(), algBw,
+           busBw, w.c_str());
+  print("%s", cell);
+  bwSum_ += busBw;
+  ++bwCount_;
+}
+
+void Runner::series(gcclDataType_t type, gcclRedOp_t op, int root) {
+  checkOrDie(gcclBarrier(b_.comm, nullptr, nullptr), "gcclBarrier", &b_);
+  for (size_t bytes : {opt_.maxBytes, opt_.minBytes})
+    run(makeCall(bytes, type, op, root, false), opt_.warmupIters, nullptr);
+  const size_t ts = typeSize(type);
+  for (size_t bytes = opt_.minBytes; bytes <= opt_.maxBytes;) {
+    Layout l;
+    coll_.layout(bytes / ts, b_.nranks, &l);
+    char head[128];
+    snprintf(head, sizeof(head), "%12zu  %12zu  %8s  %6s  %6d",
+             std::max(l.sendCount, l.recvCount) * ts, l.paramCount, typeName(type),
+             coll_.hasOp ? opName(op) : "none", coll_.hasRoot ? root : -1);
+    print("%s", head);
+    measure(bytes, type, op, root, false);
+    measure(bytes, type, op, root, true);
+    print("%s\n", "");
+    if (b_.rank == 0) fflush(stdout);
+    size_t next = opt_.stepFactor > 1 ? bytes * opt_.stepFactor : bytes + opt_.stepBytes;
+    if (next <= bytes) break;  // overflow, or a zero step at maxbytes
+    bytes = next;
+  }
+}
+
+void printHeader(const Collective& coll, const Options& opt, const Bench& b) {
+  char line[512];
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  int version = 0;
+  gcclGetVersion(&version);
+  snprintf(line, sizeof(line),
+           "#  Rank %2d Group  0 Pid %6d on %10s device cpu [host memory] gccl %d.%d.%d\n", b.rank,
+           static_cast<int>(getpid()), host, version / 10000, version / 100 % 100, version % 100);
+  std::vector<char> lines(sizeof(line) * static_cast<size_t>(b.nranks));
+  checkOrDie(gcclAllGather(line, lines.data(), sizeof(line), gcclInt8, b.comm, nullptr, nullptr),
+             "gcclAllGather (header)", &b);
+  if (b.rank != 0) return;
+  printf("# Collective test starting: %s_perf\n", coll.name);
+  printf(
+      "# nThread 1 nGpus 1 minBytes %zu maxBytes %zu step: %zu(%s) warmup iters: %d iters: %d "
+      "agg iters: %d validation: %d graph: 0\n",
+      opt.minBytes, opt.maxBytes, opt.stepFactor > 1 ? opt.stepFactor : opt.stepBytes,
+      opt.stepFactor > 1 ? "factor" : "bytes", opt.warmupIters, opt.iters, opt.aggIters, opt.check);
+  if (opt.blocking)
+    printf("# Blocking Enabled: wait for completion and barrier after each collective \n");
+  if (!underLauncher())
+    printf("# No launcher environment: 1 rank (start more with mpirun -np N or gcclrun -n N)\n");
+  printf("#\n# Using devices\n");
+  for (int r = 0; r < b.nranks; ++r)
+    printf("%s", lines.data() + sizeof(line) * static_cast<size_t>(r));
+  printf("#\n");
+  if (coll.describe != nullptr) {
+    for (const std::string& s : coll.describe(b))
+      printf("# %s\n", s.c_str());
+    printf("#\n");
+  }
+  const char* t = opt.reportCpuTime ? "cputime" : "time";
+  printf(
+      "# %10s  %12s  %8s  %6s  %6s           out-of-place                       in-place          "
+      "\n",
+      "", "", "", "", "");
+  printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s %6s  %7s  %6s  %6s %6s\n", "size", "count",
+         "type", "redop", "root", t, "algbw", "busbw", "#wrong", t, "algbw", "busbw", "#wrong");
+  printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %5s  %7s  %6s  %6s  %5s\n", "(B)",
+         "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "");
+  fflush(stdout);
+}
+
+gcclComm_t gComm = nullptr;
+
+}  // namespace
+
+void checkOrDie(gcclResult_t r, const char* what, const Bench* b) {
+  if (r == gcclSuccess) return;
+  // Calls without a communicator (topologies) keep their reason per thread.
+  const char* why = gComm != nullptr ? gcclGetLastError(gComm) : "";
+  if (why == nullptr || *why == '\0') why = gcclGetLastError(nullptr);
+  fprintf(stderr, "perf: rank %d: %s failed: %s: %s\n", b != nullptr ? b->rank : -1, what,
+          gcclGetErrorString(r), why);
+  // Tell the other ranks at once rather than let them wait for a deadline.
+  if (gComm != nullptr) gcclCommAbort(gComm);
+  exit(1);
+}
+
+int perfMain(int argc, char** argv, const Collective& coll) {
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  Options opt;
+  int status = parseOptions(argc, argv, coll, &opt);
+  if (status >= 0) return status;
+  if (opt.aggIters > 1 && !coll.groupable) {
+    if (launcherRankIsZero())
+      fprintf(stderr, "%s_perf: -m must be 1: %s cannot group several calls\n", coll.name,
+              coll.name);
+    return 2;
+  }
+
+  Bench b;
+  b.options = &opt;
+  if (underLauncher()) {
+    checkOrDie(gcclCommInitFromEnv(&b.comm, nullptr), "gcclCommInitFromEnv", nullptr);
+  } else {
+    // Started by hand, like a single-process nccl-tests run: one rank.
+    gcclUniqueId id;
+    checkOrDie(gcclGetUniqueId(&id), "gcclGetUniqueId", nullptr);
+    checkOrDie(gcclCommInitRank(&b.comm, 1, id, 0), "gcclCommInitRank", nullptr);
+  }
+  gComm = b.comm;
+  checkOrDie(gcclCommUserRank(b.comm, &b.rank), "gcclCommUserRank", &b);
+  checkOrDie(gcclCommCount(b.comm, &b.nranks), "gcclCommCount", &b);
+  if (opt.roots.empty())
+    for (int r = 0; r < b.nranks; ++r)
+      opt.roots.push_back(r);
+  for (int root : opt.roots)
+    if (coll.hasRoot && root >= b.nranks) {
+      if (b.rank == 0)
+        fprintf(stderr, "%s_perf: invalid root %d for -r: there are %d ranks (0 to %d)\n",
+                coll.name, root, b.nranks, b.nranks - 1);
+      gcclCommDestroy(b.comm);
+      return 2;
+    }
+  if (coll.setup != nullptr) checkOrDie(coll.setup(b), "setup", &b);
+
+  printHeader(coll, opt, b);
+  int failed = 0;
+  double avgBw = 0;
+  {
+    Runner runner(coll, opt, b);
+    const std::vector<gcclRedOp_t> ops = coll.hasOp ? opt.ops : std::vector<gcclRedOp_t>{gcclSum};
+    const std::vector<int> roots = coll.hasRoot ? opt.roots : std::vector<int>{0};
+    for (gcclDataType_t type : opt.types)
+      for (gcclRedOp_t op : ops)
+        for (int root : roots)
+          runner.series(type, op, root);
+    failed = runner.failedTests();
+    avgBw = runner.avgBusBw();
+  }
+  checkOrDie(gcclBarrier(b.comm, nullptr, nullptr), "gcclBarrier", &b);
+  if (coll.teardown != nullptr) coll.teardown(b);
+  checkOrDie(gcclCommDestroy(b.comm), "gcclCommDestroy", &b);
+  gComm = nullptr;
+
+  // nccl-tests' floor on the average bus bandwidth (10% slack), for CI.
+  const char* minEnv = getenv("NCCL_TESTS_MIN_BW");
+  double minBw = minEnv != nullptr ? atof(minEnv) : -1;
+  bool bwFailed = minBw >= 0 && avgBw < 0.9 * minBw;
+  if (b.rank == 0) {
+    printf("# Out of bounds values : %d %s\n", failed, failed ? "FAILED" : "OK");
+    printf("# Avg bus bandwidth    : %g %s\n", avgBw,
+           minBw < 0 ? "" : (bwFailed ? "FAILED" : "OK"));
+    printf("#\n# Collective test concluded: %s_perf\n", coll.name);
+    fflush(stdout);
+  }
+  return failed > 0 || bwFailed ? 1 : 0;
+}
+
+}  // namespace gperf
