@@ -230,6 +230,7 @@ struct Worker {
   gcclTopology_t exponential = nullptr;  // one-peer directed exponential graph (SGP)
   gcclTopology_t ring = nullptr;         // undirected ring (D-PSGD)
   gcclGossip_t gossip = nullptr;         // overlap SGP state, bound to x while that method runs
+  gcclPairwise_t pairwise = nullptr;     // pairwise gossip state, likewise
   std::vector<float> x, z, grad;
   double psWeight = 1.0;
   // Mini-batches walk through a fresh permutation of the shard each epoch.
@@ -338,11 +339,33 @@ void osgpEnd(Worker& w) {
   w.gossip = nullptr;
 }
 
+// Pairwise gossip (SwarmSGD-style, one local step between exchanges): each rank averages with
+// one random ring neighbour per step, while its own model may be averaged by a neighbour's
+// request at any time; the local step holds the model's lock so a partner never sees half of it.
+void pairwiseBegin(Worker& w) {
+  CHECK(gcclPairwiseCreate(&w.pairwise, w.x.data(), kParams, gcclFloat32, w.ring, 1234, w.comm),
+        w.comm);
+}
+
+void pairwiseStep(Worker& w, uint64_t k) {
+  CHECK(gcclPairwiseLock(w.pairwise), nullptr);
+  w.gradientAt(w.x.data());
+  w.applyGradient(k);
+  CHECK(gcclPairwiseUnlock(w.pairwise), nullptr);
+  CHECK(gcclPairwiseExchange(w.pairwise, k, nullptr), nullptr);
+}
+
+void pairwiseEnd(Worker& w) {
+  CHECK(gcclPairwiseDestroy(w.pairwise), nullptr);
+  w.pairwise = nullptr;
+}
+
 const Method kMethods[] = {
     {"allreduce-sgd", allreduceSgdStep, nullptr, nullptr},
     {"sgp (1-peer exp)", sgpStep, nullptr, nullptr},
     {"osgp (tau=1)", osgpStep, osgpBegin, osgpEnd},
     {"d-psgd (ring)", dpsgdStep, nullptr, nullptr},
+    {"pairwise (ring)", pairwiseStep, pairwiseBegin, pairwiseEnd},
 };
 
 struct Result {

@@ -31,6 +31,12 @@ struct MessageMeta {
 };
 inline constexpr uint64_t kMetaAny = ~0ull;
 
+// Tags with this bit set are asynchronous traffic (answered by a peer's
+// progress thread out of program order, e.g. pairwise gossip). Transports
+// keep it apart from ordinary messages so that it never queues behind a
+// message the peer is not yet ready to receive.
+inline constexpr uint64_t kAsyncTagBit = 1ull << 62;
+
 enum class RequestState : int { kIdle = 0, kPending, kDone, kFailed };
 
 // One posted send or receive. Owned by the poster (no allocation per message);

@@ -401,6 +401,30 @@ GCCL_EXPORT gcclResult_t gcclGossipStart(gcclGossip_t gossip, uint64_t step);
 GCCL_EXPORT gcclResult_t gcclGossipFinish(gcclGossip_t gossip, uint64_t step);
 GCCL_EXPORT gcclResult_t gcclGossipDestroy(gcclGossip_t gossip);
 
+/* ---- Pairwise gossip (SwarmSGD, AD-PSGD) ------------------------------------
+ * A rank averages its model with one random neighbour of `topo` (an undirected,
+ * doubly stochastic graph) while the neighbour keeps training: the
+ * neighbour's progress thread serves the exchange.
+ *   gcclPairwiseCreate   collective: registers x and starts serving it;
+ *   gcclPairwiseExchange picks a neighbour from (seed, rank, step) — seeded and
+ *                        reproducible — and averages with it; *partner gets its
+ *                        rank (may be NULL);
+ *   gcclPairwiseDestroy  collective: waits until no rank can still ask.
+ * Consistency: each side adds half the difference between the two models'
+ * snapshots, under its lock. If neither model changes during the exchange,
+ * both end with exactly (x_i + x_j) / 2; in any case the sum of the models is
+ * conserved. A trainer that updates x while exchanges may be served wraps each
+ * update in gcclPairwiseLock / gcclPairwiseUnlock: a partner then sees, and
+ * changes, the model only between two such sections, never inside one. */
+typedef struct gcclPairwise* gcclPairwise_t;
+GCCL_EXPORT gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
+                                            gcclDataType_t datatype, gcclTopology_t topo,
+                                            uint64_t seed, gcclComm_t comm);
+GCCL_EXPORT gcclResult_t gcclPairwiseExchange(gcclPairwise_t pairwise, uint64_t step, int* partner);
+GCCL_EXPORT gcclResult_t gcclPairwiseLock(gcclPairwise_t pairwise);
+GCCL_EXPORT gcclResult_t gcclPairwiseUnlock(gcclPairwise_t pairwise);
+GCCL_EXPORT gcclResult_t gcclPairwiseDestroy(gcclPairwise_t pairwise);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -30,6 +30,7 @@ struct gcclComm {
   // Caller-side sequence numbers (the API is not thread-safe per communicator,
   // as in NCCL; one thread issues a communicator's calls).
   uint64_t collectiveSeq = 0;
+  uint64_t asyncObjects = 0;  // ids of objects that exchange asynchronous traffic
   std::vector<uint64_t> sendSeq, recvSeq;
 
   // API calls running inside this communicator (destroy waits for them).

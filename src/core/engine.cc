@@ -324,8 +324,24 @@ void Engine::startNextBatch() {
   }
 }
 
+void Engine::removeService(Service* service) {
+  for (size_t i = 0; i < services_.size(); ++i)
+    if (services_[i].get() == service) {
+      service->cancel(ctx_);
+      services_.erase(services_.begin() + static_cast<long>(i));
+      return;
+    }
+}
+
 void Engine::advance() {
   if (broken_) return;
+  for (size_t i = 0; i < services_.size(); ++i) {
+    gcclResult_t r = services_[i]->poll(ctx_);
+    if (r != gcclSuccess) {
+      fail(r, std::string("serving a gossip partner: ") + threadLastError());
+      return;
+    }
+  }
   if (active_.empty()) {
     if (!queue_.empty()) startNextBatch();
     return;
@@ -459,6 +475,9 @@ void Engine::fail(gcclResult_t code, const std::string& reason) {
     op->cancelPending(ctx_);
     completeOp(op.get(), code, full);
   }
+  for (auto& service : services_)
+    service->cancel(ctx_);
+  services_.clear();
   active_.clear();
   for (auto& batch : queue_)
     for (auto& op : batch)

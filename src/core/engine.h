@@ -64,6 +64,9 @@ class Engine final : public transport::Poller {
   void unwatch(int fd) override;
 
   const OpParams& params() const { return opt_.params; }
+  // Progress thread only (from an op's start): services polled on every pass.
+  void addService(std::shared_ptr<Service> service) { services_.push_back(std::move(service)); }
+  void removeService(Service* service);
 
   // For ops (progress thread only).
   transport::Connection* connection(int peer) { return conns_[peer].get(); }
@@ -118,6 +121,7 @@ class Engine final : public transport::Poller {
   // Progress thread only.
   std::deque<std::vector<std::unique_ptr<Op>>> queue_;
   std::vector<std::unique_ptr<Op>> active_;
+  std::vector<std::shared_ptr<Service>> services_;
   std::vector<bool> activeDone_;
   int64_t lastProgressMs_ = 0;
   uint64_t lastBytes_ = 0;

@@ -50,6 +50,8 @@ const char* opKindName(OpKind kind) {
       return "PushSum";
     case OpKind::kNeighborAverage:
       return "NeighborAverage";
+    case OpKind::kPairwise:
+      return "PairwiseGossip";
   }
   return "unknown operation";
 }
@@ -89,7 +91,7 @@ std::string describeMeta(const transport::MessageMeta& m) {
 }
 
 std::string Op::describe() const {
-  if (!isCollective()) return "Send/Recv";
+  if (!isCollective()) return opKindName(kind_);
   return describeMeta(meta_) + " #" + std::to_string(seq);
 }
 

@@ -55,7 +55,8 @@ enum class OpKind : uint8_t {
   kBarrier,
   kSendRecv,
   kPushSum,
-  kNeighborAverage
+  kNeighborAverage,
+  kPairwise
 };
 transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op, int root,
                                 uint64_t count);
@@ -78,6 +79,18 @@ inline size_t splitPoint(size_t total, size_t parts, size_t i) {
   return static_cast<size_t>((static_cast<unsigned __int128>(total) * i) / parts);
 }
 
+// A long-lived handler the engine polls on every pass, beside the running
+// batch: it answers requests other ranks send unprompted (pairwise gossip).
+// Registered and removed through ops, so it runs on the progress thread only.
+class Service {
+ public:
+  virtual ~Service() = default;
+  virtual gcclResult_t poll(OpContext& ctx) = 0;
+  // Withdraws the receives it has posted (before removal, or when the
+  // communicator breaks).
+  virtual void cancel(OpContext& ctx) = 0;
+};
+
 class Op {
  public:
   Op(OpKind kind, transport::MessageMeta meta, gcclRequest* request)
@@ -91,7 +104,7 @@ class Op {
 
   OpKind kind() const { return kind_; }
   // Issued by every rank in the same order (matched by sequence number).
-  bool isCollective() const { return kind_ != OpKind::kSendRecv; }
+  bool isCollective() const { return kind_ != OpKind::kSendRecv && kind_ != OpKind::kPairwise; }
   gcclRequest* request() const { return request_; }
   const transport::MessageMeta& meta() const { return meta_; }
   // Point-to-point ops report the memory they read or write, so a group can

@@ -3,6 +3,8 @@
 // neighbour averaging (against W x computed here).
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -259,6 +261,108 @@ TEST(OverlapSgp, MassIsConservedAndConsensusReachedDespiteSlowRanks) {
     for (int r = 0; r < n; ++r)
       EXPECT_NEAR(board->value[r][i] / board->weight[r], before / n, 1e-6)
           << "rank " << r << " element " << i << " has not reached consensus";
+  }
+}
+
+// Rank 1 "computes" (sleeps, no gccl call) while rank 0 averages with it five
+// times: rank 1's progress thread serves every exchange, and both hold the
+// pairwise averages.
+TEST(PairwiseGossip, ThePartnerServesWhileItComputesAndBothHoldThePairwiseAverage) {
+  struct Shared {
+    std::atomic<int> exchanges;
+    double exchangeMs[8];
+  };
+  SharedArea area(sizeof(Shared));
+  auto* sh = area.as<Shared>();
+  runAndExpect(2, [sh](int rank, int n, const gcclUniqueId& id) {
+    gcclComm_t comm;
+    RANK_OK(gcclCommInitRank(&comm, n, id, rank));
+    gcclTopology_t topo;
+    RANK_OK(gcclTopologyCreate(&topo, gcclTopoComplete, n, 1));
+    const size_t count = 100000;
+    std::vector<double> x(count);
+    for (size_t i = 0; i < count; ++i)
+      x[i] = rank == 0 ? 1.0 * i : 1000.0;
+    gcclPairwise_t pw;
+    RANK_OK(gcclPairwiseCreate(&pw, x.data(), count, gcclFloat64, topo, 42, comm));
+    if (rank == 0) {
+      // Rank 1 starts its "compute" now and stays silent for 1.5 s.
+      std::vector<double> mine = x, theirs(count, 1000.0);
+      for (int k = 0; k < 5; ++k) {
+        auto t0 = std::chrono::steady_clock::now();
+        int partner = -1;
+        RANK_OK(gcclPairwiseExchange(pw, static_cast<uint64_t>(k), &partner));
+        sh->exchangeMs[k] =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        RANK_CHECK(partner == 1, "partner %d", partner);
+        for (size_t i = 0; i < count; ++i) {
+          double avg = (mine[i] + theirs[i]) / 2;
+          mine[i] = theirs[i] = avg;
+          RANK_CHECK(x[i] == avg, "exchange %d element %zu: %g vs %g", k, i, x[i], avg);
+        }
+        sh->exchanges = k + 1;
+      }
+    } else {
+      usleep(1500000);
+      RANK_CHECK(sh->exchanges == 5, "only %d exchanges were served during the compute",
+                 sh->exchanges.load());
+      // Both ends hold the same model: rank 0's final x, which is checked against the averages.
+      RANK_OK(gcclPairwiseLock(pw));
+      std::vector<double> expect(count);
+      for (size_t i = 0; i < count; ++i) {
+        double a = 1.0 * i, b = 1000.0;
+        for (int k = 0; k < 5; ++k)
+          a = b = (a + b) / 2;
+        expect[i] = a;
+      }
+      bool same = x == expect;
+      RANK_OK(gcclPairwiseUnlock(pw));
+      RANK_CHECK(same, "rank 1's model is not the pairwise average");
+    }
+    RANK_OK(gcclPairwiseDestroy(pw));
+    RANK_OK(gcclTopologyDestroy(topo));
+    RANK_OK(gcclCommDestroy(comm));
+    return 0;
+  });
+  for (int k = 0; k < 5; ++k)
+    printf("[ measured ] exchange %d with a computing partner took %.1f ms\n", k,
+           sh->exchangeMs[k]);
+}
+
+TEST(PairwiseGossip, ConcurrentExchangesConserveTheSumAndReachConsensus) {
+  const int n = 4;
+  const size_t count = 32;
+  SharedArea area(sizeof(Board));
+  auto* board = area.as<Board>();
+  runAndExpect(n, [board](int rank, int n, const gcclUniqueId& id) {
+    gcclComm_t comm;
+    RANK_OK(gcclCommInitRank(&comm, n, id, rank));
+    gcclTopology_t topo;
+    RANK_OK(gcclTopologyCreate(&topo, gcclTopoRing, n, 1));
+    std::vector<double> x(count);
+    for (size_t i = 0; i < count; ++i)
+      x[i] = initial(rank, i) * (1 + rank);
+    gcclPairwise_t pw;
+    RANK_OK(gcclPairwiseCreate(&pw, x.data(), count, gcclFloat64, topo, 7, comm));
+    for (uint64_t k = 0; k < 200; ++k)
+      RANK_OK(gcclPairwiseExchange(pw, k, nullptr));
+    RANK_OK(gcclPairwiseDestroy(pw));
+    for (size_t i = 0; i < count; ++i)
+      board->value[rank][i] = x[i];
+    RANK_OK(gcclTopologyDestroy(topo));
+    RANK_OK(gcclCommDestroy(comm));
+    return 0;
+  });
+  for (size_t i = 0; i < count; ++i) {
+    double before = 0, after = 0;
+    for (int r = 0; r < n; ++r) {
+      before += initial(r, i) * (1 + r);
+      after += board->value[r][i];
+    }
+    EXPECT_NEAR(after, before, 1e-9 * std::max(1.0, before)) << "element " << i;
+    for (int r = 0; r < n; ++r)
+      EXPECT_NEAR(board->value[r][i], before / n, 1e-6) << "rank " << r << " element " << i;
   }
 }
 

@@ -78,6 +78,12 @@ struct gcclApi {
   gcclResult_t (*gossipStart)(gcclGossip_t, uint64_t);
   gcclResult_t (*gossipFinish)(gcclGossip_t, uint64_t);
   gcclResult_t (*gossipDestroy)(gcclGossip_t);
+  gcclResult_t (*pairwiseCreate)(gcclPairwise_t*, void*, size_t, gcclDataType_t, gcclTopology_t,
+                                 uint64_t, gcclComm_t);
+  gcclResult_t (*pairwiseExchange)(gcclPairwise_t, uint64_t, int*);
+  gcclResult_t (*pairwiseLock)(gcclPairwise_t);
+  gcclResult_t (*pairwiseUnlock)(gcclPairwise_t);
+  gcclResult_t (*pairwiseDestroy)(gcclPairwise_t);
 };
 
 static const struct gcclApi api = {
@@ -119,6 +125,11 @@ static const struct gcclApi api = {
     .gossipStart = gcclGossipStart,
     .gossipFinish = gcclGossipFinish,
     .gossipDestroy = gcclGossipDestroy,
+    .pairwiseCreate = gcclPairwiseCreate,
+    .pairwiseExchange = gcclPairwiseExchange,
+    .pairwiseLock = gcclPairwiseLock,
+    .pairwiseUnlock = gcclPairwiseUnlock,
+    .pairwiseDestroy = gcclPairwiseDestroy,
 };
 
 static int failures = 0;

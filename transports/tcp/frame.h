@@ -19,6 +19,8 @@
 // Socket 0 of every peer connection is a control socket that only carries
 // kAbort/kPing/kPong/kClose; it is never paused, so an abort notice or a
 // liveness probe gets through even while data sockets wait for a receive.
+// Socket 1 carries only asynchronous messages (transport::kAsyncTagBit);
+// the data sockets follow.
 #pragma once
 
 #include <cstddef>

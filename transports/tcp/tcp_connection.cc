@@ -116,9 +116,12 @@ gcclResult_t TcpConnection::checkDeparted() {
 
 gcclResult_t TcpConnection::isend(const void* data, size_t len, uint64_t tag, MessageMeta meta,
                                   Request* req) {
-  size_t nch = channels_.size() - 1;  // data channels are 1..n
+  // Asynchronous traffic has a lane of its own (channel 1), so it never waits
+  // behind a collective's frame that the peer has not posted a receive for.
+  bool async = (tag & transport::kAsyncTagBit) != 0;
+  size_t nch = channels_.size() - 2;  // data channels are 2..n
   size_t parts = 1;
-  if (len >= tuning_.stripeMinBytes && nch > 1)
+  if (!async && len >= tuning_.stripeMinBytes && nch > 1)
     parts = std::min(nch, (len + tuning_.stripeMinBytes - 1) / tuning_.stripeMinBytes);
   req->state = RequestState::kPending;
   req->bytes = len;
@@ -133,7 +136,7 @@ gcclResult_t TcpConnection::isend(const void* data, size_t len, uint64_t tag, Me
   h.totalBytes = len;
   const uint8_t* base = static_cast<const uint8_t*>(data);
   size_t first = nextChannel_;
-  nextChannel_ = (nextChannel_ + parts) % nch;
+  if (!async) nextChannel_ = (nextChannel_ + parts) % nch;
   for (size_t p = 0; p < parts; ++p) {
     size_t begin = len * p / parts, end = len * (p + 1) / parts;
     h.offset = begin;
@@ -143,7 +146,7 @@ gcclResult_t TcpConnection::isend(const void* data, size_t len, uint64_t tag, Me
     encodeFrameHeader(h, item.header);
     item.data = base + begin;
     item.len = end - begin;
-    Channel& ch = channels_[1 + (first + p) % nch];
+    Channel& ch = async ? channels_[1] : channels_[2 + (first + p) % nch];
     bool wasEmpty = ch.sendq.empty();
     ch.sendq.push(item);
     // Write at once when the channel was idle: no epoll round trip for latency.

@@ -31,8 +31,9 @@ struct TcpTuning {
 class TcpConnection final : public transport::Connection {
  public:
   // Takes ownership of `fds` (connected, authenticated, non-blocking sockets,
-  // ordered by channel index; fds[0] is the control socket, at least one data
-  // socket follows).
+  // ordered by channel index): fds[0] is the control socket, fds[1] the lane
+  // for asynchronous traffic (tags with transport::kAsyncTagBit), then at
+  // least one data socket.
   TcpConnection(int peer, uint64_t commHash, std::vector<int> fds, const TcpTuning& tuning,
                 transport::Poller* poller);
   ~TcpConnection() override;

@@ -30,7 +30,7 @@ int TcpMesh::releaseListenFd() {
 // else is closed and logged.
 gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* stop,
                                  std::vector<std::vector<int>>* fds) {
-  int perPeer = opt_.dataSockets + 1;
+  int perPeer = opt_.dataSockets + 2;  // control, asynchronous lane, data
   int expected = (opt_.nranks - 1 - opt_.rank) * perPeer;
   std::vector<std::unique_ptr<ServerHandshake>> pending;
   std::vector<SockAddr> pendingFrom;
@@ -133,7 +133,7 @@ gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* st
 
 gcclResult_t TcpMesh::connectAll(const std::vector<SockAddr>& peers, int64_t deadlineMs,
                                  std::vector<std::vector<int>>* fds) {
-  int perPeer = opt_.dataSockets + 1;
+  int perPeer = opt_.dataSockets + 2;  // control, asynchronous lane, data
   fds->assign(static_cast<size_t>(opt_.nranks), std::vector<int>(static_cast<size_t>(perPeer), -1));
   auto closeAll = [fds] {
     for (auto& v : *fds)

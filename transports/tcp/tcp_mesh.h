@@ -1,5 +1,6 @@
 // Establishing the TCP connections of a communicator: every pair of ranks is
-// joined by 1 control socket and N data sockets; the higher rank connects, the
+// joined by 1 control socket, 1 socket for asynchronous traffic and N data
+// sockets; the higher rank connects, the
 // lower one accepts, and every socket is authenticated (handshake.h). Bytes
 // from anyone else on the listening port are rejected and logged; they never
 // disturb the connections being made.

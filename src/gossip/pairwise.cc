@@ -1,0 +1,374 @@
+// Pairwise gossip (SwarmSGD / AD-PSGD): a rank averages its model with one
+// random neighbour while that neighbour keeps training; the neighbour's
+// progress engine serves the exchange.
+//
+// Protocol, for initiator i and partner j (every side adds half the
+// difference of the two snapshots, so mass is conserved whatever else runs
+// concurrently):
+//   i: s_i = x_i (under i's lock); send REQUEST(s_i) to j; wait for REPLY
+//   j: (progress thread, under j's lock) s_j = x_j; x_j += (s_i - s_j) / 2;
+//      send REPLY(s_j)
+//   i: (under i's lock) x_i += (s_j - s_i) / 2
+// When neither model changes during the exchange, both end with exactly
+// (x_i + x_j) / 2. The lock is the consistency contract: a partner's model is
+// read and updated between the trainer's locked sections, never inside one.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "core/api_call.h"
+#include "core/request.h"
+#include "gossip/topology.h"
+#include "kernels/cpu/mix.h"
+#include "kernels/cpu/reduce.h"
+
+namespace gccl {
+
+namespace {
+
+// Requests and replies travel as asynchronous traffic, tagged with the
+// exchange object's id (the same on every rank: creation is collective) and a
+// sequence number per directed pair.
+uint64_t requestTag(uint64_t id, uint64_t seq) {
+  return transport::kAsyncTagBit | ((id & 0x3fff) << 48) | ((seq << 1) & ((1ull << 48) - 1));
+}
+uint64_t replyTag(uint64_t id, uint64_t seq) {
+  return requestTag(id, seq) | 1;
+}
+
+struct Model {
+  void* x = nullptr;
+  size_t count = 0;
+  gcclDataType_t type = gcclFloat32;
+  size_t bytes = 0;
+  std::mutex lock;
+};
+
+class PairwiseService final : public Service {
+ public:
+  PairwiseService(std::shared_ptr<Model> model, const std::vector<int>& peers,
+                  transport::MessageMeta meta, uint64_t id)
+      : model_(std::move(model)), meta_(meta), id_(id) {
+    for (int p : peers) {
+      auto s = std::make_unique<Slot>();
+      s->peer = p;
+      s->in.resize(model_->bytes);
+      s->out.resize(model_->bytes);
+      slots_.push_back(std::move(s));
+    }
+  }
+
+  gcclResult_t poll(OpContext& ctx) override {
+    for (auto& sp : slots_) {
+      Slot& s = *sp;
+      for (;;) {
+        if (s.replying) {
+          if (s.reply.pending()) break;
+          GCCL_REQUIRE(!s.reply.req.failed(), gcclRemoteError, "reply to rank %d failed", s.peer);
+          s.replying = false;
+          s.posted = false;
+          ++s.seq;
+        }
+        if (!s.posted) {
+          GCCL_CHECK(ctx.conn(s.peer)->irecv(s.in.data(), s.in.size(), requestTag(id_, s.seq),
+                                             meta_, &s.request.req));
+          s.posted = true;
+        }
+        if (s.request.pending()) break;
+        if (s.request.req.failed()) {
+          if (s.request.req.metaMismatch)
+            return setError(gcclInvalidUsage,
+                            "rank %d asked for a pairwise exchange of another size or type (%s)",
+                            s.peer, describeMeta(s.request.req.peerMeta).c_str());
+          return setError(gcclRemoteError, "request from rank %d failed", s.peer);
+        }
+        serve(s);
+        GCCL_CHECK(ctx.conn(s.peer)->isend(s.out.data(), s.out.size(), replyTag(id_, s.seq), meta_,
+                                           &s.reply.req));
+        s.replying = true;
+      }
+    }
+    return gcclSuccess;
+  }
+
+  void cancel(OpContext& ctx) override {
+    for (auto& s : slots_) {
+      transport::Connection* c = ctx.conn(s->peer);
+      if (c != nullptr && s->posted && s->request.pending()) c->cancel(&s->request.req);
+    }
+  }
+
+ private:
+  struct Slot {
+    int peer = -1;
+    uint64_t seq = 0;
+    bool posted = false, replying = false;
+    Transfer request, reply;
+    std::vector<uint8_t> in, out;
+  };
+
+  // s_j = x_j; x_j = x_j/2 + s_i/2 (= x_j + (s_i - s_j)/2 while locked).
+  void serve(Slot& s) {
+    std::lock_guard<std::mutex> guard(model_->lock);
+    if (model_->bytes > 0) memcpy(s.out.data(), model_->x, model_->bytes);
+    const void* ys[1] = {s.in.data()};
+    const double bs[1] = {0.5};
+    kernels::mix(model_->x, 0.5, ys, bs, 1, model_->count, model_->type);
+  }
+
+  std::shared_ptr<Model> model_;
+  transport::MessageMeta meta_;
+  uint64_t id_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+};
+
+// Adds or removes the service on the progress thread.
+class ServiceOp final : public Op {
+ public:
+  ServiceOp(std::shared_ptr<PairwiseService> service, bool add, gcclRequest* req)
+      : Op(OpKind::kPairwise, transport::MessageMeta{}, req),
+        service_(std::move(service)),
+        add_(add) {}
+  gcclResult_t start(OpContext& ctx) override {
+    if (add_)
+      ctx.engine->addService(service_);
+    else
+      ctx.engine->removeService(service_.get());
+    return gcclSuccess;
+  }
+  gcclResult_t progress(OpContext&, bool* done) override {
+    *done = true;
+    return gcclSuccess;
+  }
+
+ private:
+  std::shared_ptr<PairwiseService> service_;
+  bool add_;
+};
+
+class ExchangeOp final : public Op {
+ public:
+  ExchangeOp(int peer, uint64_t id, uint64_t seq, const void* snapshot, void* reply, size_t bytes,
+             transport::MessageMeta meta, gcclRequest* req)
+      : Op(OpKind::kPairwise, meta, req),
+        peer_(peer),
+        id_(id),
+        seq_(seq),
+        snapshot_(snapshot),
+        reply_(reply),
+        bytes_(bytes) {}
+  gcclResult_t start(OpContext& ctx) override {
+    GCCL_CHECK(postRecv(ctx, peer_, reply_, bytes_, replyTag(id_, seq_), &recv_));
+    return postSend(ctx, peer_, snapshot_, bytes_, requestTag(id_, seq_), &send_);
+  }
+  gcclResult_t progress(OpContext&, bool* done) override {
+    GCCL_CHECK(checkTransfer(send_));
+    GCCL_CHECK(checkTransfer(recv_));
+    *done = send_.done() && recv_.done();
+    return gcclSuccess;
+  }
+
+ private:
+  int peer_;
+  uint64_t id_;
+  uint64_t seq_;
+  const void* snapshot_;
+  void* reply_;
+  size_t bytes_;
+  Transfer send_, recv_;
+};
+
+}  // namespace
+
+}  // namespace gccl
+
+struct gcclPairwise {
+  gcclComm* comm = nullptr;
+  std::shared_ptr<gccl::Model> model;
+  std::shared_ptr<gccl::Topology> topo;
+  std::shared_ptr<gccl::PairwiseService> service;
+  std::vector<int> neighbours;
+  std::vector<uint64_t> sendSeq;  // per peer
+  uint64_t seed = 0;
+  uint64_t id = 0;
+  gccl::transport::MessageMeta meta;
+  std::vector<uint8_t> snapshot, reply;
+};
+
+namespace gccl {
+
+namespace {
+
+std::mutex gPairwiseMutex;
+std::set<gcclPairwise*>& livePairwise() {
+  static auto* s = new std::set<gcclPairwise*>();
+  return *s;
+}
+
+gcclResult_t checkPairwise(gcclPairwise* p, const char* call) {
+  GCCL_REQUIRE(p != nullptr, gcclInvalidArgument, "%s: pairwise handle is NULL", call);
+  std::lock_guard<std::mutex> lock(gPairwiseMutex);
+  GCCL_REQUIRE(livePairwise().count(p) != 0, gcclInvalidUsage,
+               "%s: pairwise handle %p is not valid (destroyed or never created)", call,
+               static_cast<void*>(p));
+  return gcclSuccess;
+}
+
+gcclResult_t runServiceOp(gcclPairwise* p, bool add) {
+  gcclRequest* req = newRequest(p->comm->timeoutMs);
+  return launch(p->comm, std::make_unique<ServiceOp>(p->service, add, req), req, nullptr);
+}
+
+// SplitMix64: the partner choice is a pure function of (seed, rank, step).
+uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+}  // namespace gccl
+
+using namespace gccl;
+
+extern "C" {
+
+gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
+                                gcclDataType_t datatype, gcclTopology_t topo, uint64_t seed,
+                                gcclComm_t comm) {
+  const char* call = "gcclPairwiseCreate";
+  clearThreadLastError();
+  ApiGuard guard(comm, call);
+  GCCL_CHECK(guard.result());
+  GCCL_CHECK(checkCommReady(comm, call));
+  GCCL_REQUIRE(pairwise != nullptr, gcclInvalidArgument, "%s: pairwise (the output) is NULL", call);
+  GCCL_CHECK(checkType(datatype, call));
+  GCCL_REQUIRE(datatype == gcclFloat16 || datatype == gcclBfloat16 || datatype == gcclFloat32 ||
+                   datatype == gcclFloat64,
+               gcclInvalidArgument, "%s: datatype %d is not a floating-point type", call,
+               static_cast<int>(datatype));
+  GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
+  std::shared_ptr<Topology> t;
+  GCCL_CHECK(topologyFromHandle(topo, call, &t));
+  GCCL_REQUIRE(t->nranks() == comm->nranks, gcclInvalidArgument,
+               "%s: the topology has %d ranks but the communicator has %d", call, t->nranks(),
+               comm->nranks);
+  GCCL_CHECK(t->validate(gcclMixDoublyStochastic, call));
+  auto* p = new gcclPairwise();
+  p->comm = comm;
+  p->model = std::make_shared<Model>();
+  p->model->x = x;
+  p->model->count = count;
+  p->model->type = datatype;
+  p->model->bytes = count * kernels::typeSize(datatype);
+  p->topo = t;
+  p->seed = seed;
+  p->meta = makeMeta(OpKind::kPairwise, datatype, gcclSum, 0, count);
+  // Neighbours: every rank this one is linked with at any step of the period.
+  std::set<int> peers;
+  std::vector<PeerWeight> list;
+  double self;
+  for (int s = 0; s < t->period(); ++s) {
+    t->outPeers(static_cast<uint64_t>(s), comm->rank, &list, &self);
+    for (const auto& pw : list)
+      peers.insert(pw.peer);
+    t->inPeers(static_cast<uint64_t>(s), comm->rank, &list);
+    for (const auto& pw : list)
+      peers.insert(pw.peer);
+  }
+  p->neighbours.assign(peers.begin(), peers.end());
+  p->sendSeq.assign(static_cast<size_t>(comm->nranks), 0);
+  p->snapshot.resize(p->model->bytes);
+  p->reply.resize(p->model->bytes);
+  p->id = comm->asyncObjects++;
+  p->service = std::make_shared<PairwiseService>(p->model, p->neighbours, p->meta, p->id);
+  // Every rank serves before any rank asks: register, then meet in a barrier.
+  gcclResult_t r = runServiceOp(p, true);
+  if (r == gcclSuccess) r = gcclBarrier(comm, nullptr, nullptr);
+  if (r != gcclSuccess) {
+    delete p;
+    return r;
+  }
+  {
+    std::lock_guard<std::mutex> lock(gPairwiseMutex);
+    livePairwise().insert(p);
+  }
+  *pairwise = p;
+  return gcclSuccess;
+}
+
+gcclResult_t gcclPairwiseLock(gcclPairwise_t p) {
+  clearThreadLastError();
+  GCCL_CHECK(checkPairwise(p, "gcclPairwiseLock"));
+  p->model->lock.lock();
+  return gcclSuccess;
+}
+
+gcclResult_t gcclPairwiseUnlock(gcclPairwise_t p) {
+  clearThreadLastError();
+  GCCL_CHECK(checkPairwise(p, "gcclPairwiseUnlock"));
+  p->model->lock.unlock();
+  return gcclSuccess;
+}
+
+gcclResult_t gcclPairwiseExchange(gcclPairwise_t p, uint64_t step, int* partner) {
+  const char* call = "gcclPairwiseExchange";
+  clearThreadLastError();
+  GCCL_CHECK(checkPairwise(p, call));
+  return apiCall(p->comm, call, nullptr, [&]() -> gcclResult_t {
+    if (p->neighbours.empty()) {
+      if (partner != nullptr) *partner = -1;
+      return gcclSuccess;
+    }
+    uint64_t pick = mix64(p->seed ^ mix64(static_cast<uint64_t>(p->comm->rank) ^ mix64(step)));
+    int peer = p->neighbours[pick % p->neighbours.size()];
+    Model& m = *p->model;
+    {
+      std::lock_guard<std::mutex> guard(m.lock);
+      if (m.bytes > 0) memcpy(p->snapshot.data(), m.x, m.bytes);
+    }
+    gcclRequest* req = newRequest(p->comm->timeoutMs);
+    uint64_t seq = p->sendSeq[static_cast<size_t>(peer)]++;
+    GCCL_CHECK(launch(p->comm,
+                      std::make_unique<ExchangeOp>(peer, p->id, seq, p->snapshot.data(),
+                                                   p->reply.data(), m.bytes, p->meta, req),
+                      req, nullptr));
+    {
+      // x += (s_j - s_i) / 2: the partner's half of the difference.
+      std::lock_guard<std::mutex> guard(m.lock);
+      const void* ys[2] = {p->reply.data(), p->snapshot.data()};
+      const double bs[2] = {0.5, -0.5};
+      kernels::mix(m.x, 1.0, ys, bs, 2, m.count, m.type);
+    }
+    if (partner != nullptr) *partner = peer;
+    return gcclSuccess;
+  });
+}
+
+gcclResult_t gcclPairwiseDestroy(gcclPairwise_t p) {
+  const char* call = "gcclPairwiseDestroy";
+  clearThreadLastError();
+  GCCL_CHECK(checkPairwise(p, call));
+  {
+    std::lock_guard<std::mutex> lock(gPairwiseMutex);
+    livePairwise().erase(p);
+  }
+  // Every rank's exchanges are done once all have reached the first barrier;
+  // then nobody can still need this rank's service. The second keeps every
+  // rank's service receives withdrawn before any rank may close its
+  // connections (a receive still posted then would read as lost data).
+  gcclResult_t r = apiCall(p->comm, call, nullptr, [&]() -> gcclResult_t {
+    GCCL_CHECK(gcclBarrier(p->comm, nullptr, nullptr));
+    GCCL_CHECK(runServiceOp(p, false));
+    return gcclBarrier(p->comm, nullptr, nullptr);
+  });
+  delete p;
+  return r;
+}
+
+}  // extern "C"
