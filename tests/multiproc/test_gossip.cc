@@ -383,8 +383,16 @@ TEST(NeighborAverage, MatchesWTimesXOnTheRingAndTheCompleteGraph) {
       for (int inPlace = 0; inPlace < 2; ++inPlace) {
         double* out = inPlace ? x.data() : y.data();
         std::vector<double> before = x;
-        RANK_OK(gcclNeighborAverage(x.data(), out, count, gcclFloat64, topo, 0, comm, nullptr,
-                                    nullptr));
+        // Out of place blocking; in place through a request.
+        if (inPlace) {
+          gcclRequest_t req;
+          RANK_OK(
+              gcclNeighborAverage(x.data(), out, count, gcclFloat64, topo, 0, comm, nullptr, &req));
+          RANK_OK(gcclWait(req));
+        } else {
+          RANK_OK(gcclNeighborAverage(x.data(), out, count, gcclFloat64, topo, 0, comm, nullptr,
+                                      nullptr));
+        }
         for (size_t i = 0; i < count; ++i) {
           double want = 0;
           if (kind == gcclTopoRing) {
