@@ -6,13 +6,12 @@
 #include <cstring>
 
 #include "core/api_call.h"
+#include "gossip/gossip_checks.h"
 #include "gossip/gossip_ops.h"
 #include "kernels/cpu/mix.h"
 #include "kernels/cpu/reduce.h"
 
 namespace gccl {
-
-namespace {
 
 gcclResult_t checkFloatingType(gcclDataType_t type, const char* call) {
   GCCL_CHECK(checkType(type, call));
@@ -36,8 +35,6 @@ gcclResult_t checkTopologyFor(gcclComm* comm, gcclTopology_t topo, gcclMixing_t 
   *out = std::move(t);
   return gcclSuccess;
 }
-
-}  // namespace
 
 }  // namespace gccl
 

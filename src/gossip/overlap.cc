@@ -24,6 +24,8 @@
 
 #include "core/api_call.h"
 #include "core/request.h"
+#include "core/handle_registry.h"
+#include "gossip/gossip_checks.h"
 #include "gossip/topology.h"
 #include "kernels/cpu/mix.h"
 #include "kernels/cpu/reduce.h"
@@ -151,19 +153,9 @@ namespace gccl {
 
 namespace {
 
-std::mutex gGossipMutex;
-std::set<gcclGossip*>& liveGossips() {
-  static auto* s = new std::set<gcclGossip*>();
-  return *s;
-}
-
-gcclResult_t checkGossip(gcclGossip* g, const char* call) {
-  GCCL_REQUIRE(g != nullptr, gcclInvalidArgument, "%s: gossip is NULL", call);
-  std::lock_guard<std::mutex> lock(gGossipMutex);
-  GCCL_REQUIRE(liveGossips().count(g) != 0, gcclInvalidUsage,
-               "%s: gossip handle %p is not valid (destroyed or never created)", call,
-               static_cast<void*>(g));
-  return gcclSuccess;
+HandleRegistry<gcclGossip>& gossips() {
+  static auto* r = new HandleRegistry<gcclGossip>("gossip handle");
+  return *r;
 }
 
 // Runs a WaitOp, then folds in everything that arrived and retires finished steps.
@@ -221,22 +213,14 @@ gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclD
   GCCL_CHECK(guard.result());
   GCCL_CHECK(checkCommReady(comm, call));
   GCCL_REQUIRE(gossip != nullptr, gcclInvalidArgument, "%s: gossip (the output) is NULL", call);
-  GCCL_CHECK(checkType(datatype, call));
-  GCCL_REQUIRE(datatype == gcclFloat16 || datatype == gcclBfloat16 || datatype == gcclFloat32 ||
-                   datatype == gcclFloat64,
-               gcclInvalidArgument, "%s: datatype %d is not a floating-point type", call,
-               static_cast<int>(datatype));
+  GCCL_CHECK(checkFloatingType(datatype, call));
   GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
   GCCL_REQUIRE(psWeight != nullptr && *psWeight > 0, gcclInvalidArgument,
                "%s: psWeight must point to a positive weight", call);
   GCCL_REQUIRE(staleness >= 0 && staleness <= 1000, gcclInvalidArgument,
                "%s: staleness %d is outside 0..1000", call, staleness);
   std::shared_ptr<Topology> t;
-  GCCL_CHECK(topologyFromHandle(topo, call, &t));
-  GCCL_REQUIRE(t->nranks() == comm->nranks, gcclInvalidArgument,
-               "%s: the topology has %d ranks but the communicator has %d", call, t->nranks(),
-               comm->nranks);
-  GCCL_CHECK(t->validate(gcclMixColumnStochastic, call));
+  GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixColumnStochastic, call, &t));
   auto* g = new gcclGossip();
   g->comm = comm;
   g->x = x;
@@ -246,10 +230,7 @@ gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclD
   g->psWeight = psWeight;
   g->topo = std::move(t);
   g->staleness = staleness;
-  {
-    std::lock_guard<std::mutex> lock(gGossipMutex);
-    liveGossips().insert(g);
-  }
+  gossips().add(g);
   *gossip = g;
   return gcclSuccess;
 }
@@ -257,7 +238,7 @@ gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclD
 gcclResult_t gcclGossipStart(gcclGossip_t g, uint64_t step) {
   const char* call = "gcclGossipStart";
   clearThreadLastError();
-  GCCL_CHECK(checkGossip(g, call));
+  GCCL_CHECK(gossips().check(g, call));
   GCCL_REQUIRE(!g->broken, gcclInvalidUsage, "%s: an earlier call on this gossip failed", call);
   gcclComm* comm = g->comm;
   return apiCall(comm, call, nullptr, [&]() -> gcclResult_t {
@@ -293,7 +274,7 @@ gcclResult_t gcclGossipStart(gcclGossip_t g, uint64_t step) {
 gcclResult_t gcclGossipFinish(gcclGossip_t g, uint64_t step) {
   const char* call = "gcclGossipFinish";
   clearThreadLastError();
-  GCCL_CHECK(checkGossip(g, call));
+  GCCL_CHECK(gossips().check(g, call));
   GCCL_REQUIRE(!g->broken, gcclInvalidUsage, "%s: an earlier call on this gossip failed", call);
   // Messages of steps up to step - staleness must be in; before that step
   // exists, the wait only records what has arrived.
@@ -306,11 +287,8 @@ gcclResult_t gcclGossipFinish(gcclGossip_t g, uint64_t step) {
 gcclResult_t gcclGossipDestroy(gcclGossip_t g) {
   const char* call = "gcclGossipDestroy";
   clearThreadLastError();
-  GCCL_CHECK(checkGossip(g, call));
-  {
-    std::lock_guard<std::mutex> lock(gGossipMutex);
-    liveGossips().erase(g);
-  }
+  GCCL_CHECK(gossips().check(g, call));
+  gossips().remove(g);
   gcclResult_t r = gcclSuccess;
   if (!g->broken && !g->steps.empty()) {
     // Everything still in flight is folded in, so no mass is lost.

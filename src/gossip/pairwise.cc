@@ -21,6 +21,8 @@
 
 #include "core/api_call.h"
 #include "core/request.h"
+#include "core/handle_registry.h"
+#include "gossip/gossip_checks.h"
 #include "gossip/topology.h"
 #include "kernels/cpu/mix.h"
 #include "kernels/cpu/reduce.h"
@@ -202,19 +204,9 @@ namespace gccl {
 
 namespace {
 
-std::mutex gPairwiseMutex;
-std::set<gcclPairwise*>& livePairwise() {
-  static auto* s = new std::set<gcclPairwise*>();
-  return *s;
-}
-
-gcclResult_t checkPairwise(gcclPairwise* p, const char* call) {
-  GCCL_REQUIRE(p != nullptr, gcclInvalidArgument, "%s: pairwise handle is NULL", call);
-  std::lock_guard<std::mutex> lock(gPairwiseMutex);
-  GCCL_REQUIRE(livePairwise().count(p) != 0, gcclInvalidUsage,
-               "%s: pairwise handle %p is not valid (destroyed or never created)", call,
-               static_cast<void*>(p));
-  return gcclSuccess;
+HandleRegistry<gcclPairwise>& pairwiseHandles() {
+  static auto* r = new HandleRegistry<gcclPairwise>("pairwise handle");
+  return *r;
 }
 
 gcclResult_t runServiceOp(gcclPairwise* p, bool add) {
@@ -247,18 +239,10 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
   GCCL_CHECK(guard.result());
   GCCL_CHECK(checkCommReady(comm, call));
   GCCL_REQUIRE(pairwise != nullptr, gcclInvalidArgument, "%s: pairwise (the output) is NULL", call);
-  GCCL_CHECK(checkType(datatype, call));
-  GCCL_REQUIRE(datatype == gcclFloat16 || datatype == gcclBfloat16 || datatype == gcclFloat32 ||
-                   datatype == gcclFloat64,
-               gcclInvalidArgument, "%s: datatype %d is not a floating-point type", call,
-               static_cast<int>(datatype));
+  GCCL_CHECK(checkFloatingType(datatype, call));
   GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
   std::shared_ptr<Topology> t;
-  GCCL_CHECK(topologyFromHandle(topo, call, &t));
-  GCCL_REQUIRE(t->nranks() == comm->nranks, gcclInvalidArgument,
-               "%s: the topology has %d ranks but the communicator has %d", call, t->nranks(),
-               comm->nranks);
-  GCCL_CHECK(t->validate(gcclMixDoublyStochastic, call));
+  GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixDoublyStochastic, call, &t));
   auto* p = new gcclPairwise();
   p->comm = comm;
   p->model = std::make_shared<Model>();
@@ -294,24 +278,21 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
     delete p;
     return r;
   }
-  {
-    std::lock_guard<std::mutex> lock(gPairwiseMutex);
-    livePairwise().insert(p);
-  }
+  pairwiseHandles().add(p);
   *pairwise = p;
   return gcclSuccess;
 }
 
 gcclResult_t gcclPairwiseLock(gcclPairwise_t p) {
   clearThreadLastError();
-  GCCL_CHECK(checkPairwise(p, "gcclPairwiseLock"));
+  GCCL_CHECK(pairwiseHandles().check(p, "gcclPairwiseLock"));
   p->model->lock.lock();
   return gcclSuccess;
 }
 
 gcclResult_t gcclPairwiseUnlock(gcclPairwise_t p) {
   clearThreadLastError();
-  GCCL_CHECK(checkPairwise(p, "gcclPairwiseUnlock"));
+  GCCL_CHECK(pairwiseHandles().check(p, "gcclPairwiseUnlock"));
   p->model->lock.unlock();
   return gcclSuccess;
 }
@@ -319,7 +300,7 @@ gcclResult_t gcclPairwiseUnlock(gcclPairwise_t p) {
 gcclResult_t gcclPairwiseExchange(gcclPairwise_t p, uint64_t step, int* partner) {
   const char* call = "gcclPairwiseExchange";
   clearThreadLastError();
-  GCCL_CHECK(checkPairwise(p, call));
+  GCCL_CHECK(pairwiseHandles().check(p, call));
   return apiCall(p->comm, call, nullptr, [&]() -> gcclResult_t {
     if (p->neighbours.empty()) {
       if (partner != nullptr) *partner = -1;
@@ -353,11 +334,8 @@ gcclResult_t gcclPairwiseExchange(gcclPairwise_t p, uint64_t step, int* partner)
 gcclResult_t gcclPairwiseDestroy(gcclPairwise_t p) {
   const char* call = "gcclPairwiseDestroy";
   clearThreadLastError();
-  GCCL_CHECK(checkPairwise(p, call));
-  {
-    std::lock_guard<std::mutex> lock(gPairwiseMutex);
-    livePairwise().erase(p);
-  }
+  GCCL_CHECK(pairwiseHandles().check(p, call));
+  pairwiseHandles().remove(p);
   // Every rank's exchanges are done once all have reached the first barrier;
   // then nobody can still need this rank's service. The second keeps every
   // rank's service receives withdrawn before any rank may close its
