@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/half.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -326,19 +327,6 @@ GCCL_MIX_BASELINE void debiasBaseline(void* dst, const void* src, double w, size
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(GCCL_NO_F16C)
 #define GCCL_MIX_F16C 1
-
-bool cpuHasF16c() {
-  static const bool has = [] {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-    if (!(c & bit_F16C) || !(c & bit_AVX) || !(c & bit_OSXSAVE)) return false;
-    // AVX also needs the OS to save YMM registers (XCR0 bits 1-2).
-    unsigned lo, hi;
-    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 0x6u) == 0x6u;
-  }();
-  return has;
-}
 
 #define GCCL_F16C_FN __attribute__((target("avx,f16c")))
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/half.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -423,19 +424,6 @@ GCCL_KERNEL void divideFloat64(void* d, const void* s, size_t n, int divisor) {
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(GCCL_NO_F16C)
 #define GCCL_F16C_PATH 1
-
-bool cpuHasF16c() {
-  static const bool has = [] {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-    if (!(c & bit_F16C) || !(c & bit_AVX) || !(c & bit_OSXSAVE)) return false;
-    // AVX also needs the OS to save YMM registers (XCR0 bits 1-2).
-    unsigned lo, hi;
-    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 0x6u) == 0x6u;
-  }();
-  return has;
-}
 
 // Canonicalises NaN after narrowing, on 16-bit integers: GCC turns a float
 // blend on an unordered compare into per-lane scalar code.

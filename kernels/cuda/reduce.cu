@@ -1,5 +1,7 @@
 #include "kernels/cuda/reduce.cuh"
 
+#include "kernels/cpu/reduce.h"
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -431,27 +433,6 @@ cudaError_t divideHalf(void* d, const void* s, size_t n, int divisor, cudaStream
   return launch<uint16_t>(d, s, s, n, op, stream);
 }
 
-size_t elementSize(gcclDataType_t type) {
-  switch (type) {
-    case gcclInt8:
-    case gcclUint8:
-      return 1;
-    case gcclFloat16:
-    case gcclBfloat16:
-      return 2;
-    case gcclInt32:
-    case gcclUint32:
-    case gcclFloat32:
-      return 4;
-    case gcclInt64:
-    case gcclUint64:
-    case gcclFloat64:
-      return 8;
-    default:
-      return 0;
-  }
-}
-
 // A misaligned element access would fault the kernel, and a fault poisons the
 // whole CUDA context; refusing the call up front costs nothing.
 bool usable(const void* p, size_t size) {
@@ -462,7 +443,7 @@ bool usable(const void* p, size_t size) {
 
 cudaError_t launchReduce(void* dst, const void* a, const void* b, size_t count, gcclDataType_t type,
                          gcclRedOp_t op, cudaStream_t stream) {
-  const size_t size = elementSize(type);
+  const size_t size = kernels::typeSize(type);
   if (size == 0 || static_cast<int>(op) < 0 || static_cast<int>(op) >= gcclNumOps) {
     return cudaErrorInvalidValue;
   }
@@ -496,7 +477,7 @@ cudaError_t launchReduce(void* dst, const void* a, const void* b, size_t count, 
 
 cudaError_t launchDivide(void* dst, const void* src, size_t count, gcclDataType_t type, int divisor,
                          cudaStream_t stream) {
-  const size_t size = elementSize(type);
+  const size_t size = kernels::typeSize(type);
   if (size == 0 || divisor < 1) return cudaErrorInvalidValue;
   if (count == 0) return cudaSuccess;
   if (!usable(dst, size) || !usable(src, size)) return cudaErrorInvalidValue;
