@@ -7,6 +7,7 @@
 
 #include "core/request.h"
 #include "kernels/cpu/reduce.h"
+#include "transports/tcp/socket.h"
 
 namespace gccl {
 
@@ -28,7 +29,9 @@ int64_t waitBoundMs(int64_t timeoutMs) {
   return 5 * timeoutMs + 10000;
 }
 
-gcclResult_t waitAndRelease(gcclRequest* req) {
+gcclResult_t waitAndRelease(gcclRequest* req, Engine* driveWith = nullptr) {
+  // A blocked caller runs the progress loop itself where it can (no hand-off).
+  if (driveWith != nullptr) driveWith->drive(req, tcp::nowMs() + waitBoundMs(req->timeoutMs));
   std::string reason;
   gcclResult_t r = waitRequest(req, waitBoundMs(req->timeoutMs), &reason);
   releaseRequest(req);
@@ -116,9 +119,9 @@ gcclResult_t launch(gcclComm* comm, std::unique_ptr<Op> op, gcclRequest* req,
   }
   std::vector<std::unique_ptr<Op>> batch;
   batch.push_back(std::move(op));
-  comm->engine->submit(std::move(batch));
+  comm->engine->submit(std::move(batch), /*callerDrives=*/userRequest == nullptr);
   if (userRequest != nullptr) return gcclSuccess;
-  return waitAndRelease(req);
+  return waitAndRelease(req, comm->engine.get());
 }
 
 }  // namespace gccl
@@ -145,6 +148,18 @@ gcclResult_t gcclTest(gcclRequest_t request, int* done) {
 gcclResult_t gcclWait(gcclRequest_t request) {
   clearThreadLastError();
   GCCL_REQUIRE(request != nullptr, gcclInvalidArgument, "gcclWait: request is NULL");
+  bool done;
+  {
+    std::lock_guard<std::mutex> lock(request->mutex);
+    done = request->done;
+  }
+  if (!done && request->comm != nullptr) {
+    // Drive the communicator's loop while it lives (the guard keeps a
+    // concurrent destroy out); a destroyed one has completed the request.
+    ApiGuard guard(request->comm, "gcclWait");
+    if (guard.result() == gcclSuccess) return waitAndRelease(request, request->comm->engine.get());
+    clearThreadLastError();
+  }
   return waitAndRelease(request);
 }
 
@@ -185,7 +200,7 @@ gcclResult_t gcclGroupEnd(void) {
   std::string reason;
   for (auto& e : entries) {
     if (!e.caller_waits) continue;
-    gcclResult_t r = waitAndRelease(e.request);
+    gcclResult_t r = waitAndRelease(e.request, e.comm->engine.get());
     if (r != gcclSuccess && first == gcclSuccess) {
       first = r;
       reason = threadLastError();

@@ -119,10 +119,18 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   eo.nranks = comm->nranks;
   eo.timeoutMs = rc.timeoutMs;
   eo.params = resolveOpParams();
+  eo.callerProgress = param::CallerProgress() != 0;
+  eo.leaseUs = std::max<int64_t>(param::ProgressLeaseUs(), 0);
+  eo.spinUs = std::max<int64_t>(param::SpinUs(), 0);
   eo.creds = mo.creds;
   comm->engine = std::make_unique<Engine>(eo);
   tcp::TcpTuning tuning;
   tuning.stripeMinBytes = static_cast<size_t>(std::max<int64_t>(param::StripeMinBytes(), 1));
+  tuning.delayUs = std::max<int64_t>(param::BenchDelayUs(), 0);
+  if (tuning.delayUs > 0)
+    GCCL_WARN(kLogEnv,
+              "GCCL_BENCH_DELAY_US=%lld: every data frame is held %lld us (emulated latency)",
+              static_cast<long long>(tuning.delayUs), static_cast<long long>(tuning.delayUs));
   std::vector<std::unique_ptr<transport::Connection>> conns(static_cast<size_t>(comm->nranks));
   for (int r = 0; r < comm->nranks; ++r) {
     if (r == comm->rank) continue;

@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -18,6 +20,18 @@
 namespace gccl {
 
 using tcp::nowMs;
+
+namespace {
+// How long a caller that stops driving while ops are in flight keeps the
+// progress thread parked (see drive()).
+constexpr int64_t kBusyLeaseUs = 50;
+
+int64_t nowUs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+}  // namespace
 
 // A connection that arrived after initialization: it is authenticated (so the
 // log can say who it was) and then closed, whatever it proves.
@@ -114,7 +128,7 @@ void Engine::wake() {
   (void)n;  // EAGAIN means a wake-up is already pending
 }
 
-void Engine::submit(std::vector<std::unique_ptr<Op>> batch) {
+void Engine::submit(std::vector<std::unique_ptr<Op>> batch, bool callerDrives) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (error_ != gcclSuccess || !running_) {
     gcclResult_t code = error_ != gcclSuccess ? error_ : gcclInvalidUsage;
@@ -125,8 +139,15 @@ void Engine::submit(std::vector<std::unique_ptr<Op>> batch) {
     return;
   }
   submitted_.push_back(std::move(batch));
+  if (callerDrives && opt_.callerProgress) return;  // drive() takes it from here
+  // The progress thread runs it: out of epoll_wait if it polls, off the lease if parked.
+  leaseUntilUs_ = 0;
+  bool parked = threadParked_;
   lock.unlock();
-  wake();
+  if (parked)
+    parked_.notify_one();
+  else
+    wake();  // also when between two polls: the next epoll_wait returns at once
 }
 
 void Engine::abort(gcclResult_t code, const std::string& reason) {
@@ -136,8 +157,10 @@ void Engine::abort(gcclResult_t code, const std::string& reason) {
     abortRequested_ = true;
     abortCode_ = code;
     abortReason_ = reason;
+    leaseUntilUs_ = 0;
   }
-  wake();
+  wake();  // reaches a driving caller in epoll_wait too
+  parked_.notify_one();
 }
 
 void Engine::shutdown() {
@@ -147,6 +170,7 @@ void Engine::shutdown() {
     stopRequested_ = true;
   }
   wake();
+  parked_.notify_one();
   thread_.join();
 }
 
@@ -160,31 +184,45 @@ gcclResult_t Engine::error(std::string* reason) const {
 
 void Engine::run() {
   pthread_setname_np(pthread_self(), "gccl-progress");
-  epoll_event events[64];
   int64_t stopDeadline = 0;
   for (;;) {
-    int64_t now = nowMs();
-    int n = epoll_wait(epollFd_, events, 64, nextWakeMs(now));
-    if (n < 0 && errno != EINTR) {
-      fail(gcclSystemError, std::string("epoll_wait failed: ") + strerror(errno));
-      break;
+    bool firstStopPass = false;
+    std::unique_lock<std::mutex> drive(driveMutex_);
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (!stopRequested_ && (drivers_ > 0 || leaseUntilUs_ > nowUs())) {
+        // A caller drives, or may come back soon: stay out of its way.
+        drive.unlock();
+        threadParked_ = true;
+        // Timed waits only: a caller leaving with a lease does not need to
+        // wake this thread (it only notifies when work waits for it).
+        while (!stopRequested_) {
+          int64_t now = nowUs();
+          if (drivers_ == 0 && leaseUntilUs_ <= now) break;
+          int64_t until =
+              drivers_ > 0 ? now + std::max<int64_t>(opt_.leaseUs, 1000) : leaseUntilUs_;
+          parked_.wait_for(lock, std::chrono::microseconds(until - now));
+        }
+        threadParked_ = false;
+        continue;
+      }
+      threadPolling_ = true;
+      // The first pass after a stop request does not wait: a driving caller
+      // may have drained the eventfd write that announced it.
+      firstStopPass = stopRequested_ && stopDeadline == 0;
     }
-    for (int i = 0; i < n; ++i)
-      handleEvent(events[i].data.fd, events[i].events);
-    takeSubmissions();
-    advance();
-    now = nowMs();
-    checkDeadlines(now);
-    expireStrays(now);
-
+    bool ok = pollOnce(firstStopPass ? 0 : -1) >= 0;
+    int64_t now = nowMs();
     std::lock_guard<std::mutex> lock(mutex_);
+    threadPolling_ = false;
+    if (!ok) break;
     if (!stopRequested_) continue;
     if (stopDeadline == 0) stopDeadline = now + opt_.timeoutMs;
     bool idle = active_.empty() && queue_.empty() && submitted_.empty();
     if (!idle && now < stopDeadline && !broken_) continue;
     break;
   }
-  std::vector<std::unique_ptr<Op>> leftover;
+  std::lock_guard<std::mutex> drive(driveMutex_);
   if (!active_.empty() || !queue_.empty()) fail(gcclInvalidUsage, "the communicator was destroyed");
   if (!broken_)
     for (auto& c : conns_)
@@ -193,9 +231,97 @@ void Engine::run() {
   running_ = false;
 }
 
+namespace {
+bool requestDone(gcclRequest* req) {
+  std::lock_guard<std::mutex> lock(req->mutex);
+  return req->done;
+}
+}  // namespace
+
+int Engine::pollOnce(int waitMs, gcclRequest* until) {
+  epoll_event events[64];
+  // Work handed over without an eventfd wake-up (to a parked thread, or to a
+  // driving caller) starts before the wait.
+  takeSubmissions();
+  advance();
+  int64_t now = nowMs();
+  int wait = nextWakeMs(now);
+  if (waitMs >= 0 && (wait < 0 || wait > waitMs)) wait = waitMs;
+  // A send completes as it is written, without an event to wake for: a
+  // driving caller whose request is already done must not sleep here.
+  if (until != nullptr && requestDone(until)) wait = 0;
+  int n = epoll_wait(epollFd_, events, 64, wait);
+  if (n < 0) {
+    if (errno == EINTR) return 0;
+    fail(gcclSystemError, std::string("epoll_wait failed: ") + strerror(errno));
+    return -1;
+  }
+  for (int i = 0; i < n; ++i)
+    handleEvent(events[i].data.fd, events[i].events);
+  takeSubmissions();
+  advance();
+  now = nowMs();
+  checkDeadlines(now);
+  expireStrays(now);
+  return n;
+}
+
+bool Engine::idleForLease() const {
+  return active_.empty() && queue_.empty() && services_.empty() && strays_.empty() && !broken_;
+}
+
+void Engine::drive(gcclRequest* req, int64_t deadlineMs) {
+  if (!opt_.callerProgress) return;
+  bool drives = false, needWake = true;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (running_ && !stopRequested_) {
+      ++drivers_;
+      drives = true;
+      needWake = threadPolling_;
+    }
+  }
+  if (!drives) {
+    // Stopping: leave the batch submit() queued to the progress thread.
+    wake();
+    parked_.notify_one();
+    return;
+  }
+  if (needWake) wake();  // the progress thread leaves epoll_wait and parks
+  {
+    std::lock_guard<std::mutex> driver(driveMutex_);
+    int64_t lastEventUs = nowUs();
+    for (;;) {
+      if (requestDone(req)) break;
+      int64_t now = nowMs();
+      if (now >= deadlineMs || !running_) break;
+      // Spin (poll without sleeping) for a while after the last event, then sleep.
+      bool spin = opt_.spinUs > 0 && nowUs() - lastEventUs < opt_.spinUs;
+      int n = pollOnce(spin ? 0 : static_cast<int>(std::min<int64_t>(deadlineMs - now, 50)), req);
+      if (n < 0) break;
+      if (n > 0) lastEventUs = nowUs();
+    }
+    bool idle = idleForLease();
+    std::lock_guard<std::mutex> lock(mutex_);
+    --drivers_;
+    // An idle engine waits the whole lease for the next blocking call; one
+    // with ops in flight only a moment, for a caller that waits on them one
+    // after another (gcclWait in a loop), then the progress thread takes over.
+    idle = idle && submitted_.empty();
+    int64_t lease = idle ? opt_.leaseUs : std::min<int64_t>(opt_.leaseUs, kBusyLeaseUs);
+    leaseUntilUs_ = abortRequested_ || stopRequested_ ? 0 : nowUs() + lease;
+    if (idle && leaseUntilUs_ != 0) return;  // nothing for the progress thread to do yet
+  }
+  parked_.notify_one();
+}
+
 int Engine::nextWakeMs(int64_t now) const {
   // Deadlines only matter while something waits: otherwise sleep until woken.
-  if (active_.empty() && strays_.empty()) return -1;
+  bool retry = false;
+  for (const auto& service : services_)
+    retry = retry || service->wantsRetry();
+  if (active_.empty() && strays_.empty()) return retry ? 1 : -1;
+  if (retry) return 1;
   int64_t next = lastProgressMs_ + (mismatchChecked_ ? opt_.timeoutMs / 2 : 50);
   for (int64_t sent : probeSentMs_)
     if (sent != 0) next = std::min(next, sent + opt_.timeoutMs / 2);

@@ -7,6 +7,13 @@
 // receives), batches run one after another in submission order (every rank
 // issues collectives in the same order, so tags match).
 //
+// Caller-driven progress: a thread that blocks in a call takes over the loop
+// itself (drive()) instead of sleeping until the progress thread hands the
+// result back; whoever holds driveMutex_ is "the driver" and alone touches
+// connections and ops. The progress thread parks while a caller drives, and
+// for a short lease after a caller left an idle engine, so that back-to-back
+// blocking calls pay no thread hand-off at all.
+//
 // Failure model: any broken connection, invalid frame or failed operation
 // breaks the communicator: every queued and running op completes with the
 // error, peers get an abort notice with the reason, and later calls fail
@@ -16,6 +23,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -24,6 +32,7 @@
 #include <vector>
 
 #include "core/op.h"
+#include "core/request.h"
 #include "transports/tcp/handshake.h"
 #include "transports/transport.h"
 
@@ -33,6 +42,9 @@ struct EngineOptions {
   int rank = 0;
   int nranks = 1;
   int64_t timeoutMs = 300000;
+  bool callerProgress = true;  // blocked callers drive the loop (GCCL_CALLER_PROGRESS)
+  int64_t leaseUs = 500;       // GCCL_PROGRESS_LEASE_US
+  int64_t spinUs = 0;          // GCCL_SPIN_US
   OpParams params;
   tcp::Credentials creds;  // to authenticate (and then refuse) late connections
 };
@@ -49,7 +61,14 @@ class Engine final : public transport::Poller {
 
   // Any thread. The ops of one batch start together. If the communicator is
   // already broken, the ops complete at once with its error.
-  void submit(std::vector<std::unique_ptr<Op>> batch);
+  // `callerDrives`: the caller will call drive() for this batch at once
+  // (saves waking the progress thread only to park it again).
+  void submit(std::vector<std::unique_ptr<Op>> batch, bool callerDrives = false);
+  // Any thread, blocked on `req` (an op of this engine): runs the progress
+  // loop on this thread until `req` completes or `deadlineMs` (monotonic)
+  // passes. Returns at once when caller-driven progress is off or the engine
+  // is stopping; the caller then waits on the request as usual.
+  void drive(gcclRequest* req, int64_t deadlineMs);
   // Any thread: breaks the communicator with `code` and `reason`.
   void abort(gcclResult_t code, const std::string& reason);
   // Waits (up to the timeout) for submitted ops, says goodbye to peers and
@@ -59,16 +78,16 @@ class Engine final : public transport::Poller {
   // The error that broke the communicator (gcclSuccess while healthy).
   gcclResult_t error(std::string* reason) const;
 
-  // Poller, for connections (progress thread only).
+  // Poller, for connections (driver only).
   gcclResult_t watch(int fd, uint32_t events, void* owner) override;
   void unwatch(int fd) override;
 
   const OpParams& params() const { return opt_.params; }
-  // Progress thread only (from an op's start): services polled on every pass.
+  // Driver only (from an op's start): services polled on every pass.
   void addService(std::shared_ptr<Service> service) { services_.push_back(std::move(service)); }
   void removeService(Service* service);
 
-  // For ops (progress thread only).
+  // For ops (driver only).
   transport::Connection* connection(int peer) { return conns_[peer].get(); }
   void* scratch(size_t bytes);
 
@@ -81,6 +100,12 @@ class Engine final : public transport::Poller {
   struct Stray;
 
   void run();
+  // One pass of the loop (driver only): waits for events up to `waitMs`
+  // (-1: until the next deadline), handles them, starts and advances ops.
+  // Returns the number of events, or -1 when epoll failed (the engine is broken).
+  // With `until`, does not wait once that request is done.
+  int pollOnce(int waitMs, gcclRequest* until = nullptr);
+  bool idleForLease() const;
   void handleEvent(int fd, uint32_t events);
   void acceptStrays();
   void handleStray(int fd);
@@ -107,8 +132,17 @@ class Engine final : public transport::Poller {
   std::vector<std::unique_ptr<Stray>> strays_;
   std::thread thread_;
 
+  // Held by the driver: the progress thread or a caller in drive(). Guards
+  // everything marked "driver only" below, and the connections.
+  std::mutex driveMutex_;
+
   // Shared with caller threads.
   mutable std::mutex mutex_;
+  std::condition_variable parked_;  // the progress thread waits here while callers drive
+  int drivers_ = 0;                 // callers in drive()
+  bool threadPolling_ = false;      // the progress thread is (about to be) in epoll_wait
+  bool threadParked_ = false;       // the progress thread waits on parked_
+  int64_t leaseUntilUs_ = 0;        // the progress thread stays parked until then
   std::deque<std::vector<std::unique_ptr<Op>>> submitted_;
   bool stopRequested_ = false;
   bool abortRequested_ = false;
@@ -118,7 +152,7 @@ class Engine final : public transport::Poller {
   std::string errorReason_;
   std::atomic<bool> running_{false};
 
-  // Progress thread only.
+  // Driver only (the progress thread or a driving caller).
   std::deque<std::vector<std::unique_ptr<Op>>> queue_;
   std::vector<std::unique_ptr<Op>> active_;
   std::vector<std::shared_ptr<Service>> services_;

@@ -86,6 +86,9 @@ class Service {
  public:
   virtual ~Service() = default;
   virtual gcclResult_t poll(OpContext& ctx) = 0;
+  // True while it has work it could not do yet (e.g. a lock was busy): the
+  // engine then polls it again within a millisecond instead of sleeping.
+  virtual bool wantsRetry() const { return false; }
   // Withdraws the receives it has posted (before removal, or when the
   // communicator breaks).
   virtual void cancel(OpContext& ctx) = 0;

@@ -63,7 +63,10 @@ class PairwiseService final : public Service {
     }
   }
 
+  bool wantsRetry() const override { return retry_; }
+
   gcclResult_t poll(OpContext& ctx) override {
+    retry_ = false;
     for (auto& sp : slots_) {
       Slot& s = *sp;
       for (;;) {
@@ -87,7 +90,12 @@ class PairwiseService final : public Service {
                             s.peer, describeMeta(s.request.req.peerMeta).c_str());
           return setError(gcclRemoteError, "request from rank %d failed", s.peer);
         }
-        serve(s);
+        if (!serve(s)) {
+          // The trainer holds the model's lock: try again on a later pass
+          // rather than block the loop (the caller may be the one driving it).
+          retry_ = true;
+          break;
+        }
         GCCL_CHECK(ctx.conn(s.peer)->isend(s.out.data(), s.out.size(), replyTag(id_, s.seq), meta_,
                                            &s.reply.req));
         s.replying = true;
@@ -113,18 +121,21 @@ class PairwiseService final : public Service {
   };
 
   // s_j = x_j; x_j = x_j/2 + s_i/2 (= x_j + (s_i - s_j)/2 while locked).
-  void serve(Slot& s) {
-    std::lock_guard<std::mutex> guard(model_->lock);
+  bool serve(Slot& s) {
+    std::unique_lock<std::mutex> guard(model_->lock, std::try_to_lock);
+    if (!guard.owns_lock()) return false;
     if (model_->bytes > 0) memcpy(s.out.data(), model_->x, model_->bytes);
     const void* ys[1] = {s.in.data()};
     const double bs[1] = {0.5};
     kernels::mix(model_->x, 0.5, ys, bs, 1, model_->count, model_->type);
+    return true;
   }
 
   std::shared_ptr<Model> model_;
   transport::MessageMeta meta_;
   uint64_t id_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  bool retry_ = false;
 };
 
 // Adds or removes the service on the progress thread.

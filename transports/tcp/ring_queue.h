@@ -14,6 +14,7 @@ class RingQueue {
   bool empty() const { return count_ == 0; }
   size_t size() const { return count_; }
   T& front() { return items_[head_]; }
+  const T& front() const { return items_[head_]; }
   T& at(size_t i) { return items_[(head_ + i) & (items_.size() - 1)]; }
   void push(T item) {
     if (count_ == items_.size()) grow();

@@ -11,6 +11,8 @@ namespace gccl::tcp {
 
 // Milliseconds on a monotonic clock.
 int64_t nowMs();
+// Monotonic time in microseconds.
+int64_t nowUs();
 
 // Opens a non-blocking listening socket on `addr` (port 0: any); *bound gets the real address.
 gcclResult_t listenOn(const SockAddr& addr, int* fd, SockAddr* bound);

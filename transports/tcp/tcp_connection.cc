@@ -2,6 +2,7 @@
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +38,10 @@ TcpConnection::TcpConnection(int peer, uint64_t commHash, std::vector<int> fds,
 }
 
 TcpConnection::~TcpConnection() {
+  if (timerFd_ >= 0) {
+    poller_->unwatch(timerFd_);
+    close(timerFd_);
+  }
   for (Channel& ch : channels_) {
     if (ch.fd < 0) continue;
     poller_->unwatch(ch.fd);
@@ -47,12 +52,41 @@ TcpConnection::~TcpConnection() {
 gcclResult_t TcpConnection::start() {
   for (Channel& ch : channels_)
     GCCL_CHECK(poller_->watch(ch.fd, EPOLLIN, this));
+  if (tuning_.delayUs > 0) {
+    timerFd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timerFd_ < 0) return setError(gcclSystemError, "timerfd_create: %s", strerror(errno));
+    GCCL_CHECK(poller_->watch(timerFd_, EPOLLIN, this));
+  }
+  return gcclSuccess;
+}
+
+bool TcpConnection::sendReady(const Channel& ch, int64_t now) const {
+  if (ch.sendq.empty()) return false;
+  const SendItem& it = ch.sendq.front();
+  return it.sent > 0 || it.releaseUs <= now;
+}
+
+gcclResult_t TcpConnection::armDelayTimer() {
+  int64_t next = 0;
+  for (const Channel& ch : channels_) {
+    if (ch.sendq.empty() || ch.sendq.front().sent > 0) continue;
+    int64_t r = ch.sendq.front().releaseUs;
+    if (r != 0 && (next == 0 || r < next)) next = r;
+  }
+  itimerspec spec{};  // all zero: disarm
+  if (next != 0) {
+    spec.it_value.tv_sec = next / 1000000;
+    spec.it_value.tv_nsec = (next % 1000000) * 1000;
+  }
+  if (timerfd_settime(timerFd_, TFD_TIMER_ABSTIME, &spec, nullptr) != 0)
+    return setError(gcclSystemError, "timerfd_settime: %s", strerror(errno));
   return gcclSuccess;
 }
 
 gcclResult_t TcpConnection::updateInterest(Channel& ch) {
   if (ch.eof) return gcclSuccess;
-  bool wantOut = !ch.sendq.empty();
+  // A frame held back by emulated latency waits for the timer, not EPOLLOUT.
+  bool wantOut = sendReady(ch, nowUs());
   bool wantIn = ch.rx != RxState::kPaused;
   // epoll reports a hang-up even with no events asked for: a paused channel
   // whose peer has gone is taken off the poller until a receive resumes it.
@@ -135,6 +169,7 @@ gcclResult_t TcpConnection::isend(const void* data, size_t len, uint64_t tag, Me
   h.metaCount = meta.count;
   h.totalBytes = len;
   const uint8_t* base = static_cast<const uint8_t*>(data);
+  int64_t release = tuning_.delayUs > 0 ? nowUs() + tuning_.delayUs : 0;
   size_t first = nextChannel_;
   if (!async) nextChannel_ = (nextChannel_ + parts) % nch;
   for (size_t p = 0; p < parts; ++p) {
@@ -146,21 +181,25 @@ gcclResult_t TcpConnection::isend(const void* data, size_t len, uint64_t tag, Me
     encodeFrameHeader(h, item.header);
     item.data = base + begin;
     item.len = end - begin;
+    item.releaseUs = release;
     Channel& ch = async ? channels_[1] : channels_[2 + (first + p) % nch];
     bool wasEmpty = ch.sendq.empty();
     ch.sendq.push(item);
     // Write at once when the channel was idle: no epoll round trip for latency.
     if (wasEmpty) GCCL_CHECK(flush(ch));
   }
+  if (release != 0) GCCL_CHECK(armDelayTimer());
   return gcclSuccess;
 }
 
 gcclResult_t TcpConnection::flush(Channel& ch) {
-  while (!ch.sendq.empty()) {
+  int64_t now = tuning_.delayUs > 0 ? nowUs() : 0;
+  while (sendReady(ch, now)) {
     iovec iov[kMaxIov];
     int n = 0;
     for (size_t i = 0; i < ch.sendq.size() && n + 2 <= kMaxIov; ++i) {
       SendItem& it = ch.sendq.at(i);
+      if (it.sent == 0 && it.releaseUs > now) break;  // held back (emulated latency)
       size_t off = it.sent;
       if (off < kFrameHeaderBytes) {
         iov[n++] = {it.header + off, kFrameHeaderBytes - off};
@@ -428,6 +467,14 @@ gcclResult_t TcpConnection::receive(Channel& ch) {
 }
 
 gcclResult_t TcpConnection::onEvents(int fd, uint32_t events) {
+  if (fd == timerFd_) {
+    uint64_t expirations;
+    ssize_t n = read(timerFd_, &expirations, sizeof(expirations));
+    (void)n;  // EAGAIN: already read
+    for (Channel& ch : channels_)
+      if (sendReady(ch, nowUs())) GCCL_CHECK(flush(ch));
+    return armDelayTimer();
+  }
   for (Channel& ch : channels_) {
     if (ch.fd != fd) continue;
     if (events & EPOLLOUT) GCCL_CHECK(flush(ch));

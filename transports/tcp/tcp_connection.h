@@ -10,6 +10,12 @@
 //
 // Send path: frames queue per channel and leave with one sendmsg() per batch
 // (up to 64 frames gathered); EPOLLOUT is watched only while a queue is stuck.
+//
+// Emulated latency (benchmarks only, TcpTuning::delayUs > 0): every frame of a
+// data or asynchronous channel waits in its queue until delayUs after isend()
+// before it is written, as if the wire took that long one way; a timerfd wakes
+// the poller when the next frame is due. Control frames (liveness, abort,
+// goodbye) are not delayed. Bandwidth is shaped outside (tc on the link).
 #pragma once
 
 #include <sys/uio.h>
@@ -26,6 +32,7 @@ namespace gccl::tcp {
 
 struct TcpTuning {
   size_t stripeMinBytes = 128 << 10;
+  int64_t delayUs = 0;  // emulated one-way latency (GCCL_BENCH_DELAY_US)
 };
 
 class TcpConnection final : public transport::Connection {
@@ -61,8 +68,9 @@ class TcpConnection final : public transport::Connection {
     transport::Request* req = nullptr;
     uint8_t header[kFrameHeaderBytes];
     const uint8_t* data = nullptr;
-    size_t len = 0;   // payload bytes
-    size_t sent = 0;  // header + payload bytes already written
+    size_t len = 0;         // payload bytes
+    size_t sent = 0;        // header + payload bytes already written
+    int64_t releaseUs = 0;  // not written before this time (emulated latency)
   };
   struct RecvEntry {
     uint64_t tag = 0;
@@ -93,6 +101,10 @@ class TcpConnection final : public transport::Connection {
   };
 
   gcclResult_t flush(Channel& ch);
+  // The front frame may be written now (always, without emulated latency).
+  bool sendReady(const Channel& ch, int64_t now) const;
+  // Arms the timer for the earliest held frame (emulated latency only).
+  gcclResult_t armDelayTimer();
   gcclResult_t receive(Channel& ch);
   gcclResult_t fillStage(Channel& ch, bool* wouldBlock);
   gcclResult_t beginPayload(Channel& ch, bool* paused);
@@ -120,6 +132,7 @@ class TcpConnection final : public transport::Connection {
   bool peerClosed_ = false;
   bool drainingControl_ = false;
   int64_t lastPongMs_ = 0;
+  int timerFd_ = -1;  // emulated latency: fires when a held frame is due
   uint64_t bytesSent_ = 0;
   uint64_t bytesReceived_ = 0;
 };
