@@ -9,6 +9,7 @@ packages=(
   ninja-build
   g++
   libgtest-dev   # unit and multi-process tests
+  libbenchmark-dev  # Google Benchmark, for the microbenchmarks in perf/micro (optional)
   openmpi-bin    # the real mpirun launch test
   iproute2       # network namespaces for multi-host tests
 )
