@@ -11,6 +11,8 @@ packages=(
   libgtest-dev   # unit and multi-process tests
   libbenchmark-dev  # Google Benchmark, for the microbenchmarks in perf/micro (optional)
   openmpi-bin    # the real mpirun launch test
+  libopenmpi-dev # MPI headers, for perf/peers/mpi_allreduce_bench (perf/compare's Open MPI column)
+  libgloo-dev    # Gloo, for perf/peers/gloo_allreduce_bench (perf/compare's Gloo column)
   iproute2       # network namespaces for multi-host tests
 )
 

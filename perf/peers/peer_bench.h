@@ -1,0 +1,57 @@
+// The driver the peer AllReduce harnesses share (Open MPI, Gloo), so that
+// perf/compare reads their rows with the parser it uses for all_reduce_perf.
+//
+// It follows perf/common/harness.cc wherever that decides a number: warm-up
+// at the largest and the smallest size, then per size one untimed call, a
+// barrier, `iters` calls back to back timed as one span (time = span / iters),
+// that time combined over ranks (-a, mean by default), and the checked calls.
+// Only the out-of-place measurement is made; rows carry the nine
+// out-of-place columns of all_reduce_perf (size, count, type, redop, root,
+// time, algbw, busbw, #wrong). float32 sum only.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace peers {
+
+// The nccl-tests flags the harnesses take, with nccl-tests' defaults.
+struct Options {
+  size_t minBytes = 32u << 20;
+  size_t maxBytes = 32u << 20;
+  size_t stepBytes = 1u << 20;
+  size_t stepFactor = 1;  // > 1: multiply; else add stepBytes
+  int iters = 20;
+  int warmupIters = 5;
+  int check = 1;    // checked calls per row; 0 turns checking off
+  int average = 1;  // time over ranks: 0 rank 0, 1 mean, 2 min, 3 max
+};
+
+enum class Combine { kSum, kMin, kMax };
+
+// What a harness provides: its ranks, the call under test and the two
+// collectives the driver needs for its own bookkeeping.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual int rank() const = 0;
+  virtual int nranks() const = 0;
+  // Out of place: recv[i] = sum over ranks of send[i], i < count. Blocks.
+  virtual void allreduce(const float* send, float* recv, size_t count) = 0;
+  virtual void barrier() = 0;
+  // Element-wise over ranks, in place, every rank getting the result.
+  virtual void combine(double* values, size_t n, Combine op) = 0;
+  // Lines for the header (library, version, algorithm), each after "# ".
+  virtual std::vector<std::string> describe() const = 0;
+};
+
+// Parses argv. Returns -1 to go on, otherwise the exit status (0 after -h,
+// 2 after a bad flag, reported on stderr when `report`).
+int parseOptions(int argc, char** argv, bool report, Options* out);
+
+// Runs the sweep and prints it from rank 0. Returns the exit status: 1 when
+// any element was wrong.
+int run(const char* name, const Options& opt, Backend& b);
+
+}  // namespace peers
