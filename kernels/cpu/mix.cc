@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/half.h"
+#include "kernels/cpu/prefetch.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -50,20 +51,7 @@ constexpr int kGroup = 8;
 // Elements per chunk when ny > kGroup: their partial sums stay in a stack
 // buffer, in L1, from one group to the next.
 constexpr size_t kChunk = 256;
-// How far ahead each stream is prefetched. The hardware prefetcher alone left
-// the float16/bfloat16 loops, whose conversions keep fewer loads in flight, at
-// a third of memory bandwidth on a cloud Xeon (and float32 10-20% short);
-// 1-2 KiB ahead brought all types to memcpy speed or better there.
-constexpr uintptr_t kPrefetchBytes = 2048;
-constexpr size_t kLine = 64;
-
-// Prefetches the `bytes` bytes kPrefetchBytes past p. The address is formed in
-// integers since it may lie beyond the buffer (a prefetch never faults).
-GCCL_MIX_INLINE void prefetchAhead(const void* p, size_t bytes) {
-  const uintptr_t at = reinterpret_cast<uintptr_t>(p) + kPrefetchBytes;
-  for (size_t off = 0; off < bytes; off += kLine)
-    __builtin_prefetch(reinterpret_cast<const void*>(at + off));
-}
+constexpr size_t kLine = kPrefetchLine;
 
 // ---- Formats: storage type, accumulation type, conversions ---------------
 

@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/half.h"
+#include "kernels/cpu/prefetch.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -44,6 +45,8 @@ GCCL_ALWAYS_INLINE void loopOutOfPlace(T* __restrict d, const T* __restrict a,
                                        const T* __restrict b, size_t n, Op op) {
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
+    prefetchAhead(a + i, kBlock * sizeof(T));
+    prefetchAhead(b + i, kBlock * sizeof(T));
     for (size_t j = 0; j < kBlock; ++j)
       d[i + j] = op(a[i + j], b[i + j]);
   }
@@ -56,6 +59,8 @@ template <class T, class Op>
 GCCL_ALWAYS_INLINE void loopInPlace(T* __restrict x, const T* __restrict y, size_t n, Op op) {
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
+    prefetchAhead(x + i, kBlock * sizeof(T));
+    prefetchAhead(y + i, kBlock * sizeof(T));
     for (size_t j = 0; j < kBlock; ++j)
       x[i + j] = op(x[i + j], y[i + j]);
   }
