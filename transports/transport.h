@@ -98,6 +98,9 @@ class Connection {
   // (monotonic ms) when the answer arrives. A stopped process never answers.
   virtual gcclResult_t sendPing() = 0;
   virtual int64_t lastPongMs() const = 0;
+  // Frames accepted by isend (and completed) but not yet written: the
+  // engine waits for them before it says goodbye (emulated latency holds them).
+  virtual bool hasQueuedSends() const { return false; }
   // Bytes moved in each direction, for counters and progress tracking.
   virtual uint64_t bytesSent() const = 0;
   virtual uint64_t bytesReceived() const = 0;

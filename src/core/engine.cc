@@ -1,6 +1,7 @@
 #include "core/engine.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -219,6 +220,8 @@ void Engine::run() {
     if (!stopRequested_) continue;
     if (stopDeadline == 0) stopDeadline = now + opt_.timeoutMs;
     bool idle = active_.empty() && queue_.empty() && submitted_.empty();
+    for (auto& c : conns_)
+      idle = idle && !(c && c->hasQueuedSends());
     if (!idle && now < stopDeadline && !broken_) continue;
     break;
   }
@@ -267,7 +270,10 @@ int Engine::pollOnce(int waitMs, gcclRequest* until) {
 }
 
 bool Engine::idleForLease() const {
-  return active_.empty() && queue_.empty() && services_.empty() && strays_.empty() && !broken_;
+  bool idle = active_.empty() && queue_.empty() && services_.empty() && strays_.empty() && !broken_;
+  for (const auto& c : conns_)
+    idle = idle && !(c && c->hasQueuedSends());
+  return idle;
 }
 
 void Engine::drive(gcclRequest* req, int64_t deadlineMs) {
@@ -299,7 +305,10 @@ void Engine::drive(gcclRequest* req, int64_t deadlineMs) {
       bool spin = opt_.spinUs > 0 && nowUs() - lastEventUs < opt_.spinUs;
       int n = pollOnce(spin ? 0 : static_cast<int>(std::min<int64_t>(deadlineMs - now, 50)), req);
       if (n < 0) break;
-      if (n > 0) lastEventUs = nowUs();
+      if (n > 0)
+        lastEventUs = nowUs();
+      else if (spin)
+        sched_yield();  // let a rank that shares this core run (as MPI's yield-when-idle)
     }
     bool idle = idleForLease();
     std::lock_guard<std::mutex> lock(mutex_);

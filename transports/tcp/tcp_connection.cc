@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstring>
+#include <utility>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -58,6 +59,12 @@ gcclResult_t TcpConnection::start() {
     GCCL_CHECK(poller_->watch(timerFd_, EPOLLIN, this));
   }
   return gcclSuccess;
+}
+
+bool TcpConnection::hasQueuedSends() const {
+  for (size_t i = 1; i < channels_.size(); ++i)
+    if (!channels_[i].sendq.empty() && !channels_[i].eof) return true;
+  return false;
 }
 
 bool TcpConnection::sendReady(const Channel& ch, int64_t now) const {
@@ -182,13 +189,23 @@ gcclResult_t TcpConnection::isend(const void* data, size_t len, uint64_t tag, Me
     item.data = base + begin;
     item.len = end - begin;
     item.releaseUs = release;
+    if (release != 0) {
+      item.owned.reset(new uint8_t[item.len > 0 ? item.len : 1]);
+      if (item.len > 0) memcpy(item.owned.get(), item.data, item.len);
+      item.data = item.owned.get();
+      item.req = nullptr;
+    }
     Channel& ch = async ? channels_[1] : channels_[2 + (first + p) % nch];
     bool wasEmpty = ch.sendq.empty();
-    ch.sendq.push(item);
+    ch.sendq.push(std::move(item));
     // Write at once when the channel was idle: no epoll round trip for latency.
     if (wasEmpty) GCCL_CHECK(flush(ch));
   }
-  if (release != 0) GCCL_CHECK(armDelayTimer());
+  if (release != 0) {
+    req->pendingParts = 0;
+    req->state = RequestState::kDone;  // the copies are in flight
+    GCCL_CHECK(armDelayTimer());
+  }
   return gcclSuccess;
 }
 
@@ -228,6 +245,7 @@ gcclResult_t TcpConnection::flush(Channel& ch) {
       if (it.sent < kFrameHeaderBytes + it.len) break;
       bytesSent_ += it.len;
       Request* req = it.req;
+      it.owned.reset();
       ch.sendq.pop();
       if (req != nullptr && --req->pendingParts == 0) req->state = RequestState::kDone;
     }
@@ -528,7 +546,7 @@ gcclResult_t TcpConnection::queueControl(FrameType type) {
   h.commHash = commHash_;
   encodeFrameHeader(h, item.header);
   bool wasEmpty = ch.sendq.empty();
-  ch.sendq.push(item);
+  ch.sendq.push(std::move(item));
   return wasEmpty ? flush(ch) : gcclSuccess;
 }
 

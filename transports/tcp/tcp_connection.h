@@ -14,7 +14,8 @@
 // Emulated latency (benchmarks only, TcpTuning::delayUs > 0): every frame of a
 // data or asynchronous channel waits in its queue until delayUs after isend()
 // before it is written, as if the wire took that long one way; a timerfd wakes
-// the poller when the next frame is due. Control frames (liveness, abort,
+// the poller when the next frame is due. The payload is copied and the send
+// completes at once, as it would into a socket buffer. Control frames (liveness, abort,
 // goodbye) are not delayed. Bandwidth is shaped outside (tc on the link).
 #pragma once
 
@@ -61,6 +62,7 @@ class TcpConnection final : public transport::Connection {
   uint64_t bytesSent() const override { return bytesSent_; }
   uint64_t bytesReceived() const override { return bytesReceived_; }
   int peer() const override { return peer_; }
+  bool hasQueuedSends() const override;
   void pausedFrames(std::vector<std::pair<uint64_t, transport::MessageMeta>>* out) const override;
 
  private:
@@ -71,6 +73,9 @@ class TcpConnection final : public transport::Connection {
     size_t len = 0;         // payload bytes
     size_t sent = 0;        // header + payload bytes already written
     int64_t releaseUs = 0;  // not written before this time (emulated latency)
+    // Emulated latency: the payload is copied here and the send completes at
+    // once, as a real socket's buffer would take it (the wire is what is slow).
+    std::unique_ptr<uint8_t[]> owned;
   };
   struct RecvEntry {
     uint64_t tag = 0;
