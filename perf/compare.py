@@ -246,7 +246,7 @@ def main():
                     help="runs of each binary per rank count, interleaved (default 3)")
     ap.add_argument("-b", "--min-bytes", default="8", help="smallest size (default 8)")
     ap.add_argument("-e", "--max-bytes", default="64M", help="largest size (default 64M)")
-    ap.add_argument("-f", "--factor", type=int, default=4, help="size factor (default 4)")
+    ap.add_argument("-f", "--factor", type=int, default=2, help="size factor (default 2: 8 B to 64 MiB in 24 sizes)")
     ap.add_argument("-w", "--warmup", type=int, default=5, help="warm-up calls (default 5)")
     ap.add_argument("-n", "--iters", type=int, default=20, help="timed calls (default 20)")
     ap.add_argument("--timeout", type=int, default=600,
