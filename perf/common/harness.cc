@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -16,43 +15,15 @@
 #include "common/data.h"
 #include "common/options.h"
 #include "common/perf.h"
+#include "common/sweep.h"
 
 namespace gperf {
 
 namespace {
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// Page-aligned and touched, so that first-touch page faults stay out of the
-// timed loop.
-void* allocTouched(size_t bytes) {
-  void* p = nullptr;
-  bytes = std::max<size_t>(bytes, 4096);
-  if (posix_memalign(&p, 4096, bytes) != 0) {
-    fprintf(stderr, "perf: cannot allocate %zu bytes\n", bytes);
-    exit(1);
-  }
-  memset(p, 0, bytes);
-  return p;
-}
-
 uint64_t seedFor(size_t bytes, bool inPlace, int rep) {
   return (static_cast<uint64_t>(bytes) << 8) ^ (inPlace ? 0x5a5a : 0) ^
          (static_cast<uint64_t>(rep) << 40) ^ 0x243f6a8885a308d3ull;
-}
-
-// nccl-tests' time column: fixed width, fewer decimals as it grows.
-std::string formatTime(double us) {
-  char s[32];
-  if (us >= 10000.0)
-    snprintf(s, sizeof(s), "%7.0f", us);
-  else if (us >= 100.0)
-    snprintf(s, sizeof(s), "%7.1f", us);
-  else
-    snprintf(s, sizeof(s), "%7.2f", us);
-  return s;
 }
 
 class Runner {
@@ -245,11 +216,7 @@ void Runner::measure(size_t bytes, gcclDataType_t type, gcclRedOp_t op, int root
     if (counts[0] > 0) break;
   }
   failedTests_ += static_cast<int>(wrong[1]);
-  char cell[96];
-  std::string w = opt_.check > 0 ? std::to_string(wrong[0]) : "N/A";
-  snprintf(cell, sizeof(cell), "  %7s  %6.2f  %6.2f  %5s", formatTime(sec * 1e6).c_str(), algBw,
-           busBw, w.c_str());
-  print("%s", cell);
+  print("%s", rowResults(sec, algBw, busBw, opt_.check, wrong[0]));
   bwSum_ += busBw;
   ++bwCount_;
 }
@@ -259,22 +226,16 @@ void Runner::series(gcclDataType_t type, gcclRedOp_t op, int root) {
   for (size_t bytes : {opt_.maxBytes, opt_.minBytes})
     run(makeCall(bytes, type, op, root, false), opt_.warmupIters, nullptr);
   const size_t ts = typeSize(type);
-  for (size_t bytes = opt_.minBytes; bytes <= opt_.maxBytes;) {
+  forEachSize(opt_, [&](size_t bytes) {
     Layout l;
     coll_.layout(bytes / ts, b_.nranks, &l);
-    char head[128];
-    snprintf(head, sizeof(head), "%12zu  %12zu  %8s  %6s  %6d",
-             std::max(l.sendCount, l.recvCount) * ts, l.paramCount, typeName(type),
-             coll_.hasOp ? opName(op) : "none", coll_.hasRoot ? root : -1);
-    print("%s", head);
+    print("%s", rowLabels(std::max(l.sendCount, l.recvCount) * ts, l.paramCount, typeName(type),
+                          coll_.hasOp ? opName(op) : "none", coll_.hasRoot ? root : -1));
     measure(bytes, type, op, root, false);
     measure(bytes, type, op, root, true);
     print("%s\n", "");
     if (b_.rank == 0) fflush(stdout);
-    size_t next = opt_.stepFactor > 1 ? bytes * opt_.stepFactor : bytes + opt_.stepBytes;
-    if (next <= bytes) break;  // overflow, or a zero step at maxbytes
-    bytes = next;
-  }
+  });
 }
 
 void printHeader(const Collective& coll, const Options& opt, const Bench& b) {
@@ -290,12 +251,7 @@ void printHeader(const Collective& coll, const Options& opt, const Bench& b) {
   checkOrDie(gcclAllGather(line, lines.data(), sizeof(line), gcclInt8, b.comm, nullptr, nullptr),
              "gcclAllGather (header)", &b);
   if (b.rank != 0) return;
-  printf("# Collective test starting: %s_perf\n", coll.name);
-  printf(
-      "# nThread 1 nGpus 1 minBytes %zu maxBytes %zu step: %zu(%s) warmup iters: %d iters: %d "
-      "agg iters: %d validation: %d graph: 0\n",
-      opt.minBytes, opt.maxBytes, opt.stepFactor > 1 ? opt.stepFactor : opt.stepBytes,
-      opt.stepFactor > 1 ? "factor" : "bytes", opt.warmupIters, opt.iters, opt.aggIters, opt.check);
+  printTestStart((std::string(coll.name) + "_perf").c_str(), opt, opt.aggIters);
   if (opt.blocking)
     printf("# Blocking Enabled: wait for completion and barrier after each collective \n");
   if (!underLauncher())
@@ -309,15 +265,7 @@ void printHeader(const Collective& coll, const Options& opt, const Bench& b) {
       printf("# %s\n", s.c_str());
     printf("#\n");
   }
-  const char* t = opt.reportCpuTime ? "cputime" : "time";
-  printf(
-      "# %10s  %12s  %8s  %6s  %6s           out-of-place                       in-place          "
-      "\n",
-      "", "", "", "", "");
-  printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s %6s  %7s  %6s  %6s %6s\n", "size", "count",
-         "type", "redop", "root", t, "algbw", "busbw", "#wrong", t, "algbw", "busbw", "#wrong");
-  printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %5s  %7s  %6s  %6s  %5s\n", "(B)",
-         "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "");
+  printColumnHeader(true, opt.reportCpuTime ? "cputime" : "time");
   fflush(stdout);
 }
 
@@ -399,10 +347,8 @@ int perfMain(int argc, char** argv, const Collective& coll) {
   double minBw = minEnv != nullptr ? atof(minEnv) : -1;
   bool bwFailed = minBw >= 0 && avgBw < 0.9 * minBw;
   if (b.rank == 0) {
-    printf("# Out of bounds values : %d %s\n", failed, failed ? "FAILED" : "OK");
-    printf("# Avg bus bandwidth    : %g %s\n", avgBw,
-           minBw < 0 ? "" : (bwFailed ? "FAILED" : "OK"));
-    printf("#\n# Collective test concluded: %s_perf\n", coll.name);
+    printTestEnd((std::string(coll.name) + "_perf").c_str(), failed, avgBw,
+                 minBw < 0 ? "" : (bwFailed ? "FAILED" : "OK"));
     fflush(stdout);
   }
   return failed > 0 || bwFailed ? 1 : 0;

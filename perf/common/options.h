@@ -6,20 +6,14 @@
 #include <vector>
 
 #include "common/perf.h"
+#include "common/sweep.h"
 
 namespace gperf {
 
-struct Options {
-  size_t minBytes = 32u << 20;
-  size_t maxBytes = 32u << 20;
-  size_t stepBytes = 1u << 20;
-  size_t stepFactor = 1;  // > 1: multiply; else add stepBytes
-  int iters = 20;
+// The sweep flags (-b -e -i -f -n -w -c -a), and those of the gccl binaries.
+struct Options : SweepOptions {
   int aggIters = 1;
-  int warmupIters = 5;
-  int check = 1;  // checked iterations per row; 0 turns checking off
   bool blocking = false;
-  int average = 1;  // 0 rank 0, 1 mean, 2 min, 3 max over ranks
   bool reportCpuTime = false;
   std::vector<gcclDataType_t> types = {gcclFloat32};
   std::vector<gcclRedOp_t> ops = {gcclSum};

@@ -7,26 +7,22 @@
 // that time combined over ranks (-a, mean by default), and the checked calls.
 // Only the out-of-place measurement is made; rows carry the nine
 // out-of-place columns of all_reduce_perf (size, count, type, redop, root,
-// time, algbw, busbw, #wrong). float32 sum only.
+// time, algbw, busbw, #wrong). float32 sum only. The flags (their parsing
+// included), the series of sizes and the output format are all_reduce_perf's
+// own, from perf/common/sweep.h.
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <vector>
 
+#include "common/sweep.h"
+
 namespace peers {
 
-// The nccl-tests flags the harnesses take, with nccl-tests' defaults.
-struct Options {
-  size_t minBytes = 32u << 20;
-  size_t maxBytes = 32u << 20;
-  size_t stepBytes = 1u << 20;
-  size_t stepFactor = 1;  // > 1: multiply; else add stepBytes
-  int iters = 20;
-  int warmupIters = 5;
-  int check = 1;    // checked calls per row; 0 turns checking off
-  int average = 1;  // time over ranks: 0 rank 0, 1 mean, 2 min, 3 max
-};
+// The nccl-tests flags the harnesses take (the sweep flags of every perf
+// binary: -b -e -i -f -n -w -c -a), with nccl-tests' defaults.
+using Options = gperf::SweepOptions;
 
 enum class Combine { kSum, kMin, kMax };
 
