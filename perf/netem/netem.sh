@@ -13,7 +13,8 @@
 # Each rank gets RANK, WORLD_SIZE, GCCL_COMM_ID (rank 0's address), a random
 # GCCL_SECRET and GCCL_SOCKET_IFNAME=eth0, so gcclCommInitFromEnv works.
 # Rank 0's output goes to stdout; every rank's log is printed when one fails.
-# Needs root and iproute2.
+# Needs root and iproute2. Exit status: the ranks' (0 when all succeeded), 2
+# for bad usage, 3 when this machine cannot build the network.
 set -euo pipefail
 
 nranks=""
@@ -58,30 +59,46 @@ cleanup() {
 }
 trap cleanup EXIT
 
-shape() {  # namespace device: egress of that device limited to $rate
-  ip netns exec "$1" tc qdisc add dev "$2" root handle 1: htb default 10
-  ip netns exec "$1" tc class add dev "$2" parent 1: classid 1:10 htb rate "$rate" ceil "$rate"
+# Each step of the set-up; the first that fails ends it (errexit does not
+# apply inside the `if` that runs setup below).
+step() {
+  "$@" || { echo "'$*' failed" >&2; return 1; }
 }
 
-ip netns add "$sw"
-ip -n "$sw" link add br0 type bridge
-ip -n "$sw" link set br0 up
-ip -n "$sw" link set lo up
-for ((i = 0; i < nranks; i++)); do
-  h="gccl-h$i-$tag"
-  ip netns add "$h"
-  ip link add "gn$i-$tag" type veth peer name "gs$i-$tag"
-  ip link set "gn$i-$tag" netns "$h"
-  ip link set "gs$i-$tag" netns "$sw"
-  ip -n "$h" link set "gn$i-$tag" name eth0
-  ip -n "$h" addr add "198.18.7.$((i + 1))/24" dev eth0
-  ip -n "$h" link set eth0 up
-  ip -n "$h" link set lo up
-  ip -n "$sw" link set "gs$i-$tag" master br0
-  ip -n "$sw" link set "gs$i-$tag" up
-  shape "$h" eth0
-  shape "$sw" "gs$i-$tag"
-done
+shape() {  # namespace device: egress of that device limited to $rate
+  step ip netns exec "$1" tc qdisc add dev "$2" root handle 1: htb default 10 &&
+    step ip netns exec "$1" tc class add dev "$2" parent 1: classid 1:10 htb rate "$rate" ceil "$rate"
+}
+
+setup() {
+  step ip netns add "$sw" || return 1
+  step ip -n "$sw" link add br0 type bridge || return 1
+  step ip -n "$sw" link set br0 up || return 1
+  step ip -n "$sw" link set lo up || return 1
+  local i h
+  for ((i = 0; i < nranks; i++)); do
+    h="gccl-h$i-$tag"
+    step ip netns add "$h" || return 1
+    step ip link add "gn$i-$tag" type veth peer name "gs$i-$tag" || return 1
+    step ip link set "gn$i-$tag" netns "$h" || return 1
+    step ip link set "gs$i-$tag" netns "$sw" || return 1
+    step ip -n "$h" link set "gn$i-$tag" name eth0 || return 1
+    step ip -n "$h" addr add "198.18.7.$((i + 1))/24" dev eth0 || return 1
+    step ip -n "$h" link set eth0 up || return 1
+    step ip -n "$h" link set lo up || return 1
+    step ip -n "$sw" link set "gs$i-$tag" master br0 || return 1
+    step ip -n "$sw" link set "gs$i-$tag" up || return 1
+    shape "$h" eth0 || return 1
+    shape "$sw" "gs$i-$tag" || return 1
+  done
+}
+
+# A machine that cannot make namespaces, veth links or htb qdiscs is not a
+# failure of the program under test: say so and exit 3.
+if ! setup_err="$(setup 2>&1 >/dev/null)"; then
+  echo "netem.sh: cannot build the emulated network here: $setup_err" >&2
+  exit 3
+fi
 
 secret="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 port=$((20000 + RANDOM % 20000))
