@@ -134,12 +134,9 @@ gcclResult_t gcclTest(gcclRequest_t request, int* done) {
   clearThreadLastError();
   GCCL_REQUIRE(request != nullptr, gcclInvalidArgument, "gcclTest: request is NULL");
   GCCL_REQUIRE(done != nullptr, gcclInvalidArgument, "gcclTest: done is NULL");
-  {
-    std::lock_guard<std::mutex> lock(request->mutex);
-    if (!request->done) {
-      *done = 0;
-      return gcclSuccess;
-    }
+  if (!requestDone(request)) {
+    *done = 0;
+    return gcclSuccess;
   }
   *done = 1;
   return waitAndRelease(request);
@@ -148,12 +145,7 @@ gcclResult_t gcclTest(gcclRequest_t request, int* done) {
 gcclResult_t gcclWait(gcclRequest_t request) {
   clearThreadLastError();
   GCCL_REQUIRE(request != nullptr, gcclInvalidArgument, "gcclWait: request is NULL");
-  bool done;
-  {
-    std::lock_guard<std::mutex> lock(request->mutex);
-    done = request->done;
-  }
-  if (!done && request->comm != nullptr) {
+  if (!requestDone(request) && request->comm != nullptr) {
     // Drive the communicator's loop while it lives (the guard keeps a
     // concurrent destroy out); a destroyed one has completed the request.
     ApiGuard guard(request->comm, "gcclWait");

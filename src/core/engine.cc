@@ -234,13 +234,6 @@ void Engine::run() {
   running_ = false;
 }
 
-namespace {
-bool requestDone(gcclRequest* req) {
-  std::lock_guard<std::mutex> lock(req->mutex);
-  return req->done;
-}
-}  // namespace
-
 int Engine::pollOnce(int waitMs, gcclRequest* until) {
   epoll_event events[64];
   // Work handed over without an eventfd wake-up (to a parked thread, or to a

@@ -21,6 +21,11 @@ void completeRequest(gcclRequest* req, gcclResult_t result, const std::string& r
   releaseRequest(req);
 }
 
+bool requestDone(gcclRequest* req) {
+  std::lock_guard<std::mutex> lock(req->mutex);
+  return req->done;
+}
+
 void releaseRequest(gcclRequest* req) {
   if (req->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete req;
 }

@@ -28,6 +28,8 @@ gcclRequest* newRequest(int64_t timeoutMs);
 void completeRequest(gcclRequest* req, gcclResult_t result, const std::string& reason);
 // Drops one reference; frees on the last.
 void releaseRequest(gcclRequest* req);
+// Whether the operation has completed (any thread).
+bool requestDone(gcclRequest* req);
 // Waits until done or `deadlineMs` of monotonic time; returns the result
 // (gcclTimeout if the deadline passed first) without releasing.
 gcclResult_t waitRequest(gcclRequest* req, int64_t waitMs, std::string* reason);
