@@ -63,7 +63,16 @@ class Poller {
   // Registers `fd` (or changes its interest) with EPOLLIN/EPOLLOUT bits.
   virtual gcclResult_t watch(int fd, uint32_t events, void* owner) = 0;
   virtual void unwatch(int fd) = 0;
+  // What this rank is doing, as opaque bytes the engine encodes: a
+  // connection sends it with every liveness answer (at most
+  // kMaxLivenessReportBytes), so that a peer waiting on this rank can tell
+  // "alive but has not called the operation" from "alive and waiting".
+  virtual const std::string& livenessReport() const {
+    static const std::string kNone;
+    return kNone;
+  }
 };
+inline constexpr size_t kMaxLivenessReportBytes = 512;
 
 // A bidirectional message channel to one peer.
 class Connection {
@@ -98,6 +107,11 @@ class Connection {
   // (monotonic ms) when the answer arrives. A stopped process never answers.
   virtual gcclResult_t sendPing() = 0;
   virtual int64_t lastPongMs() const = 0;
+  // The peer's Poller::livenessReport() carried by its latest answer ("" before any).
+  virtual const std::string& peerLivenessReport() const {
+    static const std::string kNone;
+    return kNone;
+  }
   // Frames accepted by isend (and completed) but not yet written: the
   // engine waits for them before it says goodbye (emulated latency holds them).
   virtual bool hasQueuedSends() const { return false; }

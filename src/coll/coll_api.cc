@@ -30,6 +30,17 @@ CollArgs baseArgs(gcclComm* comm, const void* send, void* recv, size_t count, gc
   return a;
 }
 
+// A blocking send to this rank itself outside a group can never be matched:
+// the receive would have to come from this very thread, which is blocked.
+gcclResult_t checkSelfPeer(gcclComm* comm, int peer, gcclRequest_t* request, const char* call) {
+  GCCL_REQUIRE(peer != comm->rank || request != nullptr || groupOpen(), gcclInvalidUsage,
+               "%s: a blocking call with peer %d (this rank itself) outside a group can never "
+               "be matched; put the send and the receive in one gcclGroupStart/gcclGroupEnd, "
+               "or pass a request",
+               call, peer);
+  return gcclSuccess;
+}
+
 }  // namespace
 
 }  // namespace gccl
@@ -46,9 +57,10 @@ gcclResult_t gcclAllReduce(const void* sendbuff, void* recvbuff, size_t count,
     GCCL_CHECK(checkType(datatype, call));
     GCCL_CHECK(checkRedOp(op, call));
     GCCL_CHECK(checkStream(stream, call));
+    size_t bytes;
+    GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(sendbuff, count, datatype, "sendbuff", call));
     GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
-    size_t bytes = count * kernels::typeSize(datatype);
     GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
     CollArgs a = baseArgs(comm, sendbuff, recvbuff, count, datatype, op, 0);
     const OpParams& p = comm->engine->params();
@@ -70,9 +82,10 @@ gcclResult_t gcclBroadcast(const void* sendbuff, void* recvbuff, size_t count,
     GCCL_CHECK(checkType(datatype, call));
     GCCL_CHECK(checkRoot(comm, root, call));
     GCCL_CHECK(checkStream(stream, call));
+    size_t bytes;
+    GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     if (comm->rank == root) GCCL_CHECK(checkBuffer(sendbuff, count, datatype, "sendbuff", call));
     GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
-    size_t bytes = count * kernels::typeSize(datatype);
     if (comm->rank == root)
       GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
     CollArgs a = baseArgs(comm, sendbuff, recvbuff, count, datatype, gcclSum, root);
@@ -92,8 +105,9 @@ gcclResult_t gcclReduce(const void* sendbuff, void* recvbuff, size_t count, gccl
     GCCL_CHECK(checkRedOp(op, call));
     GCCL_CHECK(checkRoot(comm, root, call));
     GCCL_CHECK(checkStream(stream, call));
+    size_t bytes;
+    GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(sendbuff, count, datatype, "sendbuff", call));
-    size_t bytes = count * kernels::typeSize(datatype);
     if (comm->rank == root) {
       GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
       GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
@@ -113,13 +127,12 @@ gcclResult_t gcclAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
   return apiCall(comm, call, request, [&]() -> gcclResult_t {
     GCCL_CHECK(checkType(datatype, call));
     GCCL_CHECK(checkStream(stream, call));
+    size_t bytes;
+    GCCL_CHECK(checkCount(sendcount, datatype, static_cast<size_t>(comm->nranks), "sendcount", call,
+                          &bytes));
     GCCL_CHECK(checkBuffer(sendbuff, sendcount, datatype, "sendbuff", call));
-    GCCL_CHECK(checkBuffer(recvbuff, sendcount, datatype, "recvbuff", call));
-    size_t elem = kernels::typeSize(datatype);
-    GCCL_REQUIRE(sendcount <= SIZE_MAX / elem / static_cast<size_t>(comm->nranks),
-                 gcclInvalidArgument, "%s: sendcount %zu times %d ranks overflows", call, sendcount,
-                 comm->nranks);
-    size_t bytes = sendcount * elem;
+    GCCL_CHECK(checkBuffer(recvbuff, sendcount * static_cast<size_t>(comm->nranks), datatype,
+                           "recvbuff", call));
     const void* inPlace =
         static_cast<const uint8_t*>(recvbuff) + static_cast<size_t>(comm->rank) * bytes;
     GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes * static_cast<size_t>(comm->nranks),
@@ -140,13 +153,12 @@ gcclResult_t gcclReduceScatter(const void* sendbuff, void* recvbuff, size_t recv
     GCCL_CHECK(checkType(datatype, call));
     GCCL_CHECK(checkRedOp(op, call));
     GCCL_CHECK(checkStream(stream, call));
-    GCCL_CHECK(checkBuffer(sendbuff, recvcount, datatype, "sendbuff", call));
+    size_t bytes;
+    GCCL_CHECK(checkCount(recvcount, datatype, static_cast<size_t>(comm->nranks), "recvcount", call,
+                          &bytes));
+    GCCL_CHECK(checkBuffer(sendbuff, recvcount * static_cast<size_t>(comm->nranks), datatype,
+                           "sendbuff", call));
     GCCL_CHECK(checkBuffer(recvbuff, recvcount, datatype, "recvbuff", call));
-    size_t elem = kernels::typeSize(datatype);
-    GCCL_REQUIRE(recvcount <= SIZE_MAX / elem / static_cast<size_t>(comm->nranks),
-                 gcclInvalidArgument, "%s: recvcount %zu times %d ranks overflows", call, recvcount,
-                 comm->nranks);
-    size_t bytes = recvcount * elem;
     const void* inPlaceSend =
         static_cast<const uint8_t*>(recvbuff) - static_cast<size_t>(comm->rank) * bytes;
     GCCL_CHECK(checkOverlap(sendbuff, bytes * static_cast<size_t>(comm->nranks), recvbuff, bytes,
@@ -179,10 +191,13 @@ gcclResult_t gcclSend(const void* sendbuff, size_t count, gcclDataType_t datatyp
     GCCL_CHECK(checkStream(stream, call));
     GCCL_REQUIRE(peer >= 0 && peer < comm->nranks, gcclInvalidArgument,
                  "%s: peer %d is out of range for %d ranks", call, peer, comm->nranks);
+    size_t bytes;
+    GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(sendbuff, count, datatype, "sendbuff", call));
+    GCCL_CHECK(checkSelfPeer(comm, peer, request, call));
     gcclRequest* req = newRequest(comm->timeoutMs);
     uint64_t seq = comm->sendSeq[static_cast<size_t>(peer)]++;
-    auto o = makeSendOp(sendbuff, count * kernels::typeSize(datatype), peer, seq, req);
+    auto o = makeSendOp(sendbuff, bytes, peer, seq, req);
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -195,10 +210,13 @@ gcclResult_t gcclRecv(void* recvbuff, size_t count, gcclDataType_t datatype, int
     GCCL_CHECK(checkStream(stream, call));
     GCCL_REQUIRE(peer >= 0 && peer < comm->nranks, gcclInvalidArgument,
                  "%s: peer %d is out of range for %d ranks", call, peer, comm->nranks);
+    size_t bytes;
+    GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
+    GCCL_CHECK(checkSelfPeer(comm, peer, request, call));
     gcclRequest* req = newRequest(comm->timeoutMs);
     uint64_t seq = comm->recvSeq[static_cast<size_t>(peer)]++;
-    auto o = makeRecvOp(recvbuff, count * kernels::typeSize(datatype), peer, seq, req);
+    auto o = makeRecvOp(recvbuff, bytes, peer, seq, req);
     return launch(comm, std::move(o), req, request);
   });
 }

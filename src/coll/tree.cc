@@ -39,6 +39,13 @@ class RootedOp : public Op {
 
 // ---- Broadcast ------------------------------------------------------------
 
+// The last rank of the order (virtual rank n-1) tells the root, with an
+// empty message under this step, that it has its data. The root waits for
+// it, so a root that other ranks do not agree on never returns alone: ranks
+// that name different roots see each other's messages and report the
+// mismatch (see Engine::checkMismatch) instead of each keeping its own data.
+constexpr uint64_t kBroadcastAckStep = (uint64_t{1} << kTagStepBits) - 1;
+
 class BroadcastOp final : public RootedOp {
  public:
   BroadcastOp(const CollArgs& a, bool pipelined, gcclRequest* req)
@@ -48,6 +55,9 @@ class BroadcastOp final : public RootedOp {
     int n = a_.nranks;
     if (v_ == 0 && a_.send != a_.recv && bytes_ > 0) memmove(a_.recv, a_.send, bytes_);
     if (n == 1) return gcclSuccess;
+    if (v_ == 0)
+      GCCL_CHECK(
+          postRecv(ctx, real(n - 1), nullptr, 0, collectiveTag(seq, kBroadcastAckStep), &ack_));
     if (!pipelined_) {
       // Binomial tree: receive from the parent, then send to the children.
       int mask = 1;
@@ -85,6 +95,7 @@ class BroadcastOp final : public RootedOp {
       GCCL_CHECK(checkTransfer(t));
     for (auto& t : sends_)
       GCCL_CHECK(checkTransfer(t));
+    GCCL_CHECK(checkTransfer(ack_));
     if (!pipelined_) {
       if (!recvs_.empty() && recvs_[0].pending()) return gcclSuccess;
       if (!sentChildren_) {
@@ -111,14 +122,22 @@ class BroadcastOp final : public RootedOp {
     }
     for (auto& t : recvs_)
       if (t.pending()) return gcclSuccess;
+    if (v_ == n - 1 && !ackSent_) {
+      ackSent_ = true;
+      GCCL_CHECK(postSend(ctx, real(0), nullptr, 0, collectiveTag(seq, kBroadcastAckStep), &ack_));
+    }
     for (auto& t : sends_)
       if (t.pending()) return gcclSuccess;
+    if (ack_.pending()) return gcclSuccess;
+    GCCL_CHECK(checkTransfer(ack_));
     *done = true;
     return gcclSuccess;
   }
 
  private:
   bool pipelined_;
+  bool ackSent_ = false;
+  Transfer ack_;
   int childMask_ = 0;
   bool sentChildren_ = false;
   size_t slices_ = 0, nextSend_ = 0;

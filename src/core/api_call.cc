@@ -29,12 +29,24 @@ int64_t waitBoundMs(int64_t timeoutMs) {
   return 5 * timeoutMs + 10000;
 }
 
+// Waits for `req` (driving `driveWith`'s loop where it can: a blocked caller
+// then needs no hand-off) and drops the caller's reference.
 gcclResult_t waitAndRelease(gcclRequest* req, Engine* driveWith = nullptr) {
-  // A blocked caller runs the progress loop itself where it can (no hand-off).
   if (driveWith != nullptr) driveWith->drive(req, tcp::nowMs() + waitBoundMs(req->timeoutMs));
   std::string reason;
   gcclResult_t r = waitRequest(req, waitBoundMs(req->timeoutMs), &reason);
   releaseRequest(req);
+  if (r != gcclSuccess) return setError(r, "%s", reason.c_str());
+  return gcclSuccess;
+}
+
+// Ends a user handle that gcclTest or gcclWait found complete: the first of
+// them to get here returns its result; a concurrent one finds it retired.
+gcclResult_t finishUserRequest(gcclRequest* req) {
+  std::string reason;
+  gcclResult_t r = waitRequest(req, 0, &reason);
+  retireUserRequest(req);
+  releaseRequest(req);  // the reference acquireUserRequest took
   if (r != gcclSuccess) return setError(r, "%s", reason.c_str());
   return gcclSuccess;
 }
@@ -72,6 +84,25 @@ gcclResult_t checkRedOp(gcclRedOp_t op, const char* call) {
   return gcclSuccess;
 }
 
+gcclResult_t checkCount(size_t count, gcclDataType_t type, size_t multiplier, const char* what,
+                        const char* call, size_t* bytes) {
+  size_t elem = kernels::typeSize(type);
+  size_t limitElems = kMaxBufferBytes / elem / (multiplier == 0 ? 1 : multiplier);
+  if (count > limitElems) {
+    if (multiplier > 1)
+      return setError(gcclInvalidArgument,
+                      "%s: %s %zu (%zu-byte elements, times %zu ranks) is larger than the %zu "
+                      "bytes a buffer may have (a negative or uninitialized count?)",
+                      call, what, count, elem, multiplier, kMaxBufferBytes);
+    return setError(gcclInvalidArgument,
+                    "%s: %s %zu (%zu-byte elements) is larger than the %zu bytes a buffer may "
+                    "have (a negative or uninitialized count?)",
+                    call, what, count, elem, kMaxBufferBytes);
+  }
+  *bytes = count * elem;
+  return gcclSuccess;
+}
+
 gcclResult_t checkBuffer(const void* p, size_t count, gcclDataType_t type, const char* what,
                          const char* call) {
   if (count == 0) return gcclSuccess;
@@ -80,6 +111,10 @@ gcclResult_t checkBuffer(const void* p, size_t count, gcclDataType_t type, const
   size_t elem = kernels::typeSize(type);
   GCCL_REQUIRE(reinterpret_cast<uintptr_t>(p) % elem == 0, gcclInvalidArgument,
                "%s: %s %p is not aligned to its %zu-byte elements", call, what, p, elem);
+  GCCL_REQUIRE(count <= kMaxBufferBytes / elem &&
+                   reinterpret_cast<uintptr_t>(p) <= UINTPTR_MAX - count * elem,
+               gcclInvalidArgument, "%s: %s %p with count %zu runs past the end of memory", call,
+               what, p, count);
   return gcclSuccess;
 }
 
@@ -108,15 +143,39 @@ gcclResult_t checkRoot(gcclComm* comm, int root, const char* call) {
   return gcclSuccess;
 }
 
+bool groupOpen() {
+  return tGroupDepth > 0;
+}
+
+size_t queuedGroupCalls(gcclComm* comm) {
+  size_t n = 0;
+  for (const auto& e : tGroup)
+    n += e.comm == comm && e.op != nullptr;
+  return n;
+}
+
+void dropGroupCalls(gcclComm* comm, gcclResult_t code, const char* reason) {
+  for (auto& e : tGroup) {
+    if (e.comm != comm || e.op == nullptr) continue;
+    e.op.reset();
+    e.request->submitted = true;
+    completeRequest(e.request, code, reason);
+  }
+}
+
 // Hands `op` to the engine (or the open group) and waits when asked to.
 gcclResult_t launch(gcclComm* comm, std::unique_ptr<Op> op, gcclRequest* req,
                     gcclRequest_t* userRequest) {
   req->comm = comm;
-  if (userRequest != nullptr) *userRequest = req;
+  if (userRequest != nullptr) {
+    publishRequest(req);
+    *userRequest = req;
+  }
   if (tGroupDepth > 0) {
     tGroup.push_back({comm, std::move(op), req, userRequest == nullptr});
     return gcclSuccess;
   }
+  req->submitted = true;
   std::vector<std::unique_ptr<Op>> batch;
   batch.push_back(std::move(op));
   comm->engine->submit(std::move(batch), /*callerDrives=*/userRequest == nullptr);
@@ -131,28 +190,44 @@ using namespace gccl;
 extern "C" {
 
 gcclResult_t gcclTest(gcclRequest_t request, int* done) {
+  const char* call = "gcclTest";
   clearThreadLastError();
-  GCCL_REQUIRE(request != nullptr, gcclInvalidArgument, "gcclTest: request is NULL");
-  GCCL_REQUIRE(done != nullptr, gcclInvalidArgument, "gcclTest: done is NULL");
+  GCCL_REQUIRE(done != nullptr, gcclInvalidArgument, "%s: done is NULL", call);
+  GCCL_CHECK(acquireUserRequest(request, call));
   if (!requestDone(request)) {
+    releaseRequest(request);
     *done = 0;
     return gcclSuccess;
   }
   *done = 1;
-  return waitAndRelease(request);
+  return finishUserRequest(request);
 }
 
 gcclResult_t gcclWait(gcclRequest_t request) {
+  const char* call = "gcclWait";
   clearThreadLastError();
-  GCCL_REQUIRE(request != nullptr, gcclInvalidArgument, "gcclWait: request is NULL");
-  if (!requestDone(request) && request->comm != nullptr) {
+  GCCL_CHECK(acquireUserRequest(request, call));
+  if (!request->submitted.load()) {
+    releaseRequest(request);
+    return setError(gcclInvalidUsage,
+                    "%s: the request's call is queued in a group that is still open; call "
+                    "gcclGroupEnd first (waiting now could never finish)",
+                    call);
+  }
+  if (!requestDone(request)) {
     // Drive the communicator's loop while it lives (the guard keeps a
     // concurrent destroy out); a destroyed one has completed the request.
-    ApiGuard guard(request->comm, "gcclWait");
-    if (guard.result() == gcclSuccess) return waitAndRelease(request, request->comm->engine.get());
+    ApiGuard guard(request->comm, call);
     clearThreadLastError();
+    if (guard.result() == gcclSuccess)
+      request->comm->engine->drive(request, tcp::nowMs() + waitBoundMs(request->timeoutMs));
+    std::string reason;
+    if (waitRequest(request, waitBoundMs(request->timeoutMs), &reason) == gcclTimeout) {
+      releaseRequest(request);
+      return setError(gcclTimeout, "%s: %s", call, reason.c_str());
+    }
   }
-  return waitAndRelease(request);
+  return finishUserRequest(request);
 }
 
 gcclResult_t gcclGroupStart(void) {
@@ -172,6 +247,19 @@ gcclResult_t gcclGroupEnd(void) {
   for (size_t i = 0; i < entries.size(); ++i) {
     if (entries[i].op == nullptr) continue;
     gcclComm* comm = entries[i].comm;
+    // Another thread may have destroyed or aborted it since the calls were
+    // queued: their requests end with an error, and nothing touches it.
+    ApiGuard guard(comm, "gcclGroupEnd");
+    if (guard.result() != gcclSuccess) {
+      std::string why = threadLastError();
+      for (size_t j = i; j < entries.size(); ++j) {
+        if (entries[j].comm != comm || entries[j].op == nullptr) continue;
+        entries[j].op.reset();
+        entries[j].request->submitted = true;
+        completeRequest(entries[j].request, gcclInvalidUsage, why);
+      }
+      continue;
+    }
     std::vector<std::unique_ptr<Op>> batch;
     for (size_t j = i; j < entries.size(); ++j) {
       if (entries[j].comm != comm || entries[j].op == nullptr) continue;
@@ -181,6 +269,7 @@ gcclResult_t gcclGroupEnd(void) {
         comm->engine->submit(std::move(batch));
         batch.clear();
       }
+      entries[j].request->submitted = true;
       batch.push_back(std::move(entries[j].op));
     }
     if (!batch.empty()) {
@@ -192,7 +281,10 @@ gcclResult_t gcclGroupEnd(void) {
   std::string reason;
   for (auto& e : entries) {
     if (!e.caller_waits) continue;
-    gcclResult_t r = waitAndRelease(e.request, e.comm->engine.get());
+    ApiGuard guard(e.comm, "gcclGroupEnd");
+    clearThreadLastError();
+    gcclResult_t r =
+        waitAndRelease(e.request, guard.result() == gcclSuccess ? e.comm->engine.get() : nullptr);
     if (r != gcclSuccess && first == gcclSuccess) {
       first = r;
       reason = threadLastError();

@@ -12,9 +12,21 @@
 
 namespace gccl {
 
+// No buffer may be larger than this: it is the most a message can carry on the
+// wire (transports reject longer ones), far beyond any real allocation, and
+// small enough that byte offsets never overflow.
+inline constexpr size_t kMaxBufferBytes = size_t{1} << 46;
+
 gcclResult_t checkType(gcclDataType_t type, const char* call);
+// `count` elements of `type`, `multiplier` times over (a rank count for the
+// gathered and scattered buffers): the byte size must neither overflow nor
+// exceed kMaxBufferBytes. Sets *bytes to count * element size (without the
+// multiplier). Checked before any other use of a count.
+gcclResult_t checkCount(size_t count, gcclDataType_t type, size_t multiplier, const char* what,
+                        const char* call, size_t* bytes);
 gcclResult_t checkRedOp(gcclRedOp_t op, const char* call);
-// Non-null (when count > 0) and aligned to the element size.
+// Non-null (when count > 0), aligned to the element size, and not wrapping
+// around the end of the address space (the count passed checkCount).
 gcclResult_t checkBuffer(const void* p, size_t count, gcclDataType_t type, const char* what,
                          const char* call);
 // sendbuff and recvbuff must be the same region (send == inPlaceSend) or not overlap.
@@ -27,13 +39,24 @@ gcclResult_t checkRoot(gcclComm* comm, int root, const char* call);
 gcclResult_t launch(gcclComm* comm, std::unique_ptr<Op> op, gcclRequest* req,
                     gcclRequest_t* userRequest);
 
-// Common entry: guard, readiness, then `body` builds and launches the op.
+// Whether this thread is between gcclGroupStart and gcclGroupEnd.
+bool groupOpen();
+// Calls queued on `comm` by this thread's open group (gcclGroupStart).
+size_t queuedGroupCalls(gcclComm* comm);
+// Completes this thread's queued group calls on `comm` with `code` and drops
+// them (the communicator is being aborted).
+void dropGroupCalls(gcclComm* comm, gcclResult_t code, const char* reason);
+
+// Common entry: guard, readiness, one issuing thread at a time (IssueGuard),
+// then `body` builds and launches the op.
 template <typename Body>
 inline gcclResult_t apiCall(gcclComm* comm, const char* call, gcclRequest_t* request, Body body) {
   clearThreadLastError();
   ApiGuard guard(comm, call);
   if (guard.result() != gcclSuccess) return guard.result();
   gcclResult_t r = checkCommReady(comm, call);
+  IssueGuard issuing(comm, call, r == gcclSuccess);
+  if (r == gcclSuccess) r = issuing.result();
   if (r == gcclSuccess) r = body();
   if (r != gcclSuccess) {
     if (request != nullptr) *request = nullptr;

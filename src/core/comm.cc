@@ -11,6 +11,7 @@
 #include <fstream>
 #include <set>
 
+#include "core/api_call.h"
 #include "core/bootstrap.h"
 #include "core/check.h"
 #include "core/launcher_env.h"
@@ -213,6 +214,37 @@ ApiGuard::~ApiGuard() {
   if (comm_ != nullptr) comm_->activeCalls.fetch_sub(1);
 }
 
+IssueGuard::IssueGuard(gcclComm* comm, const char* call, bool active) {
+  if (!active) return;
+  std::string reason;
+  {
+    std::lock_guard<std::mutex> lock(comm->issueMutex);
+    std::thread::id me = std::this_thread::get_id();
+    if (comm->issueDepth == 0 || comm->issuer == me) {
+      if (comm->issueDepth++ == 0) comm->issuingCall = call;
+      comm->issuer = me;
+      comm_ = comm;
+      return;
+    }
+    reason = std::string(call) + " was called while another thread was inside " +
+             comm->issuingCall +
+             " on the same communicator: calls that issue operations must come from one "
+             "thread at a time, since ranks match them by the order each one issues them "
+             "(two threads at once could pair different calls on different ranks)";
+  }
+  // Whatever either thread's call does now may be paired with the wrong call
+  // on another rank: stop every rank before any of it completes.
+  comm->engine->abort(gcclInvalidUsage, reason);
+  result_ = setError(gcclInvalidUsage, "%s; the communicator is now broken on every rank",
+                     reason.c_str());
+}
+
+IssueGuard::~IssueGuard() {
+  if (comm_ == nullptr) return;
+  std::lock_guard<std::mutex> lock(comm_->issueMutex);
+  --comm_->issueDepth;
+}
+
 void waitForCalls(gcclComm* comm) {
   // Calls in flight were woken by the engine's shutdown; give them time to leave.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(comm->timeoutMs);
@@ -367,6 +399,19 @@ gcclResult_t gcclCommInitFromEnv(gcclComm_t* comm, gcclConfig_t* config) {
 
 gcclResult_t gcclCommDestroy(gcclComm_t comm) {
   clearThreadLastError();
+  {
+    // Calls this thread queued in an open group still point at it: refuse
+    // rather than leave gcclGroupEnd with a freed communicator.
+    ApiGuard guard(comm, "gcclCommDestroy");
+    GCCL_CHECK(guard.result());
+    size_t queued = queuedGroupCalls(comm);
+    if (queued != 0)
+      return recordError(
+          comm, setError(gcclInvalidUsage,
+                         "gcclCommDestroy: %zu call(s) on this communicator are queued in an open "
+                         "group; call gcclGroupEnd first (or gcclCommAbort to drop them)",
+                         queued));
+  }
   GCCL_CHECK(unregisterComm(comm, "gcclCommDestroy"));
   retireComm(comm);
   return gcclSuccess;
@@ -375,6 +420,8 @@ gcclResult_t gcclCommDestroy(gcclComm_t comm) {
 gcclResult_t gcclCommAbort(gcclComm_t comm) {
   clearThreadLastError();
   GCCL_CHECK(unregisterComm(comm, "gcclCommAbort"));
+  dropGroupCalls(comm, gcclAborted,
+                 "the application aborted the communicator before gcclGroupEnd started this call");
   if (comm->initThread.joinable()) comm->initThread.join();
   if (comm->engine) comm->engine->abort(gcclAborted, "the application aborted the communicator");
   retireComm(comm);
@@ -385,8 +432,9 @@ gcclResult_t gcclCommGetAsyncError(gcclComm_t comm, gcclResult_t* asyncError) {
   clearThreadLastError();
   ApiGuard guard(comm, "gcclCommGetAsyncError");
   GCCL_CHECK(guard.result());
-  GCCL_REQUIRE(asyncError != nullptr, gcclInvalidArgument,
-               "gcclCommGetAsyncError: asyncError is NULL");
+  if (asyncError == nullptr)
+    return recordError(comm,
+                       setError(gcclInvalidArgument, "gcclCommGetAsyncError: asyncError is NULL"));
   gcclResult_t state = comm->initState.load();
   if (state != gcclSuccess) {
     if (state != gcclInProgress)
@@ -406,7 +454,8 @@ gcclResult_t gcclCommGetAsyncError(gcclComm_t comm, gcclResult_t* asyncError) {
 gcclResult_t gcclCommCount(const gcclComm_t comm, int* count) {
   clearThreadLastError();
   GCCL_CHECK(checkComm(comm, "gcclCommCount"));
-  GCCL_REQUIRE(count != nullptr, gcclInvalidArgument, "gcclCommCount: count is NULL");
+  if (count == nullptr)
+    return recordError(comm, setError(gcclInvalidArgument, "gcclCommCount: count is NULL"));
   *count = comm->nranks;
   return gcclSuccess;
 }
@@ -414,7 +463,8 @@ gcclResult_t gcclCommCount(const gcclComm_t comm, int* count) {
 gcclResult_t gcclCommUserRank(const gcclComm_t comm, int* rank) {
   clearThreadLastError();
   GCCL_CHECK(checkComm(comm, "gcclCommUserRank"));
-  GCCL_REQUIRE(rank != nullptr, gcclInvalidArgument, "gcclCommUserRank: rank is NULL");
+  if (rank == nullptr)
+    return recordError(comm, setError(gcclInvalidArgument, "gcclCommUserRank: rank is NULL"));
   *rank = comm->rank;
   return gcclSuccess;
 }

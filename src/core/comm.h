@@ -27,14 +27,20 @@ struct gcclComm {
   std::string initError;
   std::thread initThread;
 
-  // Caller-side sequence numbers (the API is not thread-safe per communicator,
-  // as in NCCL; one thread issues a communicator's calls).
+  // Caller-side sequence numbers. One thread at a time issues a
+  // communicator's calls (IssueGuard enforces it), so these need no lock.
   uint64_t collectiveSeq = 0;
   uint64_t asyncObjects = 0;  // ids of objects that exchange asynchronous traffic
   std::vector<uint64_t> sendSeq, recvSeq;
 
   // API calls running inside this communicator (destroy waits for them).
   std::atomic<int> activeCalls{0};
+
+  // The thread inside an issuing call (IssueGuard) and how deep (calls nest).
+  std::mutex issueMutex;
+  std::thread::id issuer;
+  int issueDepth = 0;
+  const char* issuingCall = "";
 
   // gcclGetLastError(comm).
   std::mutex errorMutex;
@@ -64,6 +70,28 @@ class ApiGuard {
   gcclResult_t result_;
 };
 void waitForCalls(gcclComm* comm);
+
+// Held for the duration of a call that issues operations (collectives,
+// point-to-point, gossip steps). Ranks match such calls by the order each
+// one issues them, so two threads issuing at once on one communicator would
+// pair their calls differently on different ranks and mix data silently.
+// A call from a second thread while another thread is inside an issuing call
+// therefore breaks the communicator on every rank with gcclInvalidUsage and
+// a reason naming both calls. Threads may take turns (one issues after the
+// other's call returned, even with its request still in flight).
+class IssueGuard {
+ public:
+  // `active` false: the call failed before issuing anything; nothing is held.
+  IssueGuard(gcclComm* comm, const char* call, bool active);
+  ~IssueGuard();
+  IssueGuard(const IssueGuard&) = delete;
+  IssueGuard& operator=(const IssueGuard&) = delete;
+  gcclResult_t result() const { return result_; }
+
+ private:
+  gcclComm* comm_ = nullptr;
+  gcclResult_t result_ = gcclSuccess;
+};
 
 // Copies this thread's last error to comm->lastError (comm may be null).
 gcclResult_t recordError(gcclComm* comm, gcclResult_t result);

@@ -32,6 +32,7 @@ int64_t nowUs() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
+
 }  // namespace
 
 // A connection that arrived after initialization: it is authenticated (so the
@@ -54,6 +55,8 @@ Engine::Engine(const EngineOptions& options) : opt_(options) {
   ctx_.nranks = opt_.nranks;
   ctx_.params = &opt_.params;
   probeSentMs_.assign(static_cast<size_t>(opt_.nranks), 0);
+  peerStatus_.resize(static_cast<size_t>(opt_.nranks));
+  publishStatus();
 }
 
 Engine::~Engine() {
@@ -294,6 +297,13 @@ void Engine::drive(gcclRequest* req, int64_t deadlineMs) {
       if (requestDone(req)) break;
       int64_t now = nowMs();
       if (now >= deadlineMs || !running_) break;
+      {
+        // A destroy from another thread: the progress thread takes the loop
+        // back to enforce the shutdown deadline, and this caller waits on
+        // its request like any other.
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stopRequested_) break;
+      }
       // Spin (poll without sleeping) for a while after the last event, then sleep.
       bool spin = opt_.spinUs > 0 && nowUs() - lastEventUs < opt_.spinUs;
       int n = pollOnce(spin ? 0 : static_cast<int>(std::min<int64_t>(deadlineMs - now, 50)), req);
@@ -324,9 +334,19 @@ int Engine::nextWakeMs(int64_t now) const {
     retry = retry || service->wantsRetry();
   if (active_.empty() && strays_.empty()) return retry ? 1 : -1;
   if (retry) return 1;
-  int64_t next = lastProgressMs_ + (mismatchChecked_ ? opt_.timeoutMs / 2 : 50);
-  for (int64_t sent : probeSentMs_)
-    if (sent != 0) next = std::min(next, sent + opt_.timeoutMs / 2);
+  int64_t next = INT64_MAX;
+  if (!active_.empty()) {
+    // The stall's checkpoints (see checkDeadlines): the first check, the
+    // probe rounds, an unanswered probe's deadline, the verdict at one
+    // timeout (only ahead: past it, answers arrive as events), the backstop.
+    next = mismatchChecked_ ? std::max(lastProgressMs_ + opt_.timeoutMs / 2, nextProbeMs_)
+                            : lastProgressMs_ + kFirstCheckMs;
+    for (int64_t sent : probeSentMs_)
+      if (sent != 0) next = std::min(next, sent + opt_.timeoutMs / 2);
+    if (lastProgressMs_ + opt_.timeoutMs > now)
+      next = std::min(next, lastProgressMs_ + opt_.timeoutMs);
+    next = std::min(next, lastProgressMs_ + 2 * opt_.timeoutMs);
+  }
   for (const auto& s : strays_)
     next = std::min(next, s->handshake.deadlineMs());
   int64_t wait = next - now;
@@ -441,6 +461,12 @@ void Engine::startNextBatch() {
     queue_.pop_front();
     activeDone_.assign(active_.size(), false);
     noteProgress();
+    for (const auto& op : active_)
+      if (op->hasSequence()) {
+        startedSeqs_ = op->seq + 1;
+        lastCollectiveDesc_ = op->describe();
+      }
+    publishStatus();
     for (size_t i = 0; i < active_.size(); ++i) {
       gcclResult_t r = active_[i]->start(ctx_);
       if (r != gcclSuccess) {
@@ -496,86 +522,12 @@ void Engine::advance() {
   active_.clear();
   std::fill(probeSentMs_.begin(), probeSentMs_.end(), 0);
   mismatchChecked_ = false;
+  publishStatus();
   startNextBatch();
 }
 
 void Engine::completeOp(Op* op, gcclResult_t code, const std::string& reason) {
   completeRequest(op->request(), code, reason);
-}
-
-void Engine::checkDeadlines(int64_t now) {
-  if (active_.empty() || broken_) return;
-  int64_t half = std::max<int64_t>(opt_.timeoutMs / 2, 1);
-  // A peer that has not answered a probe in time is stopped, hung or unreachable.
-  for (size_t p = 0; p < probeSentMs_.size(); ++p) {
-    int64_t sent = probeSentMs_[p];
-    if (sent == 0) continue;
-    auto& c = conns_[p];
-    if (c && c->lastPongMs() >= sent) {
-      probeSentMs_[p] = 0;  // alive; probe again if the stall goes on
-      continue;
-    }
-    if (now - sent < half) continue;
-    std::string what = active_.front()->describe();
-    fail(gcclTimeout, "rank " + std::to_string(p) + " did not respond for " +
-                          std::to_string(now - lastProgressMs_) +
-                          " ms (process stopped, hung or unreachable) during " + what);
-    return;
-  }
-  // A short stall: is a peer's message for this collective waiting with another signature?
-  if (now - lastProgressMs_ >= 50 && !mismatchChecked_) {
-    mismatchChecked_ = true;
-    checkMismatch();
-    if (broken_) return;
-  }
-  if (now - lastProgressMs_ < half) return;
-  std::vector<int> peers;
-  std::vector<bool> isRecv;
-  for (auto& op : active_)
-    op->waitingPeers(&peers, &isRecv);
-  for (int p : peers) {
-    auto& c = conns_[static_cast<size_t>(p)];
-    if (p == opt_.rank || !c || probeSentMs_[static_cast<size_t>(p)] != 0) continue;
-    probeSentMs_[static_cast<size_t>(p)] = now;
-    if (c->sendPing() != gcclSuccess) connectionFailed(c.get(), gcclRemoteError);
-    if (broken_) return;
-  }
-  // Peers answer but nothing moves: some other rank is stuck; give it time to
-  // report the culprit, then fail with what this rank waits for.
-  if (now - lastProgressMs_ >= 4 * opt_.timeoutMs) {
-    std::string who;
-    for (size_t i = 0; i < peers.size(); ++i)
-      who += (who.empty() ? "" : ", ") + std::string(isRecv[i] ? "data from rank " : "rank ") +
-             std::to_string(peers[i]) + (isRecv[i] ? "" : " to take data");
-    fail(gcclTimeout, active_.front()->describe() + " made no progress for " +
-                          std::to_string(now - lastProgressMs_) + " ms, waiting for " +
-                          (who.empty() ? "nothing?" : who));
-  }
-}
-
-void Engine::noteProgress() {
-  lastProgressMs_ = nowMs();
-  mismatchChecked_ = false;
-}
-
-void Engine::checkMismatch() {
-  Op* op = active_.front().get();
-  // Ops that send nothing of their own (meta 0) have no signature to compare.
-  if (!op->isCollective() || op->meta().info == 0) return;
-  std::vector<std::pair<uint64_t, transport::MessageMeta>> paused;
-  for (auto& c : conns_) {
-    if (!c) continue;
-    paused.clear();
-    c->pausedFrames(&paused);
-    for (const auto& [tag, meta] : paused) {
-      if ((tag >> 63) != 0 || (tag >> kTagStepBits) != op->seq) continue;
-      if (meta.info == op->meta().info && meta.count == op->meta().count) continue;
-      fail(gcclInvalidUsage, "mismatched collective calls: rank " + std::to_string(c->peer()) +
-                                 " called " + describeMeta(meta) + " while this rank called " +
-                                 op->describe());
-      return;
-    }
-  }
 }
 
 void Engine::connectionFailed(transport::Connection* conn, gcclResult_t code) {
@@ -614,6 +566,7 @@ void Engine::fail(gcclResult_t code, const std::string& reason) {
   // Close every connection: peers see the abort notice, then EOF.
   for (auto& c : conns_)
     c.reset();
+  publishStatus();
 }
 
 }  // namespace gccl

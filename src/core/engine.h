@@ -17,9 +17,16 @@
 // Failure model: any broken connection, invalid frame or failed operation
 // breaks the communicator: every queued and running op completes with the
 // error, peers get an abort notice with the reason, and later calls fail
-// with that error. Waits have deadlines: when nothing has moved for half the
-// timeout, the peers an op waits on are probed on their control socket; one
-// that has not answered within the other half is reported as stopped or gone.
+// with that error. Waits have deadlines (T = the communicator's timeout).
+// When nothing has moved for 50 ms, the peers an op waits on are probed on
+// their control socket, and again from T/2 on every T/4. Each answer carries
+// what the peer is doing (its liveness report: the collective it runs, how
+// many it has started, its last call), so the waiting rank can report:
+//  - at once, a peer that runs the same collective with another signature;
+//  - after T, a peer that is alive but has not called the operation (or has
+//    moved past it), naming its last call;
+//  - after T/2 without an answer, a peer that is stopped, hung or gone;
+//  - after 2T, an op that made no progress although every peer answers.
 #pragma once
 
 #include <atomic>
@@ -81,6 +88,7 @@ class Engine final : public transport::Poller {
   // Poller, for connections (driver only).
   gcclResult_t watch(int fd, uint32_t events, void* owner) override;
   void unwatch(int fd) override;
+  const std::string& livenessReport() const override { return report_; }
 
   const OpParams& params() const { return opt_.params; }
   // Driver only (from an op's start): services polled on every pass.
@@ -99,6 +107,9 @@ class Engine final : public transport::Poller {
   };
   struct Stray;
 
+  // The first check of a stall: early enough that a mismatch shows at once.
+  static constexpr int64_t kFirstCheckMs = 50;
+
   void run();
   // One pass of the loop (driver only): waits for events up to `waitMs`
   // (-1: until the next deadline), handles them, starts and advances ops.
@@ -114,6 +125,12 @@ class Engine final : public transport::Poller {
   void advance();
   void startNextBatch();
   void checkDeadlines(int64_t now);
+  // Each pass of a stall: the peers that answered, and what their answers prove.
+  void collectAnswers(int64_t now);
+  void judgeWaits(int64_t now, const std::vector<const Transfer*>& waiting);
+  void probe(int64_t now, const std::vector<const Transfer*>& waiting);
+  // Rewrites report_ after the running batch changed.
+  void publishStatus();
   void fail(gcclResult_t code, const std::string& reason);
   void completeOp(Op* op, gcclResult_t code, const std::string& reason);
   void checkMismatch();
@@ -160,6 +177,21 @@ class Engine final : public transport::Poller {
   int64_t lastProgressMs_ = 0;
   uint64_t lastBytes_ = 0;
   std::vector<int64_t> probeSentMs_;  // by peer; 0 when no probe is out
+  int64_t nextProbeMs_ = 0;           // the next periodic probe round of a stall
+  // What each peer's latest liveness answer said (decoded), and when it came.
+  struct PeerStatus {
+    int64_t answeredMs = 0;
+    uint64_t started = 0;  // collectives it has started (its next sequence number)
+    bool running = false;  // it has operations running
+    bool runningCollective = false;
+    uint64_t runningSeq = 0;
+    transport::MessageMeta runningMeta;
+    std::string runningDesc, lastDesc;
+  };
+  std::vector<PeerStatus> peerStatus_;
+  uint64_t startedSeqs_ = 0;        // collectives (with a sequence number) started here
+  std::string lastCollectiveDesc_;  // the last of them, for peers' reports
+  std::string report_;              // livenessReport()
   bool broken_ = false;
   bool mismatchChecked_ = false;
   void* scratch_ = nullptr;

@@ -30,6 +30,32 @@ transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op
   return m;
 }
 
+transport::MessageMeta makeGossipMeta(OpKind kind, gcclDataType_t type, uint64_t step,
+                                      uint32_t graphFingerprint, uint64_t count) {
+  transport::MessageMeta m;
+  m.info = static_cast<uint64_t>(kind) | static_cast<uint64_t>(type & 0xff) << 8 |
+           (step & 0xffff) << 16 | static_cast<uint64_t>(graphFingerprint) << 32;
+  m.count = count;
+  return m;
+}
+
+namespace {
+bool isGossipKind(OpKind kind) {
+  return kind == OpKind::kPushSum || kind == OpKind::kNeighborAverage;
+}
+}  // namespace
+
+std::string mismatchHint(const transport::MessageMeta& theirs, const transport::MessageMeta& mine) {
+  auto kind = static_cast<OpKind>(theirs.info & 0xff);
+  if (kind != static_cast<OpKind>(mine.info & 0xff) || theirs.count != mine.count) return "";
+  if (isGossipKind(kind) && (theirs.info >> 32) != (mine.info >> 32))
+    return " (the ranks use different topologies for this step: their graphs differ)";
+  if ((kind == OpKind::kBroadcast || kind == OpKind::kReduce) &&
+      (theirs.info >> 32) != (mine.info >> 32))
+    return " (the ranks name different roots)";
+  return "";
+}
+
 const char* opKindName(OpKind kind) {
   switch (kind) {
     case OpKind::kAllReduce:
@@ -81,8 +107,9 @@ std::string describeMeta(const transport::MessageMeta& m) {
       break;
     case OpKind::kPushSum:
     case OpKind::kNeighborAverage:
-      snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s, step=%d)", opKindName(kind), m.count,
-               typeName(type), root);
+      snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s, step=%u mod 65536, graph %08x)",
+               opKindName(kind), m.count, typeName(type),
+               static_cast<unsigned>((m.info >> 16) & 0xffff), static_cast<unsigned>(m.info >> 32));
       break;
     default:
       snprintf(buf, sizeof(buf), "%s", opKindName(kind));
@@ -111,6 +138,7 @@ gcclResult_t Op::postSend(OpContext& ctx, int peer, const void* data, size_t byt
                           Transfer* t) {
   t->peer = peer;
   t->isRecv = false;
+  t->tag = tag;
   track(t);
   return ctx.conn(peer)->isend(data, bytes, tag, meta_, &t->req);
 }
@@ -119,6 +147,7 @@ gcclResult_t Op::postRecv(OpContext& ctx, int peer, void* data, size_t bytes, ui
                           Transfer* t, bool checkMeta) {
   t->peer = peer;
   t->isRecv = true;
+  t->tag = tag;
   track(t);
   transport::MessageMeta expect = meta_;
   if (!checkMeta) expect.info = transport::kMetaAny;
@@ -129,18 +158,18 @@ gcclResult_t Op::checkTransfer(const Transfer& t) const {
   if (!t.req.failed()) return gcclSuccess;
   if (t.req.metaMismatch)
     return setError(gcclInvalidUsage,
-                    "mismatched collective calls: rank %d called %s while this rank called %s",
-                    t.peer, describeMeta(t.req.peerMeta).c_str(), describeMeta(meta_).c_str());
+                    "mismatched collective calls: rank %d called %s while this rank called %s%s",
+                    t.peer, describeMeta(t.req.peerMeta).c_str(), describeMeta(meta_).c_str(),
+                    mismatchHint(t.req.peerMeta, meta_).c_str());
   return setError(gcclRemoteError, "%s: transfer with rank %d failed", describe().c_str(), t.peer);
 }
 
-void Op::waitingPeers(std::vector<int>* peers, std::vector<bool>* isRecv) {
+void Op::pendingTransfers(std::vector<const Transfer*>* out) {
   size_t keep = 0;
   for (Transfer* t : live_) {
     if (!t->pending()) continue;
     live_[keep++] = t;
-    peers->push_back(t->peer);
-    isRecv->push_back(t->isRecv);
+    out->push_back(t);
   }
   live_.resize(keep);
 }

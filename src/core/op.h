@@ -40,6 +40,7 @@ struct Transfer {
   transport::Request req;
   int peer = -1;
   bool isRecv = false;
+  uint64_t tag = 0;
   bool pending() const { return req.pending(); }
   bool done() const { return req.done(); }
 };
@@ -60,7 +61,14 @@ enum class OpKind : uint8_t {
 };
 transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op, int root,
                                 uint64_t count);
+// Gossip steps carry, instead of a reduction and a root, the step's low 16
+// bits and the fingerprint of the step's graph (Topology::fingerprint).
+transport::MessageMeta makeGossipMeta(OpKind kind, gcclDataType_t type, uint64_t step,
+                                      uint32_t graphFingerprint, uint64_t count);
 std::string describeMeta(const transport::MessageMeta& meta);
+// What differs between two signatures of the same collective, as a hint for
+// the error ("" when nothing specific can be said).
+std::string mismatchHint(const transport::MessageMeta& theirs, const transport::MessageMeta& mine);
 const char* opKindName(OpKind kind);
 
 // Matching tags: collectives use their sequence number (identical on every
@@ -108,6 +116,9 @@ class Op {
   OpKind kind() const { return kind_; }
   // Issued by every rank in the same order (matched by sequence number).
   bool isCollective() const { return kind_ != OpKind::kSendRecv && kind_ != OpKind::kPairwise; }
+  // A collective with a sequence number and a signature of its own (not a
+  // local wait on transfers an earlier op posted).
+  bool hasSequence() const { return isCollective() && meta_.info != 0; }
   gcclRequest* request() const { return request_; }
   const transport::MessageMeta& meta() const { return meta_; }
   // Point-to-point ops report the memory they read or write, so a group can
@@ -121,8 +132,8 @@ class Op {
     return nullptr;
   }
   virtual void detachSendBuffer() {}
-  // Peers with a transfer of this op still pending.
-  void waitingPeers(std::vector<int>* peers, std::vector<bool>* isRecv);
+  // Transfers of this op still pending (appended to *out).
+  void pendingTransfers(std::vector<const Transfer*>* out);
   // Withdraws pending receives (the op failed or the communicator aborts).
   void cancelPending(OpContext& ctx);
   std::string describe() const;

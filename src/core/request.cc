@@ -1,8 +1,19 @@
 #include "core/request.h"
 
 #include <chrono>
+#include <unordered_set>
+
+#include "core/check.h"
 
 namespace gccl {
+
+namespace {
+std::mutex gUserRequestsMutex;
+std::unordered_set<gcclRequest*>& userRequests() {
+  static auto* live = new std::unordered_set<gcclRequest*>();
+  return *live;
+}
+}  // namespace
 
 gcclRequest* newRequest(int64_t timeoutMs) {
   auto* r = new gcclRequest();
@@ -41,6 +52,31 @@ gcclResult_t waitRequest(gcclRequest* req, int64_t waitMs, std::string* reason) 
   }
   *reason = req->reason;
   return req->result;
+}
+
+void publishRequest(gcclRequest* req) {
+  std::lock_guard<std::mutex> lock(gUserRequestsMutex);
+  userRequests().insert(req);
+}
+
+gcclResult_t acquireUserRequest(gcclRequest* req, const char* call) {
+  GCCL_REQUIRE(req != nullptr, gcclInvalidArgument, "%s: request is NULL", call);
+  std::lock_guard<std::mutex> lock(gUserRequestsMutex);
+  GCCL_REQUIRE(userRequests().count(req) != 0, gcclInvalidUsage,
+               "%s: request %p is not valid (already completed by gcclWait or gcclTest, or "
+               "never created)",
+               call, static_cast<void*>(req));
+  req->refs.fetch_add(1, std::memory_order_relaxed);
+  return gcclSuccess;
+}
+
+void retireUserRequest(gcclRequest* req) {
+  bool wasLive;
+  {
+    std::lock_guard<std::mutex> lock(gUserRequestsMutex);
+    wasLive = userRequests().erase(req) != 0;
+  }
+  if (wasLive) releaseRequest(req);
 }
 
 }  // namespace gccl

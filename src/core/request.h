@@ -1,6 +1,10 @@
 // The user-visible request (gcclRequest_t): completion state shared between
 // the progress thread, which completes it, and the caller, which waits on it.
 // Reference counted so that either side may finish first.
+//
+// A request handed to the user is registered as live until gcclTest or
+// gcclWait completes it: a second wait, or a test after completion, finds
+// it gone and gets a clear error instead of touching freed memory.
 #pragma once
 
 #include <atomic>
@@ -19,6 +23,8 @@ struct gcclRequest {
   std::atomic<int> refs{2};  // the waiter and the operation
   int64_t timeoutMs = 0;     // the communicator's, for gcclWait's own deadline
   gcclComm* comm = nullptr;  // for recording the reason as the comm's last error (may be gone)
+  // False while the operation sits in an open group (gcclGroupEnd starts it).
+  std::atomic<bool> submitted{false};
 };
 
 namespace gccl {
@@ -33,5 +39,15 @@ bool requestDone(gcclRequest* req);
 // Waits until done or `deadlineMs` of monotonic time; returns the result
 // (gcclTimeout if the deadline passed first) without releasing.
 gcclResult_t waitRequest(gcclRequest* req, int64_t waitMs, std::string* reason);
+
+// User handles. publishRequest marks `req` as held by the user (the waiter's
+// reference). acquireUserRequest checks that `req` is such a live handle and
+// takes an extra reference for the duration of one gcclTest/gcclWait;
+// retireUserRequest ends the handle (once, whichever thread gets there
+// first) and drops the user's reference; each acquire is paired with a
+// releaseRequest.
+void publishRequest(gcclRequest* req);
+gcclResult_t acquireUserRequest(gcclRequest* req, const char* call);
+void retireUserRequest(gcclRequest* req);
 
 }  // namespace gccl

@@ -49,6 +49,8 @@ gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype, double*
   return apiCall(comm, call, request, [&]() -> gcclResult_t {
     GCCL_CHECK(checkFloatingType(datatype, call));
     GCCL_CHECK(checkStream(stream, call));
+    size_t bytes;
+    GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
     GCCL_REQUIRE(psWeight != nullptr, gcclInvalidArgument, "%s: psWeight is NULL", call);
     // A step still in flight writes the weight when it completes (progress
@@ -78,11 +80,12 @@ gcclResult_t gcclPushSumDebias(const void* x, void* z, size_t count, gcclDataTyp
   const char* call = "gcclPushSumDebias";
   clearThreadLastError();
   GCCL_CHECK(checkFloatingType(datatype, call));
+  size_t bytes;
+  GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
   GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
   GCCL_CHECK(checkBuffer(z, count, datatype, "z", call));
   GCCL_REQUIRE(std::isfinite(psWeight) && psWeight != 0, gcclInvalidArgument,
                "%s: psWeight is %g; it must be finite and non-zero", call, psWeight);
-  size_t bytes = count * kernels::typeSize(datatype);
   GCCL_CHECK(checkOverlap(x, bytes, z, bytes, z, call));
   if (count > 0) kernels::debias(z, x, psWeight, count, datatype);
   return gcclSuccess;
@@ -95,9 +98,10 @@ gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuff, size_t co
   return apiCall(comm, call, request, [&]() -> gcclResult_t {
     GCCL_CHECK(checkFloatingType(datatype, call));
     GCCL_CHECK(checkStream(stream, call));
+    size_t bytes;
+    GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(sendbuff, count, datatype, "sendbuff", call));
     GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
-    size_t bytes = count * kernels::typeSize(datatype);
     GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
     GossipArgs a;
     GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixDoublyStochastic, call, &a.topo));

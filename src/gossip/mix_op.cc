@@ -32,8 +32,8 @@ class MixOp final : public Op {
  public:
   MixOp(const GossipArgs& a, gcclRequest* req)
       : Op(a.pushSum ? OpKind::kPushSum : OpKind::kNeighborAverage,
-           makeMeta(a.pushSum ? OpKind::kPushSum : OpKind::kNeighborAverage, a.type, gcclSum,
-                    static_cast<int>(a.step & 0x7fffffff), a.count),
+           makeGossipMeta(a.pushSum ? OpKind::kPushSum : OpKind::kNeighborAverage, a.type, a.step,
+                          a.topo->fingerprint(a.step), a.count),
            req),
         a_(a),
         elem_(kernels::typeSize(a.type)),

@@ -208,31 +208,31 @@ gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclD
                               double* psWeight, gcclTopology_t topo, int staleness,
                               gcclComm_t comm) {
   const char* call = "gcclGossipCreate";
-  clearThreadLastError();
-  ApiGuard guard(comm, call);
-  GCCL_CHECK(guard.result());
-  GCCL_CHECK(checkCommReady(comm, call));
-  GCCL_REQUIRE(gossip != nullptr, gcclInvalidArgument, "%s: gossip (the output) is NULL", call);
-  GCCL_CHECK(checkFloatingType(datatype, call));
-  GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
-  GCCL_REQUIRE(psWeight != nullptr && *psWeight > 0, gcclInvalidArgument,
-               "%s: psWeight must point to a positive weight", call);
-  GCCL_REQUIRE(staleness >= 0 && staleness <= 1000, gcclInvalidArgument,
-               "%s: staleness %d is outside 0..1000", call, staleness);
-  std::shared_ptr<Topology> t;
-  GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixColumnStochastic, call, &t));
-  auto* g = new gcclGossip();
-  g->comm = comm;
-  g->x = x;
-  g->count = count;
-  g->type = datatype;
-  g->bytes = count * kernels::typeSize(datatype);
-  g->psWeight = psWeight;
-  g->topo = std::move(t);
-  g->staleness = staleness;
-  gossips().add(g);
-  *gossip = g;
-  return gcclSuccess;
+  return apiCall(comm, call, nullptr, [&]() -> gcclResult_t {
+    GCCL_REQUIRE(gossip != nullptr, gcclInvalidArgument, "%s: gossip (the output) is NULL", call);
+    GCCL_CHECK(checkFloatingType(datatype, call));
+    size_t bytes;
+    GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
+    GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
+    GCCL_REQUIRE(psWeight != nullptr && *psWeight > 0, gcclInvalidArgument,
+                 "%s: psWeight must point to a positive weight", call);
+    GCCL_REQUIRE(staleness >= 0 && staleness <= 1000, gcclInvalidArgument,
+                 "%s: staleness %d is outside 0..1000", call, staleness);
+    std::shared_ptr<Topology> t;
+    GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixColumnStochastic, call, &t));
+    auto* g = new gcclGossip();
+    g->comm = comm;
+    g->x = x;
+    g->count = count;
+    g->type = datatype;
+    g->bytes = bytes;
+    g->psWeight = psWeight;
+    g->topo = std::move(t);
+    g->staleness = staleness;
+    gossips().add(g);
+    *gossip = g;
+    return gcclSuccess;
+  });
 }
 
 gcclResult_t gcclGossipStart(gcclGossip_t g, uint64_t step) {
@@ -261,7 +261,7 @@ gcclResult_t gcclGossipStart(gcclGossip_t g, uint64_t step) {
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto op = std::make_unique<PostOp>(
         rec.get(),
-        makeMeta(OpKind::kPushSum, g->type, gcclSum, static_cast<int>(step & 0x7fffffff), g->count),
+        makeGossipMeta(OpKind::kPushSum, g->type, step, g->topo->fingerprint(step), g->count),
         g->bytes, req);
     op->seq = comm->collectiveSeq++;
     g->steps.push_back(std::move(rec));

@@ -245,53 +245,54 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
                                 gcclDataType_t datatype, gcclTopology_t topo, uint64_t seed,
                                 gcclComm_t comm) {
   const char* call = "gcclPairwiseCreate";
-  clearThreadLastError();
-  ApiGuard guard(comm, call);
-  GCCL_CHECK(guard.result());
-  GCCL_CHECK(checkCommReady(comm, call));
-  GCCL_REQUIRE(pairwise != nullptr, gcclInvalidArgument, "%s: pairwise (the output) is NULL", call);
-  GCCL_CHECK(checkFloatingType(datatype, call));
-  GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
-  std::shared_ptr<Topology> t;
-  GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixDoublyStochastic, call, &t));
-  auto* p = new gcclPairwise();
-  p->comm = comm;
-  p->model = std::make_shared<Model>();
-  p->model->x = x;
-  p->model->count = count;
-  p->model->type = datatype;
-  p->model->bytes = count * kernels::typeSize(datatype);
-  p->topo = t;
-  p->seed = seed;
-  p->meta = makeMeta(OpKind::kPairwise, datatype, gcclSum, 0, count);
-  // Neighbours: every rank this one is linked with at any step of the period.
-  std::set<int> peers;
-  std::vector<PeerWeight> list;
-  double self;
-  for (int s = 0; s < t->period(); ++s) {
-    t->outPeers(static_cast<uint64_t>(s), comm->rank, &list, &self);
-    for (const auto& pw : list)
-      peers.insert(pw.peer);
-    t->inPeers(static_cast<uint64_t>(s), comm->rank, &list);
-    for (const auto& pw : list)
-      peers.insert(pw.peer);
-  }
-  p->neighbours.assign(peers.begin(), peers.end());
-  p->sendSeq.assign(static_cast<size_t>(comm->nranks), 0);
-  p->snapshot.resize(p->model->bytes);
-  p->reply.resize(p->model->bytes);
-  p->id = comm->asyncObjects++;
-  p->service = std::make_shared<PairwiseService>(p->model, p->neighbours, p->meta, p->id);
-  // Every rank serves before any rank asks: register, then meet in a barrier.
-  gcclResult_t r = runServiceOp(p, true);
-  if (r == gcclSuccess) r = gcclBarrier(comm, nullptr, nullptr);
-  if (r != gcclSuccess) {
-    delete p;
-    return r;
-  }
-  pairwiseHandles().add(p);
-  *pairwise = p;
-  return gcclSuccess;
+  return apiCall(comm, call, nullptr, [&]() -> gcclResult_t {
+    GCCL_REQUIRE(pairwise != nullptr, gcclInvalidArgument, "%s: pairwise (the output) is NULL",
+                 call);
+    GCCL_CHECK(checkFloatingType(datatype, call));
+    size_t bytes;
+    GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
+    GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
+    std::shared_ptr<Topology> t;
+    GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixDoublyStochastic, call, &t));
+    auto* p = new gcclPairwise();
+    p->comm = comm;
+    p->model = std::make_shared<Model>();
+    p->model->x = x;
+    p->model->count = count;
+    p->model->type = datatype;
+    p->model->bytes = bytes;
+    p->topo = t;
+    p->seed = seed;
+    p->meta = makeMeta(OpKind::kPairwise, datatype, gcclSum, 0, count);
+    // Neighbours: every rank this one is linked with at any step of the period.
+    std::set<int> peers;
+    std::vector<PeerWeight> list;
+    double self;
+    for (int s = 0; s < t->period(); ++s) {
+      t->outPeers(static_cast<uint64_t>(s), comm->rank, &list, &self);
+      for (const auto& pw : list)
+        peers.insert(pw.peer);
+      t->inPeers(static_cast<uint64_t>(s), comm->rank, &list);
+      for (const auto& pw : list)
+        peers.insert(pw.peer);
+    }
+    p->neighbours.assign(peers.begin(), peers.end());
+    p->sendSeq.assign(static_cast<size_t>(comm->nranks), 0);
+    p->snapshot.resize(p->model->bytes);
+    p->reply.resize(p->model->bytes);
+    p->id = comm->asyncObjects++;
+    p->service = std::make_shared<PairwiseService>(p->model, p->neighbours, p->meta, p->id);
+    // Every rank serves before any rank asks: register, then meet in a barrier.
+    gcclResult_t r = runServiceOp(p, true);
+    if (r == gcclSuccess) r = gcclBarrier(comm, nullptr, nullptr);
+    if (r != gcclSuccess) {
+      delete p;
+      return r;
+    }
+    pairwiseHandles().add(p);
+    *pairwise = p;
+    return gcclSuccess;
+  });
 }
 
 gcclResult_t gcclPairwiseLock(gcclPairwise_t p) {

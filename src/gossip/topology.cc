@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 
 #include "core/check.h"
 
@@ -389,6 +390,41 @@ gcclResult_t Topology::validate(gcclMixing_t mixing, const char* call) {
   // Doubly stochastic includes column-stochastic.
   if (rows) validated_[gcclMixColumnStochastic].store(true, std::memory_order_release);
   return gcclSuccess;
+}
+
+uint32_t Topology::fingerprint(uint64_t step) const {
+  size_t s = static_cast<size_t>(scheduleStep(step));
+  std::lock_guard<std::mutex> lock(fingerprintMutex_);
+  if (fingerprints_.size() != static_cast<size_t>(period_)) fingerprints_.assign(period_, 0);
+  if (fingerprints_[s] != 0) return static_cast<uint32_t>(fingerprints_[s]);
+  // FNV-1a over (rank, self weight, then each out-peer and its weight).
+  uint64_t h = 0xcbf29ce484222325ull;
+  auto add = [&h](uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (v >> (8 * i)) & 0xff;
+      h *= 0x100000001b3ull;
+    }
+  };
+  auto bits = [](double d) {
+    uint64_t u;
+    memcpy(&u, &d, sizeof(u));
+    return u;
+  };
+  std::vector<PeerWeight> out;
+  double self = 0;
+  add(static_cast<uint64_t>(n_));
+  for (int r = 0; r < n_; ++r) {
+    outPeers(s, r, &out, &self);
+    add(static_cast<uint64_t>(r));
+    add(bits(self));
+    for (const PeerWeight& pw : out) {
+      add(static_cast<uint64_t>(pw.peer));
+      add(bits(pw.weight));
+    }
+  }
+  uint32_t fp = static_cast<uint32_t>(h ^ (h >> 32));
+  fingerprints_[s] = (uint64_t{1} << 32) | fp;
+  return fp;
 }
 
 bool Topology::validated(gcclMixing_t mixing) const {

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "gccl/gccl.h"
@@ -66,6 +67,13 @@ class Topology {
   gcclResult_t validate(gcclMixing_t mixing, const char* call);
   bool validated(gcclMixing_t mixing) const;
 
+  // A 32-bit digest of the whole graph at `step` (every rank's out-peers,
+  // their weights and the self weights), the same on every rank that built
+  // the same graph whatever its kind: gossip messages carry it, so that ranks
+  // that mix with different graphs get an error naming the topology instead
+  // of mixed values. Computed once per schedule step.
+  uint32_t fingerprint(uint64_t step) const;
+
  private:
   struct Csr {
     std::vector<size_t> start;  // nranks + 1 entries
@@ -95,6 +103,8 @@ class Topology {
   int rows_ = 1, cols_ = 1;  // torus
   std::vector<ExplicitStep> steps_;
   std::atomic<bool> validated_[2] = {false, false};
+  mutable std::mutex fingerprintMutex_;
+  mutable std::vector<uint64_t> fingerprints_;  // by schedule step; bit 32 set once computed
 };
 
 // The checks on enum arguments (the public enums span every int, so any

@@ -257,8 +257,13 @@ TEST(FrameHeader, RejectsPingCarryingAPayload) {
   expectRejected(controlHeader(FrameType::kPing, 1), "carries a payload");
 }
 
-TEST(FrameHeader, RejectsPongCarryingAPayload) {
-  expectRejected(controlHeader(FrameType::kPong, 8), "carries a payload");
+TEST(FrameHeader, AcceptsPongCarryingALivenessReport) {
+  expectAccepted(controlHeader(FrameType::kPong, 8));
+  expectAccepted(controlHeader(FrameType::kPong, kMaxPongPayloadBytes));
+}
+
+TEST(FrameHeader, RejectsPongOverTheReportLimit) {
+  expectRejected(controlHeader(FrameType::kPong, kMaxPongPayloadBytes + 1), "pong with 513");
 }
 
 TEST(FrameHeader, RejectsCloseCarryingAPayload) {
@@ -284,7 +289,8 @@ bool decodeAndCheck(const Bytes bytes, uint64_t* accepted) {
             out.length <= out.totalBytes - out.offset;
   if (ok && out.type != FrameType::kData) {
     ok = out.offset == 0 && out.length == out.totalBytes && out.length <= kMaxAbortReasonBytes &&
-         (out.type == FrameType::kAbort || out.length == 0);
+         (out.type == FrameType::kAbort || out.length == 0 ||
+          (out.type == FrameType::kPong && out.length <= kMaxPongPayloadBytes));
   }
   // What was accepted is what was sent.
   ok = ok && getLe32(bytes) == kFrameMagic && getLe16(bytes + 4) == kWireVersion &&

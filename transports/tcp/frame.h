@@ -40,11 +40,13 @@ enum class FrameType : uint16_t {
   kData = 1,   // payload of a tagged message (data sockets only)
   kAbort = 2,  // the sender is aborting; payload is the reason (control socket)
   kPing = 3,   // liveness probe: the peer's progress thread answers kPong (control socket)
-  kPong = 4,
+  kPong = 4,   // payload: the answering rank's liveness report (transport.h), opaque here
   kClose = 5,  // the sender destroyed its communicator normally (control socket)
 };
 inline constexpr uint16_t kMaxFrameType = 5;
 inline constexpr size_t kMaxAbortReasonBytes = 1024;
+// A pong carries the answering rank's liveness report (transport.h), at most this long.
+inline constexpr size_t kMaxPongPayloadBytes = 512;
 
 struct FrameHeader {
   FrameType type = FrameType::kData;

@@ -243,7 +243,8 @@ gcclResult_t TcpConnection::flush(Channel& ch) {
       it.sent += take;
       left -= take;
       if (it.sent < kFrameHeaderBytes + it.len) break;
-      bytesSent_ += it.len;
+      // Liveness answers are not data: they must not look like progress.
+      if (!isControl(ch)) bytesSent_ += it.len;
       Request* req = it.req;
       it.owned.reset();
       ch.sendq.pop();
@@ -521,8 +522,9 @@ gcclResult_t TcpConnection::onControlFrame(Channel& ch) {
   ch.rx = RxState::kHeader;
   switch (h.type) {
     case FrameType::kPing:
-      return queueControl(FrameType::kPong);
+      return queueControl(FrameType::kPong, poller_->livenessReport());
     case FrameType::kPong:
+      peerReport_.assign(text, h.length);
       lastPongMs_ = nowMs();
       return gcclSuccess;
     case FrameType::kClose:
@@ -538,13 +540,24 @@ gcclResult_t TcpConnection::onControlFrame(Channel& ch) {
   return setError(gcclInternalError, "rank %d: unexpected frame on the control socket", peer_);
 }
 
-gcclResult_t TcpConnection::queueControl(FrameType type) {
+gcclResult_t TcpConnection::queueControl(FrameType type, const std::string& payload) {
   Channel& ch = channels_[0];
   SendItem item;
   FrameHeader h;
   h.type = type;
   h.commHash = commHash_;
+  static_assert(transport::kMaxLivenessReportBytes <= kMaxPongPayloadBytes,
+                "a liveness report must fit in a pong");
+  size_t len = std::min(payload.size(), kMaxPongPayloadBytes);
+  h.totalBytes = len;
+  h.length = len;
   encodeFrameHeader(h, item.header);
+  if (len > 0) {
+    item.owned.reset(new uint8_t[len]);
+    memcpy(item.owned.get(), payload.data(), len);
+    item.data = item.owned.get();
+    item.len = len;
+  }
   bool wasEmpty = ch.sendq.empty();
   ch.sendq.push(std::move(item));
   return wasEmpty ? flush(ch) : gcclSuccess;

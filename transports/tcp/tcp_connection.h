@@ -59,6 +59,7 @@ class TcpConnection final : public transport::Connection {
   bool peerClosed() const override { return peerClosed_; }
   gcclResult_t sendPing() override;
   int64_t lastPongMs() const override { return lastPongMs_; }
+  const std::string& peerLivenessReport() const override { return peerReport_; }
   uint64_t bytesSent() const override { return bytesSent_; }
   uint64_t bytesReceived() const override { return bytesReceived_; }
   int peer() const override { return peer_; }
@@ -121,7 +122,7 @@ class TcpConnection final : public transport::Connection {
   gcclResult_t onEof(Channel& ch);
   gcclResult_t checkDeparted();
   gcclResult_t onControlFrame(Channel& ch);
-  gcclResult_t queueControl(FrameType type);
+  gcclResult_t queueControl(FrameType type, const std::string& payload = std::string());
   bool isControl(const Channel& ch) const { return &ch == &channels_[0]; }
 
   int peer_;
@@ -137,6 +138,7 @@ class TcpConnection final : public transport::Connection {
   bool peerClosed_ = false;
   bool drainingControl_ = false;
   int64_t lastPongMs_ = 0;
+  std::string peerReport_;
   int timerFd_ = -1;  // emulated latency: fires when a held frame is due
   uint64_t bytesSent_ = 0;
   uint64_t bytesReceived_ = 0;
