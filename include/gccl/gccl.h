@@ -14,9 +14,29 @@
  *                       memory), or once it is enqueued on `stream` (CUDA);
  *      request != NULL  the call returns at once with a request handle that
  *                       gcclTest / gcclWait complete and release.
- *    Every rank of a communicator must issue collectives in the same order.
+ *    Every rank of a communicator must issue collectives in the same order,
+ *    with the same arguments (count, type, reduction, root, topology): ranks
+ *    compare signatures, and a mismatch is an error on the ranks that see it
+ *    and breaks the communicator, so every rank has it by its next call.
+ *  - Threads: calls that issue operations on one communicator (collectives,
+ *    point-to-point, gossip steps) must come from one thread at a time, in an
+ *    order the program fixes on every rank (as MPI requires). A call from a
+ *    second thread while another thread is inside such a call on the same
+ *    communicator breaks it on every rank with gcclInvalidUsage: which call
+ *    pairs with which could differ between ranks. A thread may issue after
+ *    another thread's call returned (its request may still be in flight), and
+ *    gcclWait, gcclTest, gcclCommAbort and gcclCommGetAsyncError may come from
+ *    any thread. Ranks whose threads take turns without overlapping but in
+ *    different orders cannot be told apart from a correct program.
+ *  - Counts: the byte size of every buffer (count times the element size,
+ *    times the rank count for gathered buffers) must fit in 2^46 bytes; a
+ *    larger or overflowing count (a negative int passed by mistake) is
+ *    refused with gcclInvalidArgument before anything happens.
  *  - Every wait has a deadline: no call blocks longer than the communicator's
  *    timeout without data moving (gcclConfig_t.timeoutMs, GCCL_TIMEOUT_MS).
+ *    A peer that stopped answering is reported after at most that long; one
+ *    that answers but has not called the operation is reported after one
+ *    timeout, naming its last call.
  */
 #ifndef GCCL_GCCL_H_
 #define GCCL_GCCL_H_
@@ -184,10 +204,13 @@ GCCL_EXPORT gcclResult_t gcclCommInitFromEnv(gcclComm_t* comm, gcclConfig_t* con
 
 /* Waits for outstanding operations (up to the timeout), then frees the
  * communicator. `comm` must not be used afterwards; calls on it fail with
- * gcclInvalidUsage as long as the memory has not been reused. */
+ * gcclInvalidUsage as long as the memory has not been reused. Refused
+ * (gcclInvalidUsage) while this thread's open group holds calls on `comm`:
+ * end the group first, or abort. */
 GCCL_EXPORT gcclResult_t gcclCommDestroy(gcclComm_t comm);
 /* Stops every operation of `comm` at once, from any thread: waiting calls
- * return gcclAborted; peers are told. Then frees the communicator. */
+ * return gcclAborted; peers are told. Calls on `comm` that this thread's open
+ * group holds end with gcclAborted. Then frees the communicator. */
 GCCL_EXPORT gcclResult_t gcclCommAbort(gcclComm_t comm);
 /* gcclSuccess, gcclInProgress during non-blocking init, or the error that
  * broke the communicator (a failed peer, a timeout, an abort). */
@@ -198,10 +221,14 @@ GCCL_EXPORT gcclResult_t gcclCommUserRank(const gcclComm_t comm, int* rank);
 /* ---- Requests ----------------------------------------------------------- */
 
 /* *done = 1 when the request finished; then it is released and its result
- * returned. *done = 0 while it runs (returns gcclSuccess). */
+ * returned. *done = 0 while it runs (returns gcclSuccess). A released
+ * request is no longer valid: gcclTest or gcclWait on it again returns
+ * gcclInvalidUsage (as long as its memory has not been reused). */
 GCCL_EXPORT gcclResult_t gcclTest(gcclRequest_t request, int* done);
 /* Blocks until the request finishes (or the communicator's deadline passes),
- * releases it and returns its result. */
+ * releases it and returns its result. gcclInvalidUsage for a request whose
+ * call an open group still holds (it could never finish before
+ * gcclGroupEnd), or one already released. */
 GCCL_EXPORT gcclResult_t gcclWait(gcclRequest_t request);
 
 /* ---- Groups --------------------------------------------------------------
@@ -215,7 +242,9 @@ GCCL_EXPORT gcclResult_t gcclGroupEnd(void);
 /* ---- Collectives --------------------------------------------------------
  * `count` is in elements of `datatype`. In-place when sendbuff == recvbuff
  * (for AllGather: sendbuff == recvbuff + rank*count; for ReduceScatter:
- * sendbuff + rank*recvcount == recvbuff). */
+ * sendbuff + rank*recvcount == recvbuff). Broadcast's root returns once the
+ * last rank has its data, so ranks that name different roots get an error
+ * instead of each keeping its own data. */
 
 GCCL_EXPORT gcclResult_t gcclAllReduce(const void* sendbuff, void* recvbuff, size_t count,
                                        gcclDataType_t datatype, gcclRedOp_t op, gcclComm_t comm,
@@ -244,7 +273,10 @@ GCCL_EXPORT gcclResult_t gcclBarrier(gcclComm_t comm, gcclStream_t stream, gcclR
  * Sends and receives between two ranks match in posting order. A receive
  * buffer may be larger than the matching send; a send larger than the
  * receive is an error on both sides. Put a rank's sends and receives that
- * depend on each other in one group. */
+ * depend on each other in one group. A send or receive with this rank itself
+ * as the peer must be paired in one group: a blocking one outside a group is
+ * refused, and a non-blocking one whose partner is missing fails its request
+ * (gcclInvalidUsage) instead of waiting forever. */
 GCCL_EXPORT gcclResult_t gcclSend(const void* sendbuff, size_t count, gcclDataType_t datatype,
                                   int peer, gcclComm_t comm, gcclStream_t stream,
                                   gcclRequest_t* request);

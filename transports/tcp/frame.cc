@@ -53,9 +53,8 @@ gcclResult_t decodeFrameHeader(const uint8_t in[kFrameHeaderBytes], uint64_t exp
     GCCL_REQUIRE(h.length <= kMaxAbortReasonBytes && h.offset == 0 && h.length == h.totalBytes,
                  gcclInternalError, "frame rejected: control frame with %" PRIu64 " payload bytes",
                  h.length);
-    GCCL_REQUIRE(h.type != FrameType::kPong || h.length <= kMaxPongPayloadBytes,
-                 gcclInternalError, "frame rejected: pong with %" PRIu64 " payload bytes",
-                 h.length);
+    GCCL_REQUIRE(h.type != FrameType::kPong || h.length <= kMaxPongPayloadBytes, gcclInternalError,
+                 "frame rejected: pong with %" PRIu64 " payload bytes", h.length);
     GCCL_REQUIRE(h.type == FrameType::kAbort || h.type == FrameType::kPong || h.length == 0,
                  gcclInternalError, "frame rejected: control frame type %u carries a payload",
                  type);
