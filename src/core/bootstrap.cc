@@ -1,10 +1,15 @@
 #include "core/bootstrap.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -310,8 +315,89 @@ gcclResult_t uniqueIdFromAddress(const std::string& hostPort, const std::string&
   return gcclSuccess;
 }
 
+namespace {
+
+// Whether this process has already taken the socket named by
+// GCCL_ROOT_LISTEN_FD. The root closes it when its rendezvous ends, after
+// which the number may name some unrelated file: a later rendezvous in the
+// same process must bind the address itself, never look at that fd again.
+std::mutex gInheritedRootMutex;
+bool gInheritedRootTaken = false;
+
+bool sameHostOrWildcard(const SockAddr& bound, const SockAddr& root) {
+  if (bound.family() == AF_INET) {
+    const auto* b = reinterpret_cast<const sockaddr_in*>(&bound.storage);
+    const auto* r = reinterpret_cast<const sockaddr_in*>(&root.storage);
+    return b->sin_addr.s_addr == htonl(INADDR_ANY) || b->sin_addr.s_addr == r->sin_addr.s_addr;
+  }
+  const auto* b = reinterpret_cast<const sockaddr_in6*>(&bound.storage);
+  const auto* r = reinterpret_cast<const sockaddr_in6*>(&root.storage);
+  return IN6_IS_ADDR_UNSPECIFIED(&b->sin6_addr) ||
+         memcmp(&b->sin6_addr, &r->sin6_addr, sizeof(in6_addr)) == 0;
+}
+
+// The listening socket a launcher bound for the root and passed down (see
+// GCCL_ROOT_LISTEN_FD in docs/PARAMETERS.md): holding the port from the
+// moment it was chosen is what keeps another process from taking it before
+// rank 0 starts. *fd stays -1 when there is none to use.
+gcclResult_t takeInheritedRoot(const SockAddr& root, int* fd) {
+  *fd = -1;
+  std::string text = param::RootListenFd();
+  if (text.empty()) return gcclSuccess;
+  std::lock_guard<std::mutex> lock(gInheritedRootMutex);
+  if (gInheritedRootTaken) return gcclSuccess;
+  const char* name = "GCCL_ROOT_LISTEN_FD";
+  const char* hint = "; unset it, or make sure the program that runs rank 0 inherits that fd";
+  char* end = nullptr;
+  errno = 0;
+  long n = strtol(text.c_str(), &end, 10);
+  GCCL_REQUIRE(text[0] >= '0' && text[0] <= '9' && *end == '\0' && errno == 0 && n <= INT_MAX,
+               gcclInvalidUsage, "%s=\"%s\" is not a file descriptor number", name, text.c_str());
+  int s = static_cast<int>(n);
+  GCCL_REQUIRE(fcntl(s, F_GETFD) >= 0, gcclInvalidUsage, "%s=%d is not an open file descriptor%s",
+               name, s, hint);
+  int type = 0, listening = 0;
+  socklen_t len = sizeof(type);
+  GCCL_REQUIRE(getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &len) == 0, gcclInvalidUsage,
+               "%s=%d is not a socket (%s)%s", name, s, strerror(errno), hint);
+  GCCL_REQUIRE(type == SOCK_STREAM, gcclInvalidUsage, "%s=%d is not a stream (TCP) socket%s", name,
+               s, hint);
+  len = sizeof(listening);
+  GCCL_REQUIRE(getsockopt(s, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening,
+               gcclInvalidUsage, "%s=%d is a socket that is not listening%s", name, s, hint);
+  SockAddr bound;
+  bound.len = sizeof(bound.storage);
+  GCCL_REQUIRE(getsockname(s, bound.sa(), &bound.len) == 0, gcclInvalidUsage,
+               "%s=%d: getsockname failed: %s", name, s, strerror(errno));
+  GCCL_REQUIRE(bound.family() == root.family(), gcclInvalidUsage,
+               "%s=%d is a socket of address family %d, but the rendezvous address %s is of "
+               "family %d%s",
+               name, s, bound.family(), root.toString().c_str(), root.family(), hint);
+  GCCL_REQUIRE(bound.port() == root.port() && sameHostOrWildcard(bound, root), gcclInvalidUsage,
+               "%s=%d listens on %s, not on the rendezvous address %s%s", name, s,
+               bound.toString().c_str(), root.toString().c_str(), hint);
+  // What listenOn would have set: the root's accept loop relies on a
+  // non-blocking socket, and the program's own children must not inherit it.
+  int flags = fcntl(s, F_GETFL);
+  GCCL_REQUIRE(flags >= 0 && fcntl(s, F_SETFL, flags | O_NONBLOCK) == 0 &&
+                   fcntl(s, F_SETFD, FD_CLOEXEC) == 0,
+               gcclSystemError, "%s=%d: fcntl failed: %s", name, s, strerror(errno));
+  gInheritedRootTaken = true;
+  *fd = s;
+  GCCL_INFO(kLogBootstrap, "rendezvous served at %s on the inherited socket %s=%d",
+            bound.toString().c_str(), name, s);
+  return gcclSuccess;
+}
+
+}  // namespace
+
 gcclResult_t startRootAt(const UniqueIdFields& f, int64_t timeoutMs) {
   int fd = -1;
+  GCCL_CHECK(takeInheritedRoot(f.root, &fd));
+  if (fd >= 0) {
+    startRootThread(fd, credentialsOf(f), nowMs() + timeoutMs);
+    return gcclSuccess;
+  }
   SockAddr bound;
   gcclResult_t r = tcp::listenOn(f.root, &fd, &bound);
   if (r != gcclSuccess)
