@@ -11,6 +11,7 @@ namespace gccl::transport {
 class LoopbackConnection final : public Connection {
  public:
   explicit LoopbackConnection(int rank) : rank_(rank) {}
+  const char* transportName() const override { return "loopback"; }
   gcclResult_t isend(const void* data, size_t len, uint64_t tag, MessageMeta meta,
                      Request* req) override;
   gcclResult_t irecv(void* data, size_t capacity, uint64_t tag, MessageMeta expect,

@@ -1,13 +1,25 @@
 // The transport interface: moving tagged messages between two ranks.
 //
-// Shaped like NCCL's network plugin (listen / connect / accept / register
-// memory / isend / irecv / test / close) so that the NCCL net plugin is a thin
-// adapter, but bidirectional: one Connection carries both directions to one
-// peer. Transports know nothing of collectives; the engine above them (src/)
-// drives them from its progress thread.
+// A Transport (one per kind per communicator: tcp, shm, ...) says whether it
+// can run here, publishes an address blob that bootstrap hands to every
+// rank, says from two blobs whether two ranks can use it between them, and
+// connects to the peers the registry (registry.h) chose it for. Each peer
+// gets one Connection, which carries both directions.
+//
+// A Connection is shaped like NCCL's network plugin (listen / connect /
+// accept / regMr / isend / irecv / test / close), so that the NCCL net plugin
+// is a thin adapter: memory registration gives a region that sends and
+// receives take; completion is read from the Request (test); progress comes
+// from fd readiness (onEvents, for transports that can sleep on an fd) or
+// from poll() (for polled transports: shared memory rings, verbs CQs, a CUDA
+// proxy), or both. Beside data, every connection has a control channel that
+// never waits behind data: liveness probes and answers, an abort notice with
+// its reason, and a goodbye. Transports know nothing of collectives; the
+// engine above them (src/) drives them.
 //
 // Threading: every call on a Connection comes from the owning communicator's
-// progress thread. A Request belongs to its poster until it completes.
+// driver (its progress thread or a caller driving the loop). A Request
+// belongs to its poster until it completes.
 #pragma once
 
 #include <cstddef>
@@ -16,7 +28,10 @@
 #include <utility>
 #include <vector>
 
+#include <memory>
+
 #include "gccl/gccl.h"
+#include "transports/tags.h"
 
 namespace gccl::transport {
 
@@ -31,11 +46,19 @@ struct MessageMeta {
 };
 inline constexpr uint64_t kMetaAny = ~0ull;
 
-// Tags with this bit set are asynchronous traffic (answered by a peer's
-// progress thread out of program order, e.g. pairwise gossip). Transports
-// keep it apart from ordinary messages so that it never queues behind a
-// message the peer is not yet ready to receive.
-inline constexpr uint64_t kAsyncTagBit = 1ull << 62;
+// Memory a buffer lives in.
+enum class MemoryType : uint8_t { kHost = 0, kCuda = 1 };
+const char* memoryTypeName(MemoryType type);
+
+// A region registered with a connection (Connection::registerMemory): the
+// transport may pin, map or describe it once, so that transfers inside it
+// need no per-message set-up.
+struct MemoryRegion {
+  void* base = nullptr;
+  size_t bytes = 0;
+  MemoryType type = MemoryType::kHost;
+  uint64_t transportData[2] = {0, 0};  // private to the transport that registered it
+};
 
 enum class RequestState : int { kIdle = 0, kPending, kDone, kFailed };
 
@@ -46,9 +69,9 @@ struct Request {
   size_t bytes = 0;      // receive: size of the message that arrived; send: bytes sent
   MessageMeta peerMeta;  // receive: the sender's meta (also set on a meta mismatch)
   bool metaMismatch = false;
-  // Private to the transport while pending.
-  size_t pendingParts = 0;
-  size_t doneBytes = 0;
+  // Private to the transport that holds it while pending (counters, slots);
+  // the engine never reads it.
+  uint64_t priv[2] = {0, 0};
 
   bool done() const { return state == RequestState::kDone; }
   bool failed() const { return state == RequestState::kFailed; }
@@ -80,6 +103,36 @@ class Connection {
   virtual ~Connection() = default;
   // Registers with the poller; called once before the progress thread runs.
   virtual gcclResult_t start() { return gcclSuccess; }
+  // The transport's name ("tcp", "shm", "loopback"), for logs and errors.
+  virtual const char* transportName() const = 0;
+
+  // ---- memory ----
+  // Describes [ptr, ptr + bytes) of `type` for transfers (*out is filled).
+  // The default takes host memory as it is and refuses device memory.
+  virtual gcclResult_t registerMemory(void* ptr, size_t bytes, MemoryType type, MemoryRegion* out);
+  virtual void deregisterMemory(MemoryRegion* region) { *region = MemoryRegion(); }
+  // Transfers of `len` bytes at `offset` inside a registered region.
+  virtual gcclResult_t isendRegion(const MemoryRegion& region, size_t offset, size_t len,
+                                   uint64_t tag, MessageMeta meta, Request* req);
+  virtual gcclResult_t irecvRegion(const MemoryRegion& region, size_t offset, size_t capacity,
+                                   uint64_t tag, MessageMeta expect, Request* req);
+
+  // ---- progress ----
+  // Polled transports return true: the engine then calls poll() on every
+  // pass of its loop (and spins or sleeps by its adaptive policy).
+  virtual bool needsPolling() const { return false; }
+  // Moves what can move without waiting; *moved says whether anything did.
+  // An error means the connection is broken (threadLastError() says why).
+  virtual gcclResult_t poll(bool* moved) {
+    *moved = false;
+    return gcclSuccess;
+  }
+  // Before the engine sleeps: a polled transport that can be woken (an fd
+  // its peer signals) arms it and returns true; false means it cannot sleep
+  // now (work is pending) or has no way to be woken (keep polling).
+  virtual bool armForSleep() { return !needsPolling(); }
+
+  // ---- data ----
   // Queues `len` bytes at `data` for the peer under `tag`. `data` must stay
   // valid until `req` completes.
   virtual gcclResult_t isend(const void* data, size_t len, uint64_t tag, MessageMeta meta,
@@ -95,6 +148,7 @@ class Connection {
   // connection is broken (the peer exited, or sent something invalid);
   // threadLastError() says which.
   virtual gcclResult_t onEvents(int fd, uint32_t events) = 0;
+  // ---- control channel (never waits behind data) ----
   // Best effort, never blocking: tells the peer this rank is aborting, and why.
   virtual void sendAbortNotice(const char* reason) = 0;
   // Best effort: tells the peer this rank destroyed its communicator normally.
@@ -123,5 +177,49 @@ class Connection {
   // lets the engine spot a peer that called a different operation.
   virtual void pausedFrames(std::vector<std::pair<uint64_t, MessageMeta>>* out) const { (void)out; }
 };
+
+// What every transport of a communicator knows about it.
+struct TransportContext {
+  int rank = 0;
+  int nranks = 1;
+  uint64_t commHash = 0;     // names the communicator (from the unique id)
+  uint8_t secret[32] = {};   // every connection proves it knows it
+  Poller* poller = nullptr;  // the engine: fds to watch, the liveness report
+};
+
+// One kind of transport for one communicator.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual const char* name() const = 0;
+  // Whether it can run on this machine at all; why not in *why.
+  virtual bool viable(std::string* why) = 0;
+  // Starts accepting peers and describes how to reach this rank (at most
+  // kMaxAddressBlobBytes; bootstrap gives every rank everyone's).
+  virtual gcclResult_t listen(std::string* blob) = 0;
+  // Whether two ranks that published `mine` and `theirs` can use this
+  // transport between them. Must be symmetric, so that both choose alike.
+  virtual bool canReach(const std::string& mine, const std::string& theirs) const = 0;
+  // Connects to each rank of `peers` (blobs[r] is rank r's blob; every such
+  // peer chose this transport for this rank too). (*out)[r] is set for each.
+  virtual gcclResult_t connect(const std::vector<int>& peers, const std::vector<std::string>& blobs,
+                               int64_t deadlineMs,
+                               std::vector<std::unique_ptr<Connection>>* out) = 0;
+  // After the connections are made: transport-wide work the engine drives
+  // (a listening socket that keeps refusing latecomers, say). Registered
+  // with the poller here; events reach onEvents.
+  virtual gcclResult_t start() { return gcclSuccess; }
+  virtual gcclResult_t onEvents(int fd, uint32_t events) {
+    (void)fd;
+    (void)events;
+    return gcclSuccess;
+  }
+  // The next time (monotonic ms) this transport needs the engine to come
+  // back without an event, or -1.
+  virtual int64_t nextDeadlineMs() const { return -1; }
+  // Called when that time has come.
+  virtual void onDeadline(int64_t nowMs) { (void)nowMs; }
+};
+inline constexpr size_t kMaxAddressBlobBytes = 1024;
 
 }  // namespace gccl::transport

@@ -50,7 +50,7 @@ bool getText(const std::string& in, size_t* at, std::string* text) {
 }
 
 std::string collectiveTagSeqText(uint64_t tag) {
-  return "#" + std::to_string(tag >> kTagStepBits);
+  return "#" + std::to_string(transport::tagSequence(tag));
 }
 }  // namespace
 
@@ -128,7 +128,7 @@ void Engine::judgeWaits(int64_t now, const std::vector<const Transfer*>& waiting
     std::string last = st.lastDesc.empty() ? "it has called no collective yet"
                                            : "its last collective call: " + st.lastDesc;
     std::string doing = st.running ? "it is running " + st.runningDesc : "it is idle";
-    bool sequenced = (t->tag >> 63) == 0 && (t->tag & transport::kAsyncTagBit) == 0;
+    bool sequenced = transport::isCollectiveTag(t->tag);
     if (!sequenced) {
       // Point-to-point or gossip-service traffic: only an idle peer is a verdict.
       if (pastTimeout && !st.running) {
@@ -140,7 +140,7 @@ void Engine::judgeWaits(int64_t now, const std::vector<const Transfer*>& waiting
       }
       continue;
     }
-    uint64_t seq = t->tag >> kTagStepBits;
+    uint64_t seq = transport::tagSequence(t->tag);
     const Op* op = nullptr;
     for (const auto& a : active_)
       if (a->isCollective() && a->seq == seq) op = a.get();
@@ -244,8 +244,8 @@ void Engine::checkMismatch() {
     paused.clear();
     c->pausedFrames(&paused);
     for (const auto& [tag, meta] : paused) {
-      if ((tag >> 63) != 0 || (tag & transport::kAsyncTagBit) != 0) continue;
-      uint64_t seq = tag >> kTagStepBits;
+      if (!transport::isCollectiveTag(tag)) continue;
+      uint64_t seq = transport::tagSequence(tag);
       // Collectives run in order: a message for one this rank has finished
       // can only come from a rank that called something else.
       bool finished = sequenced ? seq < op->seq : seq < startedSeqs_;

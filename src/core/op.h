@@ -10,6 +10,7 @@
 
 #include "core/request.h"
 #include "gccl/gccl.h"
+#include "transports/tags.h"
 #include "transports/transport.h"
 
 namespace gccl {
@@ -71,16 +72,10 @@ std::string describeMeta(const transport::MessageMeta& meta);
 std::string mismatchHint(const transport::MessageMeta& theirs, const transport::MessageMeta& mine);
 const char* opKindName(OpKind kind);
 
-// Matching tags: collectives use their sequence number (identical on every
-// rank, since all ranks issue collectives in the same order) and a step
-// index; point-to-point uses a per-peer sequence with the top bit set.
-inline constexpr int kTagStepBits = 24;
-inline uint64_t collectiveTag(uint64_t seq, uint64_t step) {
-  return (seq << kTagStepBits) | (step & ((1ull << kTagStepBits) - 1));
-}
-inline uint64_t p2pTag(uint64_t seq) {
-  return (1ull << 63) | seq;
-}
+// Matching tags (layout in transports/tags.h).
+using transport::collectiveTag;
+using transport::kTagStepBits;
+using transport::p2pTag;
 
 // Splits `total` items into `parts` nearly equal pieces; piece i starts here.
 inline size_t splitPoint(size_t total, size_t parts, size_t i) {

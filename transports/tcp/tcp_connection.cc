@@ -28,6 +28,9 @@ using transport::MessageMeta;
 using transport::Request;
 using transport::RequestState;
 
+// A send's Request::priv: how many of its frames are not written yet.
+constexpr size_t kPendingParts = 0;
+
 TcpConnection::TcpConnection(int peer, uint64_t commHash, std::vector<int> fds,
                              const TcpTuning& tuning, transport::Poller* poller)
     : peer_(peer), commHash_(commHash), tuning_(tuning), poller_(poller) {
@@ -166,8 +169,7 @@ gcclResult_t TcpConnection::isend(const void* data, size_t len, uint64_t tag, Me
     parts = std::min(nch, (len + tuning_.stripeMinBytes - 1) / tuning_.stripeMinBytes);
   req->state = RequestState::kPending;
   req->bytes = len;
-  req->pendingParts = parts;
-  req->doneBytes = 0;
+  req->priv[kPendingParts] = parts;
   FrameHeader h;
   h.type = FrameType::kData;
   h.commHash = commHash_;
@@ -202,7 +204,7 @@ gcclResult_t TcpConnection::isend(const void* data, size_t len, uint64_t tag, Me
     if (wasEmpty) GCCL_CHECK(flush(ch));
   }
   if (release != 0) {
-    req->pendingParts = 0;
+    req->priv[kPendingParts] = 0;
     req->state = RequestState::kDone;  // the copies are in flight
     GCCL_CHECK(armDelayTimer());
   }
@@ -248,7 +250,7 @@ gcclResult_t TcpConnection::flush(Channel& ch) {
       Request* req = it.req;
       it.owned.reset();
       ch.sendq.pop();
-      if (req != nullptr && --req->pendingParts == 0) req->state = RequestState::kDone;
+      if (req != nullptr && --req->priv[kPendingParts] == 0) req->state = RequestState::kDone;
     }
   }
   return updateInterest(ch);

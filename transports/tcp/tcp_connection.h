@@ -46,6 +46,7 @@ class TcpConnection final : public transport::Connection {
                 transport::Poller* poller);
   ~TcpConnection() override;
   gcclResult_t start() override;
+  const char* transportName() const override { return "tcp"; }
 
   gcclResult_t isend(const void* data, size_t len, uint64_t tag, transport::MessageMeta meta,
                      transport::Request* req) override;
