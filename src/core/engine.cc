@@ -27,6 +27,17 @@ namespace {
 // progress thread parked (see drive()).
 constexpr int64_t kBusyLeaseUs = 50;
 
+// A few hundred nanoseconds of doing nothing, without giving up the core.
+void cpuRelax() {
+  for (int i = 0; i < 32; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+}
+
 int64_t nowUs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -62,6 +73,7 @@ Engine::Engine(const EngineOptions& options) : opt_(options) {
 Engine::~Engine() {
   shutdown();
   strays_.clear();
+  polled_.clear();
   conns_.clear();  // connections unwatch their fds through this engine: before the epoll fd goes
   if (listenFd_ >= 0) close(listenFd_);
   if (wakeFd_ >= 0) close(wakeFd_);
@@ -86,7 +98,10 @@ gcclResult_t Engine::start(std::vector<std::unique_ptr<transport::Connection>> c
   conns_.resize(static_cast<size_t>(opt_.nranks));
   conns_[static_cast<size_t>(opt_.rank)].reset(new transport::LoopbackConnection(opt_.rank));
   for (auto& c : conns_)
-    if (c) GCCL_CHECK(c->start());
+    if (c) {
+      GCCL_CHECK(c->start());
+      if (c->needsPolling()) polled_.push_back(c.get());
+    }
   lastProgressMs_ = nowMs();
   running_ = true;
   thread_ = std::thread([this] { run(); });
@@ -237,11 +252,36 @@ void Engine::run() {
   running_ = false;
 }
 
+int Engine::pollConnections() {
+  int moved = 0;
+  for (size_t i = 0; i < polled_.size(); ++i) {
+    transport::Connection* c = polled_[i];
+    uint64_t before = c->bytesSent() + c->bytesReceived();
+    bool any = false;
+    gcclResult_t r = c->poll(&any);
+    if (r != gcclSuccess) {
+      connectionFailed(c, r);
+      return moved;
+    }
+    if (c->bytesSent() + c->bytesReceived() != before) noteProgress();
+    moved += any;
+  }
+  return moved;
+}
+
+bool Engine::armPolled() {
+  bool armed = true;
+  for (transport::Connection* c : polled_)
+    armed = c->armForSleep() && armed;
+  return armed;
+}
+
 int Engine::pollOnce(int waitMs, gcclRequest* until) {
   epoll_event events[64];
   // Work handed over without an eventfd wake-up (to a parked thread, or to a
   // driving caller) starts before the wait.
   takeSubmissions();
+  int moved = pollConnections();
   advance();
   int64_t now = nowMs();
   int wait = nextWakeMs(now);
@@ -249,6 +289,11 @@ int Engine::pollOnce(int waitMs, gcclRequest* until) {
   // A send completes as it is written, without an event to wake for: a
   // driving caller whose request is already done must not sleep here.
   if (until != nullptr && requestDone(until)) wait = 0;
+  if (moved > 0 || broken_) wait = 0;
+  // A polled transport sleeps only once it has armed its wake-up (its peer
+  // then signals an fd this loop watches); one that cannot be armed now is
+  // polled again within a millisecond.
+  if (wait != 0 && !polled_.empty() && !armPolled()) wait = wait < 0 ? 1 : std::min(wait, 1);
   int n = epoll_wait(epollFd_, events, 64, wait);
   if (n < 0) {
     if (errno == EINTR) return 0;
@@ -258,11 +303,12 @@ int Engine::pollOnce(int waitMs, gcclRequest* until) {
   for (int i = 0; i < n; ++i)
     handleEvent(events[i].data.fd, events[i].events);
   takeSubmissions();
+  moved += pollConnections();
   advance();
   now = nowMs();
   checkDeadlines(now);
   expireStrays(now);
-  return n;
+  return n + moved;
 }
 
 bool Engine::idleForLease() const {
@@ -304,14 +350,21 @@ void Engine::drive(gcclRequest* req, int64_t deadlineMs) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stopRequested_) break;
       }
-      // Spin (poll without sleeping) for a while after the last event, then sleep.
-      bool spin = opt_.spinUs > 0 && nowUs() - lastEventUs < opt_.spinUs;
+      // Adaptive polling: while traffic flows (an event within the spin
+      // window) poll without sleeping, pausing the core briefly at first and
+      // then yielding it to a rank that shares it; after that, sleep.
+      int64_t sinceEventUs = nowUs() - lastEventUs;
+      bool spin = opt_.spinUs > 0 && sinceEventUs < opt_.spinUs;
       int n = pollOnce(spin ? 0 : static_cast<int>(std::min<int64_t>(deadlineMs - now, 50)), req);
       if (n < 0) break;
-      if (n > 0)
+      if (n > 0) {
         lastEventUs = nowUs();
-      else if (spin)
-        sched_yield();  // let a rank that shares this core run (as MPI's yield-when-idle)
+      } else if (spin) {
+        if (sinceEventUs < opt_.spinUs / 4)
+          cpuRelax();
+        else
+          sched_yield();
+      }
     }
     bool idle = idleForLease();
     std::lock_guard<std::mutex> lock(mutex_);
@@ -564,6 +617,7 @@ void Engine::fail(gcclResult_t code, const std::string& reason) {
       completeOp(op.get(), code, full);
   queue_.clear();
   // Close every connection: peers see the abort notice, then EOF.
+  polled_.clear();
   for (auto& c : conns_)
     c.reset();
   publishStatus();

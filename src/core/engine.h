@@ -116,6 +116,10 @@ class Engine final : public transport::Poller {
   // Returns the number of events, or -1 when epoll failed (the engine is broken).
   // With `until`, does not wait once that request is done.
   int pollOnce(int waitMs, gcclRequest* until = nullptr);
+  // Polls the connections of polled transports; returns how many moved something.
+  int pollConnections();
+  // Arms every polled connection's wake-up; false if one cannot sleep now.
+  bool armPolled();
   bool idleForLease() const;
   void handleEvent(int fd, uint32_t events);
   void acceptStrays();
@@ -142,6 +146,7 @@ class Engine final : public transport::Poller {
   EngineOptions opt_;
   OpContext ctx_;
   std::vector<std::unique_ptr<transport::Connection>> conns_;
+  std::vector<transport::Connection*> polled_;  // those that need poll() on every pass
   int epollFd_ = -1;
   int wakeFd_ = -1;
   int listenFd_ = -1;
