@@ -105,6 +105,7 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   mo.dataSockets = rc.dataSockets;
   mo.sockBufBytes = param::SockBufBytes();
   mo.creds = credentialsOf(id);
+  mo.helloTimeoutMs = std::min<int64_t>(rc.timeoutMs, tcp::kMaxHelloWaitMs);
   tcp::TcpMesh mesh(mo);
   SockAddr bound;
   GCCL_CHECK(mesh.listen(local, &bound));
@@ -122,7 +123,6 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   eo.callerProgress = param::CallerProgress() != 0;
   eo.leaseUs = std::max<int64_t>(param::ProgressLeaseUs(), 0);
   eo.spinUs = std::max<int64_t>(param::SpinUs(), 0);
-  eo.creds = mo.creds;
   comm->engine = std::make_unique<Engine>(eo);
   tcp::TcpTuning tuning;
   tuning.stripeMinBytes = static_cast<size_t>(std::max<int64_t>(param::StripeMinBytes(), 1));
@@ -137,7 +137,7 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
     conns[static_cast<size_t>(r)].reset(new tcp::TcpConnection(
         r, mo.creds.commHash, fds[static_cast<size_t>(r)], tuning, comm->engine.get()));
   }
-  GCCL_CHECK(comm->engine->start(std::move(conns), mesh.releaseListenFd()));
+  GCCL_CHECK(comm->engine->start(std::move(conns), mesh.releaseListener()));
   GCCL_INFO(kLogInit, "rank %d/%d ready on %s (%s), %d data socket(s) per peer", comm->rank,
             comm->nranks, bound.toString().c_str(), ifname.c_str(), rc.dataSockets);
   return gcclSuccess;

@@ -33,7 +33,6 @@
 
 #include "core/op.h"
 #include "core/request.h"
-#include "transports/tcp/handshake.h"
 #include "transports/transport.h"
 
 namespace gccl {
@@ -46,7 +45,6 @@ struct EngineOptions {
   int64_t leaseUs = 500;       // GCCL_PROGRESS_LEASE_US
   int64_t spinUs = 0;          // GCCL_SPIN_US
   OpParams params;
-  tcp::Credentials creds;  // to authenticate (and then refuse) late connections
 };
 
 class Engine final : public transport::Poller {
@@ -55,9 +53,10 @@ class Engine final : public transport::Poller {
   ~Engine() override;
 
   // Takes the connections (index = peer rank; the entry for this rank is
-  // ignored and replaced by a loopback connection) and the listening socket,
-  // and starts the progress thread.
-  gcclResult_t start(std::vector<std::unique_ptr<transport::Connection>> conns, int listenFd);
+  // ignored and replaced by a loopback connection) and the listener that
+  // turns late connections away (may be null), and starts the progress thread.
+  gcclResult_t start(std::vector<std::unique_ptr<transport::Connection>> conns,
+                     std::unique_ptr<transport::Listener> listener);
 
   // Any thread. The ops of one batch start together. If the communicator is
   // already broken, the ops complete at once with its error.
@@ -92,12 +91,11 @@ class Engine final : public transport::Poller {
   void* scratch(size_t bytes);
 
  private:
-  enum class WatchKind : uint8_t { kNone, kWake, kListen, kStray, kConn };
+  enum class WatchKind : uint8_t { kNone, kWake, kListen, kConn };
   struct WatchEntry {
     WatchKind kind = WatchKind::kNone;
     void* owner = nullptr;
   };
-  struct Stray;
 
   void run();
   // One pass of the loop (driver only): waits for events up to `waitMs`
@@ -106,10 +104,8 @@ class Engine final : public transport::Poller {
   // With `until`, does not wait once that request is done.
   int pollOnce(int waitMs, gcclRequest* until = nullptr);
   bool idleForLease() const;
+  gcclResult_t watchAs(int fd, uint32_t events, WatchKind kind, void* owner);
   void handleEvent(int fd, uint32_t events);
-  void acceptStrays();
-  void handleStray(int fd);
-  void expireStrays(int64_t now);
   void takeSubmissions();
   void advance();
   void startNextBatch();
@@ -127,9 +123,8 @@ class Engine final : public transport::Poller {
   std::vector<std::unique_ptr<transport::Connection>> conns_;
   int epollFd_ = -1;
   int wakeFd_ = -1;
-  int listenFd_ = -1;
+  std::unique_ptr<transport::Listener> listener_;
   std::vector<WatchEntry> watches_;  // by fd
-  std::vector<std::unique_ptr<Stray>> strays_;
   std::thread thread_;
 
   // Held by the driver: the progress thread or a caller in drive(). Guards
