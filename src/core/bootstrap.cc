@@ -168,9 +168,13 @@ void serveRendezvous(int listenFd, const tcp::Credentials& creds, int64_t deadli
       }
       c.rank = static_cast<int>(getLe32(c.join + 4));
       c.nranks = static_cast<int>(getLe32(c.join + 8));
-      // Answer before the most impatient rank gives up, so it learns who is missing.
+      // Answer before the most impatient rank gives up, so it learns who is
+      // missing: a margin for the answer to travel, a tenth of what that rank
+      // has left (at most 300 ms), so that short timeouts keep most of their
+      // time for ranks that start late.
       int64_t msLeft = static_cast<int64_t>(getLe32(c.join + 12));
-      deadline = std::min(deadline, nowMs() + std::max<int64_t>(msLeft - 300, 0));
+      int64_t margin = std::min<int64_t>(msLeft / 10, 300);
+      deadline = std::min(deadline, nowMs() + std::max<int64_t>(msLeft - margin, 0));
       memcpy(c.addr, c.join + 16, kAddrBytes);
       if (nranks < 0) nranks = c.nranks;
       if (c.nranks != nranks) {
