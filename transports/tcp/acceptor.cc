@@ -50,7 +50,6 @@ gcclResult_t Acceptor::start(int listenFd) {
 }
 
 size_t Acceptor::cap() const {
-  if (opt_.maxPending > 0) return opt_.maxPending;
   // An eighth of the descriptors at most: the rendezvous root and the mesh
   // may both be under attack, and the rest of the process needs its share.
   rlimit rl{};

@@ -8,13 +8,13 @@
 //  - Deadline. A connection that has not sent a valid hello within
 //    helloTimeoutMs (a few seconds; a member answers the challenge at once)
 //    is closed.
-//  - Cap. At most maxPending wait at once (by default an eighth of
-//    RLIMIT_NOFILE, 4 to 128, so strangers can never take most of the
-//    process's descriptors). At the cap the oldest is closed to make room,
-//    but only once it has had kEvictGraceMs to answer; until then the rest
-//    stay in the kernel's accept queue. A member in that queue thus gets in
-//    behind any number of idle strangers, and one that is accepted has time
-//    to prove itself.
+//  - Cap. At most an eighth of RLIMIT_NOFILE (4 to 128; read again at each
+//    accept) wait at once, so strangers can never take most of the process's
+//    descriptors. At the cap the oldest is closed to make room, but only
+//    once it has had kEvictGraceMs to answer; until then the rest stay in
+//    the kernel's accept queue. A member in that queue thus gets in behind
+//    any number of idle strangers, and one that is accepted has time to
+//    prove itself.
 //  - Reserve. When accept() fails for want of descriptors (EMFILE, ENFILE),
 //    the oldest stranger past its grace is closed and accept() retried; with
 //    none to close, the listening socket is left unwatched for kBackoffMs
@@ -46,7 +46,6 @@ struct AcceptorOptions {
   std::string who = "rank ?";  // how log lines name this end ("rank 3", "rendezvous")
   uint32_t logSubsys = kLogNet;
   int64_t helloTimeoutMs = kMaxHelloWaitMs;
-  size_t maxPending = 0;  // 0: from RLIMIT_NOFILE, read again at each accept
 };
 
 // A connection that proved it knows the secret; the caller owns fd.
@@ -76,7 +75,6 @@ class Acceptor {
   // For callers that refuse an authenticated connection: logs (rate-limited)
   // and closes it.
   void reject(Admitted* conn, const std::string& why);
-  size_t pending() const { return pending_.size(); }
 
  private:
   enum Kind { kRejected, kExpired, kEvicted, kAcceptFailed, kKinds };
