@@ -97,6 +97,20 @@ class Poller {
 };
 inline constexpr size_t kMaxLivenessReportBytes = 512;
 
+// Where connection attempts arrive after a communicator is built: none is
+// expected, so the listener turns every one away, keeping what strangers may
+// cost bounded. The engine watches pollFd() for readability and calls poll()
+// when it is readable and whenever nextDeadlineMs() (monotonic ms, see
+// tcp::nowMs) has passed; both from the driver only.
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  virtual int pollFd() const = 0;
+  virtual void poll() = 0;
+  // INT64_MAX when nothing is due.
+  virtual int64_t nextDeadlineMs() const = 0;
+};
+
 // A bidirectional message channel to one peer.
 class Connection {
  public:

@@ -152,7 +152,8 @@ typedef struct {
    *    the communicator is ready (or failed). Default 1. */
   int blocking;
   /* Deadline in milliseconds for any wait without progress (init, a collective
-   * whose peers send nothing). Default GCCL_TIMEOUT_MS. */
+   * whose peers send nothing). At least 1000: a smaller value makes init fail
+   * with gcclInvalidArgument. Default GCCL_TIMEOUT_MS. */
   int timeoutMs;
   /* TCP sockets per peer, striped for bandwidth. Default GCCL_NSOCKS_PERPEER. */
   int nSocketsPerPeer;
@@ -184,9 +185,10 @@ GCCL_EXPORT const char* gcclGetLastError(gcclComm_t comm);
 /* ---- Communicators ------------------------------------------------------ */
 
 /* Creates a unique id. The calling process serves the rendezvous until every
- * rank has joined (or the timeout passes), so call it on a rank that lives
- * through initialization. With GCCL_COMM_ID=host:port set, the id names that
- * address instead and the rendezvous is served by rank 0 at init. */
+ * rank has joined (or the timeout, GCCL_TIMEOUT_MS, passes; below its minimum
+ * of 1000 ms the call fails with gcclInvalidArgument), so call it on a rank
+ * that lives through initialization. With GCCL_COMM_ID=host:port set, the id
+ * names that address instead and the rendezvous is served by rank 0 at init. */
 GCCL_EXPORT gcclResult_t gcclGetUniqueId(gcclUniqueId* uniqueId);
 
 /* Collective over all `nranks` ranks: creates the communicator of `rank`. */

@@ -22,6 +22,7 @@
 #include "core/hmac.h"
 #include "core/log.h"
 #include "core/param.h"
+#include "transports/tcp/acceptor.h"
 #include "transports/tcp/frame.h"
 #include "transports/tcp/socket.h"
 
@@ -77,10 +78,9 @@ gcclResult_t decodeAddr(const uint8_t* p, SockAddr* a) {
   return gcclSuccess;
 }
 
-// One rank's connection to the root.
+// One rank's connection to the root, once it authenticated.
 struct Joiner {
-  tcp::ServerHandshake handshake;
-  bool authenticated = false;
+  int fd = -1;
   uint8_t join[kJoinBytes] = {};
   size_t got = 0;
   int rank = -1;
@@ -104,54 +104,54 @@ int gActiveRoots = 0;
 void startRootThread(int fd, const tcp::Credentials& creds, int64_t deadline);
 
 // Serves one rendezvous until every rank has joined or the deadline passes.
-void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
+// Connections that have not authenticated are the acceptor's (bounded and
+// short-lived, so that strangers cannot keep members out); members stay until
+// the end.
+void serveRendezvous(int listenFd, const tcp::Credentials& creds, int64_t deadline) {
+  tcp::AcceptorOptions ao;
+  ao.who = "rendezvous";
+  ao.logSubsys = kLogBootstrap;
+  ao.helloTimeoutMs =
+      std::min<int64_t>(std::max<int64_t>(deadline - nowMs(), 1), tcp::kMaxHelloWaitMs);
+  tcp::Acceptor acceptor(creds, ao);
   std::vector<std::unique_ptr<Joiner>> clients;
   int nranks = -1;
   int joined = 0;
   std::string error;
+  if (acceptor.start(listenFd) != gcclSuccess)
+    error = std::string("the rendezvous cannot serve: ") + threadLastError();
   auto drop = [&](size_t i, const char* why) {
-    GCCL_WARN(kLogBootstrap, "rendezvous: rejected a connection: %s", why);
-    close(clients[i]->handshake.fd());
+    GCCL_WARN(kLogBootstrap, "rendezvous: dropped an authenticated connection: %s", why);
+    close(clients[i]->fd);
     clients.erase(clients.begin() + static_cast<long>(i));
   };
+  std::vector<tcp::Admitted> admitted;
   while (nowMs() < deadline && (nranks < 0 || joined < nranks) && error.empty()) {
-    std::vector<pollfd> pfds{{listenFd, POLLIN, 0}};
+    std::vector<pollfd> pfds{{acceptor.pollFd(), POLLIN, 0}};
     for (auto& c : clients)
-      pfds.push_back({c->handshake.fd(), POLLIN, 0});
-    if (poll(pfds.data(), pfds.size(), 200) <= 0) continue;
-    if (pfds[0].revents & POLLIN) {
-      for (;;) {
-        int fd = -1;
-        if (tcp::acceptOne(listenFd, &fd, nullptr) != gcclSuccess || fd < 0) break;
-        auto c = std::make_unique<Joiner>();
-        if (c->handshake.start(fd, &creds, deadline) != gcclSuccess) {
-          close(fd);
-          continue;
-        }
-        clients.push_back(std::move(c));
+      pfds.push_back({c->fd, POLLIN, 0});
+    int64_t now = nowMs();
+    int64_t wake = std::min(deadline, acceptor.nextDeadlineMs());
+    int n = poll(pfds.data(), pfds.size(), static_cast<int>(std::max<int64_t>(wake - now, 0)));
+    admitted.clear();
+    acceptor.process(nowMs(), &admitted);
+    for (tcp::Admitted& a : admitted) {
+      if (a.info.purpose != tcp::Purpose::kBootstrap) {
+        acceptor.reject(&a, "not a rendezvous connection");
+        continue;
       }
+      auto c = std::make_unique<Joiner>();
+      c->fd = a.fd;
+      clients.push_back(std::move(c));
     }
+    if (n <= 0) continue;
     for (size_t k = 1; k < pfds.size(); ++k) {
       if (pfds[k].revents == 0) continue;
       size_t i = 0;
-      while (i < clients.size() && clients[i]->handshake.fd() != pfds[k].fd)
+      while (i < clients.size() && clients[i]->fd != pfds[k].fd)
         ++i;
       if (i == clients.size()) continue;
       Joiner& c = *clients[i];
-      if (!c.authenticated) {
-        bool complete = false;
-        if (c.handshake.onReadable(&complete) != gcclSuccess) {
-          drop(i, threadLastError());
-          continue;
-        }
-        if (!complete) continue;
-        if (c.handshake.info().purpose != tcp::Purpose::kBootstrap) {
-          drop(i, "not a rendezvous connection");
-          continue;
-        }
-        c.authenticated = true;
-        continue;
-      }
       if (c.got == kJoinBytes) {
         // A joined rank has nothing more to say; readable means it hung up.
         if (c.rank >= 0) {
@@ -159,13 +159,13 @@ void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
         }
         continue;
       }
-      ssize_t n = recv(c.handshake.fd(), c.join + c.got, kJoinBytes - c.got, MSG_DONTWAIT);
-      if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      ssize_t got = recv(c.fd, c.join + c.got, kJoinBytes - c.got, MSG_DONTWAIT);
+      if (got <= 0) {
+        if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         drop(i, "closed before joining");
         continue;
       }
-      c.got += static_cast<size_t>(n);
+      c.got += static_cast<size_t>(got);
       if (c.got < kJoinBytes) continue;
       if (getLe32(c.join) != kJoinMagic) {
         drop(i, "bad join message");
@@ -173,9 +173,13 @@ void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
       }
       c.rank = static_cast<int>(getLe32(c.join + 4));
       c.nranks = static_cast<int>(getLe32(c.join + 8));
-      // Answer before the most impatient rank gives up, so it learns who is missing.
+      // Answer before the most impatient rank gives up, so it learns who is
+      // missing: a margin for the answer to travel, a tenth of what that rank
+      // has left (at most 300 ms), so that short timeouts keep most of their
+      // time for ranks that start late.
       int64_t msLeft = static_cast<int64_t>(getLe32(c.join + 12));
-      deadline = std::min(deadline, nowMs() + std::max<int64_t>(msLeft - 300, 0));
+      int64_t margin = std::min<int64_t>(msLeft / 10, 300);
+      deadline = std::min(deadline, nowMs() + std::max<int64_t>(msLeft - margin, 0));
       memcpy(c.addr, c.join + 16, kAddrBytes);
       if (nranks < 0) nranks = c.nranks;
       if (c.nranks != nranks) {
@@ -220,10 +224,13 @@ void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
   }
   int64_t answerDeadline = nowMs() + 10000;
   for (auto& c : clients) {
-    if (c->got == kJoinBytes) sendStatus(c->handshake.fd(), status, body, answerDeadline);
-    close(c->handshake.fd());
+    if (c->got == kJoinBytes) sendStatus(c->fd, status, body, answerDeadline);
+    close(c->fd);
   }
-  close(listenFd);
+}
+
+void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
+  serveRendezvous(listenFd, creds, deadline);
   std::lock_guard<std::mutex> lock(gRootsMutex);
   --gActiveRoots;
   gRootsDone.notify_all();

@@ -30,6 +30,21 @@ std::set<gcclComm*>& registry() {
   return *r;
 }
 
+// The shortest timeout accepted. Every rank must start initialization within
+// the timeout of the others, and a peer whose progress thread does not answer
+// within half of it is reported dead: below a second, ranks that start a
+// little late or pause briefly on a busy host would fail for no fault.
+constexpr int64_t kMinTimeoutMs = 1000;
+
+// `source` names where the value came from, for the error.
+gcclResult_t checkTimeout(int64_t timeoutMs, const char* source) {
+  GCCL_REQUIRE(timeoutMs >= kMinTimeoutMs, gcclInvalidArgument,
+               "%s is %lld ms; the minimum is %lld ms (ranks that start a little late, or pause "
+               "briefly on a busy host, would be reported as failed)",
+               source, static_cast<long long>(timeoutMs), static_cast<long long>(kMinTimeoutMs));
+  return gcclSuccess;
+}
+
 struct ResolvedConfig {
   bool blocking = true;
   int64_t timeoutMs = 0;
@@ -44,6 +59,7 @@ gcclResult_t resolveConfig(const gcclConfig_t* config, ResolvedConfig* out) {
   rc.dataSockets = static_cast<int>(param::NSocksPerPeer());
   rc.ifname = param::SocketIfname();
   rc.transport = param::Transport();
+  const char* timeoutSource = "GCCL_TIMEOUT_MS";
   if (config != nullptr) {
     GCCL_REQUIRE(config->magic == GCCL_CONFIG_MAGIC, gcclInvalidArgument,
                  "config.magic is 0x%x: initialize the config with GCCL_CONFIG_INITIALIZER",
@@ -55,8 +71,10 @@ gcclResult_t resolveConfig(const gcclConfig_t* config, ResolvedConfig* out) {
         config->blocking != GCCL_CONFIG_UNDEF_INT)
       rc.blocking = config->blocking != 0;
     if (has(offsetof(gcclConfig_t, timeoutMs), sizeof(int)) &&
-        config->timeoutMs != GCCL_CONFIG_UNDEF_INT)
+        config->timeoutMs != GCCL_CONFIG_UNDEF_INT) {
       rc.timeoutMs = config->timeoutMs;
+      timeoutSource = "config.timeoutMs";
+    }
     if (has(offsetof(gcclConfig_t, nSocketsPerPeer), sizeof(int)) &&
         config->nSocketsPerPeer != GCCL_CONFIG_UNDEF_INT)
       rc.dataSockets = config->nSocketsPerPeer;
@@ -65,9 +83,7 @@ gcclResult_t resolveConfig(const gcclConfig_t* config, ResolvedConfig* out) {
     if (has(offsetof(gcclConfig_t, transport), sizeof(char*)) && config->transport != nullptr)
       rc.transport = config->transport;
   }
-  GCCL_REQUIRE(rc.timeoutMs > 0, gcclInvalidArgument,
-               "timeoutMs is %lld; it must be a positive number of milliseconds",
-               static_cast<long long>(rc.timeoutMs));
+  GCCL_CHECK(checkTimeout(rc.timeoutMs, timeoutSource));
   GCCL_REQUIRE(rc.dataSockets >= 1 && rc.dataSockets <= 16, gcclInvalidArgument,
                "nSocketsPerPeer is %d; it must be between 1 and 16", rc.dataSockets);
   GCCL_REQUIRE(rc.transport == "tcp", gcclInvalidArgument,
@@ -106,6 +122,7 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   mo.dataSockets = rc.dataSockets;
   mo.sockBufBytes = param::SockBufBytes();
   mo.creds = credentialsOf(id);
+  mo.helloTimeoutMs = std::min<int64_t>(rc.timeoutMs, tcp::kMaxHelloWaitMs);
   tcp::TcpMesh mesh(mo);
   SockAddr bound;
   GCCL_CHECK(mesh.listen(local, &bound));
@@ -123,7 +140,6 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   eo.callerProgress = param::CallerProgress() != 0;
   eo.leaseUs = std::max<int64_t>(param::ProgressLeaseUs(), 0);
   eo.spinUs = std::max<int64_t>(param::SpinUs(), 0);
-  eo.creds = mo.creds;
   comm->engine = std::make_unique<Engine>(eo);
   tcp::TcpTuning tuning;
   tuning.stripeMinBytes = static_cast<size_t>(std::max<int64_t>(param::StripeMinBytes(), 1));
@@ -138,7 +154,7 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
     conns[static_cast<size_t>(r)].reset(new tcp::TcpConnection(
         r, mo.creds.commHash, fds[static_cast<size_t>(r)], tuning, comm->engine.get()));
   }
-  GCCL_CHECK(comm->engine->start(std::move(conns), mesh.releaseListenFd()));
+  GCCL_CHECK(comm->engine->start(std::move(conns), mesh.releaseListener()));
   GCCL_INFO(kLogInit, "rank %d/%d ready on %s (%s), %d data socket(s) per peer", comm->rank,
             comm->nranks, bound.toString().c_str(), ifname.c_str(), rc.dataSockets);
   return gcclSuccess;
@@ -322,6 +338,8 @@ gcclResult_t gcclGetUniqueId(gcclUniqueId* uniqueId) {
   clearThreadLastError();
   if (uniqueId == nullptr)
     return setError(gcclInvalidArgument, "gcclGetUniqueId: uniqueId is NULL");
+  // The rendezvous root waits this long for the ranks.
+  GCCL_CHECK(checkTimeout(param::TimeoutMs(), "GCCL_TIMEOUT_MS"));
   return createUniqueId(param::TimeoutMs(), uniqueId);
 }
 
@@ -365,9 +383,13 @@ gcclResult_t gcclCommInitFromEnv(gcclComm_t* comm, gcclConfig_t* config) {
     std::string path =
         param::RendezvousDir() + "/gccl-" + std::to_string(getuid()) + "-" + safe + ".id";
     int64_t timeoutMs = param::TimeoutMs();
+    const char* timeoutSource = "GCCL_TIMEOUT_MS";
     if (config != nullptr && config->magic == GCCL_CONFIG_MAGIC &&
-        config->timeoutMs != GCCL_CONFIG_UNDEF_INT && config->timeoutMs > 0)
+        config->timeoutMs != GCCL_CONFIG_UNDEF_INT && config->timeoutMs > 0) {
       timeoutMs = config->timeoutMs;
+      timeoutSource = "config.timeoutMs";
+    }
+    GCCL_CHECK(checkTimeout(timeoutMs, timeoutSource));
     if (env.rank == 0) {
       GCCL_CHECK(createUniqueId(timeoutMs, &id));
       std::string tmp = path + ".tmp" + std::to_string(getpid());

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -46,13 +47,6 @@ int64_t nowUs() {
 
 }  // namespace
 
-// A connection that arrived after initialization: it is authenticated (so the
-// log can say who it was) and then closed, whatever it proves.
-struct Engine::Stray {
-  tcp::ServerHandshake handshake;
-  SockAddr from;
-};
-
 transport::Connection* OpContext::conn(int peer) const {
   return engine->connection(peer);
 }
@@ -72,28 +66,23 @@ Engine::Engine(const EngineOptions& options) : opt_(options) {
 
 Engine::~Engine() {
   shutdown();
-  strays_.clear();
   polled_.clear();
   conns_.clear();  // connections unwatch their fds through this engine: before the epoll fd goes
-  if (listenFd_ >= 0) close(listenFd_);
+  listener_.reset();
   if (wakeFd_ >= 0) close(wakeFd_);
   if (epollFd_ >= 0) close(epollFd_);
   free(scratch_);
 }
 
 gcclResult_t Engine::start(std::vector<std::unique_ptr<transport::Connection>> conns,
-                           int listenFd) {
+                           std::unique_ptr<transport::Listener> listener) {
   epollFd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epollFd_ < 0) return setError(gcclSystemError, "epoll_create1: %s", strerror(errno));
   wakeFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wakeFd_ < 0) return setError(gcclSystemError, "eventfd: %s", strerror(errno));
-  GCCL_CHECK(watch(wakeFd_, EPOLLIN, nullptr));
-  watches_[static_cast<size_t>(wakeFd_)].kind = WatchKind::kWake;
-  listenFd_ = listenFd;
-  if (listenFd_ >= 0) {
-    GCCL_CHECK(watch(listenFd_, EPOLLIN, nullptr));
-    watches_[static_cast<size_t>(listenFd_)].kind = WatchKind::kListen;
-  }
+  GCCL_CHECK(watchAs(wakeFd_, EPOLLIN, WatchKind::kWake, nullptr));
+  listener_ = std::move(listener);
+  if (listener_) GCCL_CHECK(watchAs(listener_->pollFd(), EPOLLIN, WatchKind::kListen, nullptr));
   conns_ = std::move(conns);
   conns_.resize(static_cast<size_t>(opt_.nranks));
   conns_[static_cast<size_t>(opt_.rank)].reset(new transport::LoopbackConnection(opt_.rank));
@@ -109,6 +98,10 @@ gcclResult_t Engine::start(std::vector<std::unique_ptr<transport::Connection>> c
 }
 
 gcclResult_t Engine::watch(int fd, uint32_t events, void* owner) {
+  return watchAs(fd, events, WatchKind::kConn, owner);
+}
+
+gcclResult_t Engine::watchAs(int fd, uint32_t events, WatchKind kind, void* owner) {
   size_t i = static_cast<size_t>(fd);
   if (watches_.size() <= i) watches_.resize(i + 1);
   epoll_event ev{};
@@ -117,10 +110,7 @@ gcclResult_t Engine::watch(int fd, uint32_t events, void* owner) {
   int op = watches_[i].kind == WatchKind::kNone ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
   if (epoll_ctl(epollFd_, op, fd, &ev) != 0)
     return setError(gcclSystemError, "epoll_ctl(fd %d): %s", fd, strerror(errno));
-  if (owner != nullptr)
-    watches_[i] = {WatchKind::kConn, owner};
-  else if (watches_[i].kind == WatchKind::kNone)
-    watches_[i].kind = WatchKind::kStray;
+  watches_[i] = {kind, owner};
   return gcclSuccess;
 }
 
@@ -307,12 +297,12 @@ int Engine::pollOnce(int waitMs, gcclRequest* until) {
   advance();
   now = nowMs();
   checkDeadlines(now);
-  expireStrays(now);
+  if (listener_ && now >= listener_->nextDeadlineMs()) listener_->poll();
   return n + moved;
 }
 
 bool Engine::idleForLease() const {
-  bool idle = active_.empty() && queue_.empty() && services_.empty() && strays_.empty() && !broken_;
+  bool idle = active_.empty() && queue_.empty() && services_.empty() && !broken_;
   for (const auto& c : conns_)
     idle = idle && !(c && c->hasQueuedSends());
   return idle;
@@ -385,8 +375,10 @@ int Engine::nextWakeMs(int64_t now) const {
   bool retry = false;
   for (const auto& service : services_)
     retry = retry || service->wantsRetry();
-  if (active_.empty() && strays_.empty()) return retry ? 1 : -1;
   if (retry) return 1;
+  // The stall checks of a running batch are due only while one runs; the
+  // listener's own deadlines (a stranger's hello, the end of an accept
+  // back-off) whenever it has some.
   int64_t next = INT64_MAX;
   if (!active_.empty()) {
     // The stall's checkpoints (see checkDeadlines): the first check, the
@@ -400,8 +392,8 @@ int Engine::nextWakeMs(int64_t now) const {
       next = std::min(next, lastProgressMs_ + opt_.timeoutMs);
     next = std::min(next, lastProgressMs_ + 2 * opt_.timeoutMs);
   }
-  for (const auto& s : strays_)
-    next = std::min(next, s->handshake.deadlineMs());
+  if (listener_) next = std::min(next, listener_->nextDeadlineMs());
+  if (next == INT64_MAX) return -1;
   int64_t wait = next - now;
   if (wait < 1) wait = 1;
   return static_cast<int>(std::min<int64_t>(wait, 60000));
@@ -419,10 +411,7 @@ void Engine::handleEvent(int fd, uint32_t events) {
       return;
     }
     case WatchKind::kListen:
-      acceptStrays();
-      return;
-    case WatchKind::kStray:
-      handleStray(fd);
+      listener_->poll();
       return;
     case WatchKind::kConn: {
       auto* conn = static_cast<transport::Connection*>(w.owner);
@@ -434,62 +423,6 @@ void Engine::handleEvent(int fd, uint32_t events) {
     }
     case WatchKind::kNone:
       return;
-  }
-}
-
-void Engine::acceptStrays() {
-  for (;;) {
-    int fd = -1;
-    SockAddr from;
-    if (tcp::acceptOne(listenFd_, &fd, &from) != gcclSuccess || fd < 0) return;
-    auto stray = std::make_unique<Stray>();
-    stray->from = from;
-    int64_t deadline = nowMs() + std::min<int64_t>(opt_.timeoutMs, 10000);
-    if (stray->handshake.start(fd, &opt_.creds, deadline) != gcclSuccess ||
-        watch(fd, EPOLLIN, nullptr) != gcclSuccess) {
-      GCCL_WARN(kLogNet, "rank %d: rejected a connection from %s: %s", opt_.rank,
-                from.toString().c_str(), threadLastError());
-      close(fd);
-      continue;
-    }
-    strays_.push_back(std::move(stray));
-  }
-}
-
-void Engine::handleStray(int fd) {
-  for (size_t i = 0; i < strays_.size(); ++i) {
-    Stray& s = *strays_[i];
-    if (s.handshake.fd() != fd) continue;
-    bool complete = false;
-    gcclResult_t r = s.handshake.onReadable(&complete);
-    if (r == gcclSuccess && !complete) return;
-    if (r != gcclSuccess)
-      GCCL_WARN(kLogNet, "rank %d: rejected a connection from %s: %s", opt_.rank,
-                s.from.toString().c_str(), threadLastError());
-    else
-      GCCL_WARN(kLogNet,
-                "rank %d: closed an authenticated connection from %s (rank %d) that came after "
-                "initialization",
-                opt_.rank, s.from.toString().c_str(), s.handshake.info().fromRank);
-    unwatch(fd);
-    close(fd);
-    strays_.erase(strays_.begin() + static_cast<long>(i));
-    return;
-  }
-}
-
-void Engine::expireStrays(int64_t now) {
-  for (size_t i = 0; i < strays_.size();) {
-    Stray& s = *strays_[i];
-    if (now < s.handshake.deadlineMs()) {
-      ++i;
-      continue;
-    }
-    GCCL_WARN(kLogNet, "rank %d: rejected a connection from %s: no valid hello before the deadline",
-              opt_.rank, s.from.toString().c_str());
-    unwatch(s.handshake.fd());
-    close(s.handshake.fd());
-    strays_.erase(strays_.begin() + static_cast<long>(i));
   }
 }
 

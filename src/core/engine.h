@@ -40,7 +40,6 @@
 
 #include "core/op.h"
 #include "core/request.h"
-#include "transports/tcp/handshake.h"
 #include "transports/transport.h"
 
 namespace gccl {
@@ -53,7 +52,6 @@ struct EngineOptions {
   int64_t leaseUs = 500;       // GCCL_PROGRESS_LEASE_US
   int64_t spinUs = 0;          // GCCL_SPIN_US
   OpParams params;
-  tcp::Credentials creds;  // to authenticate (and then refuse) late connections
 };
 
 class Engine final : public transport::Poller {
@@ -62,9 +60,10 @@ class Engine final : public transport::Poller {
   ~Engine() override;
 
   // Takes the connections (index = peer rank; the entry for this rank is
-  // ignored and replaced by a loopback connection) and the listening socket,
-  // and starts the progress thread.
-  gcclResult_t start(std::vector<std::unique_ptr<transport::Connection>> conns, int listenFd);
+  // ignored and replaced by a loopback connection) and the listener that
+  // turns late connections away (may be null), and starts the progress thread.
+  gcclResult_t start(std::vector<std::unique_ptr<transport::Connection>> conns,
+                     std::unique_ptr<transport::Listener> listener);
 
   // Any thread. The ops of one batch start together. If the communicator is
   // already broken, the ops complete at once with its error.
@@ -100,12 +99,11 @@ class Engine final : public transport::Poller {
   void* scratch(size_t bytes);
 
  private:
-  enum class WatchKind : uint8_t { kNone, kWake, kListen, kStray, kConn };
+  enum class WatchKind : uint8_t { kNone, kWake, kListen, kConn };
   struct WatchEntry {
     WatchKind kind = WatchKind::kNone;
     void* owner = nullptr;
   };
-  struct Stray;
 
   // The first check of a stall: early enough that a mismatch shows at once.
   static constexpr int64_t kFirstCheckMs = 50;
@@ -121,10 +119,8 @@ class Engine final : public transport::Poller {
   // Arms every polled connection's wake-up; false if one cannot sleep now.
   bool armPolled();
   bool idleForLease() const;
+  gcclResult_t watchAs(int fd, uint32_t events, WatchKind kind, void* owner);
   void handleEvent(int fd, uint32_t events);
-  void acceptStrays();
-  void handleStray(int fd);
-  void expireStrays(int64_t now);
   void takeSubmissions();
   void advance();
   void startNextBatch();
@@ -149,9 +145,8 @@ class Engine final : public transport::Poller {
   std::vector<transport::Connection*> polled_;  // those that need poll() on every pass
   int epollFd_ = -1;
   int wakeFd_ = -1;
-  int listenFd_ = -1;
+  std::unique_ptr<transport::Listener> listener_;
   std::vector<WatchEntry> watches_;  // by fd
-  std::vector<std::unique_ptr<Stray>> strays_;
   std::thread thread_;
 
   // Held by the driver: the progress thread or a caller in drive(). Guards

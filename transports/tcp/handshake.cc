@@ -44,22 +44,6 @@ gcclResult_t checkPreamble(const uint8_t* p, uint16_t kind, const char* what) {
   return gcclSuccess;
 }
 
-gcclResult_t waitConnected(int fd, int64_t deadlineMs) {
-  for (;;) {
-    int64_t left = deadlineMs - nowMs();
-    if (left <= 0) return setError(gcclTimeout, "timed out connecting");
-    pollfd p{fd, POLLOUT, 0};
-    int n = poll(&p, 1, static_cast<int>(left > 1000 ? 1000 : left));
-    if (n < 0 && errno != EINTR) return setError(gcclSystemError, "poll: %s", strerror(errno));
-    if (n <= 0) continue;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) return setError(gcclRemoteError, "connect failed: %s", strerror(err));
-    return gcclSuccess;
-  }
-}
-
 }  // namespace
 
 gcclResult_t clientHandshake(int fd, const Credentials& creds, const HelloInfo& hello,

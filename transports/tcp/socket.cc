@@ -82,6 +82,22 @@ gcclResult_t startConnect(const SockAddr& addr, int* fd) {
   return gcclSuccess;
 }
 
+gcclResult_t waitConnected(int fd, int64_t deadlineMs) {
+  for (;;) {
+    int64_t left = deadlineMs - nowMs();
+    if (left <= 0) return setError(gcclTimeout, "timed out connecting");
+    pollfd p{fd, POLLOUT, 0};
+    int n = poll(&p, 1, static_cast<int>(left > 1000 ? 1000 : left));
+    if (n < 0 && errno != EINTR) return setError(gcclSystemError, "poll: %s", strerror(errno));
+    if (n <= 0) continue;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) return setError(gcclRemoteError, "connect failed: %s", strerror(err));
+    return gcclSuccess;
+  }
+}
+
 gcclResult_t acceptOne(int listenFd, int* fd, SockAddr* from) {
   SockAddr a;
   a.len = sizeof(a.storage);

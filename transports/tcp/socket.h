@@ -18,6 +18,9 @@ int64_t nowUs();
 gcclResult_t listenOn(const SockAddr& addr, int* fd, SockAddr* bound);
 // Starts a non-blocking connect; *fd is valid even while the connect is in progress.
 gcclResult_t startConnect(const SockAddr& addr, int* fd);
+// Waits until a connect started by startConnect has finished: gcclRemoteError
+// when it failed (refused, unreachable), gcclTimeout past the deadline.
+gcclResult_t waitConnected(int fd, int64_t deadlineMs);
 // Accepts one pending connection; *fd = -1 when none is waiting.
 gcclResult_t acceptOne(int listenFd, int* fd, SockAddr* from);
 gcclResult_t setNonBlocking(int fd);

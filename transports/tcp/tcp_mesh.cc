@@ -3,7 +3,10 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include "core/check.h"
@@ -12,38 +15,62 @@
 
 namespace gccl::tcp {
 
-TcpMesh::~TcpMesh() {
-  closeFd(&listenFd_);
+namespace {
+
+constexpr int64_t kRetryPauseMs = 20;
+
+// One authenticated socket to the peer at `addr`. A connection the peer took
+// and then closed before proving the secret was most likely dropped by an
+// acceptor making room under a flood of strangers (acceptor.h): it is made
+// again, until the deadline. One that is refused is not: the peer is gone.
+gcclResult_t connectOne(const SockAddr& addr, const Credentials& creds, const HelloInfo& hello,
+                        int64_t deadlineMs, int* out) {
+  for (;;) {
+    int fd = -1;
+    GCCL_CHECK(startConnect(addr, &fd));
+    gcclResult_t r = waitConnected(fd, deadlineMs);
+    bool accepted = r == gcclSuccess;
+    if (accepted) r = clientHandshake(fd, creds, hello, deadlineMs);
+    if (r == gcclSuccess) {
+      *out = fd;
+      return gcclSuccess;
+    }
+    close(fd);
+    if (r != gcclRemoteError || !accepted || nowMs() + kRetryPauseMs >= deadlineMs) return r;
+    usleep(kRetryPauseMs * 1000);
+  }
 }
+
+}  // namespace
 
 gcclResult_t TcpMesh::listen(const SockAddr& addr, SockAddr* bound) {
-  return listenOn(addr, &listenFd_, bound);
+  int fd = -1;
+  GCCL_CHECK(listenOn(addr, &fd, bound));
+  AcceptorOptions ao;
+  ao.who = "rank " + std::to_string(opt_.rank);
+  ao.logSubsys = kLogNet;
+  ao.helloTimeoutMs = opt_.helloTimeoutMs;
+  acceptor_ = std::make_unique<Acceptor>(opt_.creds, ao);
+  return acceptor_->start(fd);
 }
 
-int TcpMesh::releaseListenFd() {
-  int fd = listenFd_;
-  listenFd_ = -1;
-  return fd;
+std::unique_ptr<transport::Listener> TcpMesh::releaseListener() {
+  if (!acceptor_) return nullptr;
+  return std::make_unique<LateListener>(std::move(acceptor_));
 }
 
-// Accepts the sockets of every higher rank, authenticating each; anything
-// else is closed and logged.
+// Accepts the sockets of every higher rank, authenticated by the acceptor;
+// anything else is closed and logged.
 gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* stop,
                                  std::vector<std::vector<int>>* fds) {
   int perPeer = opt_.dataSockets + 2;  // control, asynchronous lane, data
   int expected = (opt_.nranks - 1 - opt_.rank) * perPeer;
-  std::vector<std::unique_ptr<ServerHandshake>> pending;
-  std::vector<SockAddr> pendingFrom;
+  std::vector<Admitted> admitted;
   while (expected > 0) {
     int64_t now = nowMs();
-    if (stop->load()) {
-      for (auto& h : pending)
-        close(h->fd());
+    if (stop->load())
       return setError(gcclInternalError, "stopped accepting: connecting to a peer failed");
-    }
     if (now >= deadlineMs) {
-      for (auto& h : pending)
-        close(h->fd());
       std::string missing;
       for (int r = opt_.rank + 1; r < opt_.nranks; ++r)
         for (int c = 0; c < perPeer; ++c)
@@ -54,80 +81,31 @@ gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* st
       return setError(gcclTimeout, "timed out waiting for connections from rank(s) %s",
                       missing.c_str());
     }
-    // Expire silent connectors.
-    for (size_t i = 0; i < pending.size();) {
-      if (now < pending[i]->deadlineMs()) {
-        ++i;
+    // Wake for the acceptor's own deadlines, and every 200 ms to notice `stop`.
+    int64_t wake = std::min({deadlineMs, acceptor_->nextDeadlineMs(), now + 200});
+    pollfd p{acceptor_->pollFd(), POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(std::max<int64_t>(wake - now, 0))) < 0 && errno != EINTR)
+      return setError(gcclSystemError, "poll: %s", strerror(errno));
+    admitted.clear();
+    acceptor_->process(nowMs(), &admitted);
+    for (Admitted& a : admitted) {
+      const HelloInfo& info = a.info;
+      bool valid = info.purpose == Purpose::kData && info.toRank == opt_.rank &&
+                   info.fromRank > opt_.rank && info.fromRank < opt_.nranks &&
+                   info.channel < static_cast<uint32_t>(perPeer);
+      int* slot = valid ? &(*fds)[static_cast<size_t>(info.fromRank)][info.channel] : nullptr;
+      if (slot != nullptr && *slot < 0) {
+        *slot = a.fd;
+        --expected;
         continue;
       }
-      GCCL_WARN(kLogNet, "rank %d: rejected a connection from %s: no valid hello in time",
-                opt_.rank, pendingFrom[i].toString().c_str());
-      close(pending[i]->fd());
-      pending.erase(pending.begin() + static_cast<long>(i));
-      pendingFrom.erase(pendingFrom.begin() + static_cast<long>(i));
-    }
-    std::vector<pollfd> pfds;
-    pfds.push_back({listenFd_, POLLIN, 0});
-    for (auto& h : pending)
-      pfds.push_back({h->fd(), POLLIN, 0});
-    int wait = static_cast<int>(std::min<int64_t>(deadlineMs - now, 200));
-    int n = poll(pfds.data(), pfds.size(), wait);
-    if (n <= 0) continue;
-    if (pfds[0].revents & POLLIN) {
-      for (;;) {
-        int fd = -1;
-        SockAddr from;
-        GCCL_CHECK(acceptOne(listenFd_, &fd, &from));
-        if (fd < 0) break;
-        auto h = std::make_unique<ServerHandshake>();
-        int64_t hsDeadline = std::min(deadlineMs, nowMs() + 10000);
-        if (h->start(fd, &opt_.creds, hsDeadline) != gcclSuccess) {
-          GCCL_WARN(kLogNet, "rank %d: rejected a connection from %s: %s", opt_.rank,
-                    from.toString().c_str(), threadLastError());
-          close(fd);
-          continue;
-        }
-        pending.push_back(std::move(h));
-        pendingFrom.push_back(from);
-      }
-    }
-    for (size_t i = 1; i < pfds.size(); ++i) {
-      if (pfds[i].revents == 0) continue;
-      size_t idx = 0;
-      while (idx < pending.size() && pending[idx]->fd() != pfds[i].fd)
-        ++idx;
-      if (idx == pending.size()) continue;
-      ServerHandshake& h = *pending[idx];
-      bool complete = false;
-      gcclResult_t r = h.onReadable(&complete);
-      if (r == gcclSuccess && !complete) continue;
-      const HelloInfo& info = h.info();
-      if (r == gcclSuccess) {
-        bool valid = info.purpose == Purpose::kData && info.toRank == opt_.rank &&
-                     info.fromRank > opt_.rank && info.fromRank < opt_.nranks &&
-                     info.channel < static_cast<uint32_t>(perPeer);
-        int& slot = valid ? (*fds)[static_cast<size_t>(info.fromRank)][info.channel] : expected;
-        if (valid && slot < 0) {
-          slot = h.fd();
-          --expected;
-        } else {
-          r = setError(gcclInternalError,
-                       "unexpected or duplicate hello (purpose %u, rank %d -> %d, socket %u)",
-                       static_cast<unsigned>(info.purpose), info.fromRank, info.toRank,
-                       info.channel);
-        }
-      }
-      if (r != gcclSuccess) {
-        GCCL_WARN(kLogNet, "rank %d: rejected a connection from %s: %s", opt_.rank,
-                  pendingFrom[idx].toString().c_str(), threadLastError());
-        close(h.fd());
-      }
-      pending.erase(pending.begin() + static_cast<long>(idx));
-      pendingFrom.erase(pendingFrom.begin() + static_cast<long>(idx));
+      acceptor_->reject(&a, "unexpected or duplicate hello (purpose " +
+                                std::to_string(static_cast<unsigned>(info.purpose)) + ", rank " +
+                                std::to_string(info.fromRank) + " -> " +
+                                std::to_string(info.toRank) + ", socket " +
+                                std::to_string(info.channel) + ")");
     }
   }
-  for (auto& h : pending)
-    close(h->fd());
   return gcclSuccess;
 }
 
@@ -152,21 +130,14 @@ gcclResult_t TcpMesh::connectAll(const std::vector<SockAddr>& peers, int64_t dea
   gcclResult_t r = gcclSuccess;
   for (int peer = 0; peer < opt_.rank && r == gcclSuccess; ++peer) {
     for (int c = 0; c < perPeer && r == gcclSuccess; ++c) {
-      int fd = -1;
-      r = startConnect(peers[static_cast<size_t>(peer)], &fd);
-      if (r != gcclSuccess) {
-        r = setError(r, "connecting to rank %d at %s: %s", peer,
-                     peers[static_cast<size_t>(peer)].toString().c_str(), threadLastError());
-        break;
-      }
       HelloInfo hello;
       hello.purpose = Purpose::kData;
       hello.fromRank = opt_.rank;
       hello.toRank = peer;
       hello.channel = static_cast<uint32_t>(c);
-      r = clientHandshake(fd, opt_.creds, hello, deadlineMs);
+      int fd = -1;
+      r = connectOne(peers[static_cast<size_t>(peer)], opt_.creds, hello, deadlineMs, &fd);
       if (r != gcclSuccess) {
-        close(fd);
         r = setError(r, "connecting to rank %d at %s: %s", peer,
                      peers[static_cast<size_t>(peer)].toString().c_str(), threadLastError());
         break;

@@ -3,7 +3,10 @@
 // sockets; the higher rank connects, the
 // lower one accepts, and every socket is authenticated (handshake.h). Bytes
 // from anyone else on the listening port are rejected and logged; they never
-// disturb the connections being made.
+// disturb the connections being made, and what they may hold is bounded
+// (acceptor.h). A connector whose connection was closed before the handshake
+// completed (an acceptor under attack makes room) tries again until the
+// deadline.
 #pragma once
 
 #include <atomic>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "core/net_if.h"
+#include "transports/tcp/acceptor.h"
 #include "transports/tcp/handshake.h"
 #include "transports/tcp/tcp_connection.h"
 
@@ -22,27 +26,28 @@ struct MeshOptions {
   int nranks = 1;
   int dataSockets = 2;  // per peer, besides the control socket
   int64_t sockBufBytes = 0;
+  int64_t helloTimeoutMs = kMaxHelloWaitMs;  // for each connection accepted
   Credentials creds;
 };
 
 class TcpMesh {
  public:
   explicit TcpMesh(const MeshOptions& options) : opt_(options) {}
-  ~TcpMesh();
   // Listens on `addr` (its port may be 0); *bound is the address peers use.
   gcclResult_t listen(const SockAddr& addr, SockAddr* bound);
   // Connects to and accepts from every peer. `peers[r]` is rank r's listening
   // address. On success fds[r] holds rank r's sockets, control socket first.
   gcclResult_t connectAll(const std::vector<SockAddr>& peers, int64_t deadlineMs,
                           std::vector<std::vector<int>>* fds);
-  // Hands over the listening socket (the engine keeps refusing late comers).
-  int releaseListenFd();
+  // Hands over the listening socket and the strangers still on it: the
+  // engine keeps refusing late comers.
+  std::unique_ptr<transport::Listener> releaseListener();
 
  private:
   gcclResult_t acceptLoop(int64_t deadlineMs, const std::atomic<bool>* stop,
                           std::vector<std::vector<int>>* fds);
   MeshOptions opt_;
-  int listenFd_ = -1;
+  std::unique_ptr<Acceptor> acceptor_;
 };
 
 }  // namespace gccl::tcp
