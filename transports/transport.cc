@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "core/check.h"
+#include "base/check.h"
 
 namespace gccl::transport {
 

@@ -101,7 +101,7 @@ inline constexpr size_t kMaxLivenessReportBytes = 512;
 // expected, so the listener turns every one away, keeping what strangers may
 // cost bounded. The engine watches pollFd() for readability and calls poll()
 // when it is readable and whenever nextDeadlineMs() (monotonic ms, see
-// tcp::nowMs) has passed; both from the driver only.
+// base/clock.h) has passed; both from the driver only.
 class Listener {
  public:
   virtual ~Listener() = default;

@@ -2,7 +2,7 @@
 #include <vector>
 
 #include "coll/algorithms.h"
-#include "core/check.h"
+#include "base/check.h"
 
 namespace gccl {
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "coll/algorithms.h"
-#include "core/check.h"
+#include "base/check.h"
 #include "core/comm.h"
 #include "core/api_call.h"
 #include "core/request.h"

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "coll/algorithms.h"
-#include "core/check.h"
+#include "base/check.h"
 #include "kernels/cpu/reduce.h"
 
 namespace gccl {

@@ -7,7 +7,7 @@
 
 #include "core/request.h"
 #include "kernels/cpu/reduce.h"
-#include "transports/tcp/socket.h"
+#include "base/clock.h"
 
 namespace gccl {
 
@@ -32,7 +32,7 @@ int64_t waitBoundMs(int64_t timeoutMs) {
 // Waits for `req` (driving `driveWith`'s loop where it can: a blocked caller
 // then needs no hand-off) and drops the caller's reference.
 gcclResult_t waitAndRelease(gcclRequest* req, Engine* driveWith = nullptr) {
-  if (driveWith != nullptr) driveWith->drive(req, tcp::nowMs() + waitBoundMs(req->timeoutMs));
+  if (driveWith != nullptr) driveWith->drive(req, nowMs() + waitBoundMs(req->timeoutMs));
   std::string reason;
   gcclResult_t r = waitRequest(req, waitBoundMs(req->timeoutMs), &reason);
   releaseRequest(req);
@@ -220,7 +220,7 @@ gcclResult_t gcclWait(gcclRequest_t request) {
     ApiGuard guard(request->comm, call);
     clearThreadLastError();
     if (guard.result() == gcclSuccess)
-      request->comm->engine->drive(request, tcp::nowMs() + waitBoundMs(request->timeoutMs));
+      request->comm->engine->drive(request, nowMs() + waitBoundMs(request->timeoutMs));
     std::string reason;
     if (waitRequest(request, waitBoundMs(request->timeoutMs), &reason) == gcclTimeout) {
       releaseRequest(request);

@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "core/check.h"
+#include "base/check.h"
 #include "core/comm.h"
 #include "core/op.h"
 #include "gccl/gccl.h"

@@ -18,21 +18,16 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "core/check.h"
-#include "core/hmac.h"
-#include "core/log.h"
-#include "core/param.h"
+#include "base/check.h"
+#include "base/hmac.h"
+#include "base/le.h"
+#include "base/log.h"
+#include "base/param.h"
 #include "transports/tcp/acceptor.h"
 #include "transports/tcp/frame.h"
 #include "transports/tcp/socket.h"
 
 namespace gccl {
-
-using tcp::getLe16;
-using tcp::getLe32;
-using tcp::nowMs;
-using tcp::putLe16;
-using tcp::putLe32;
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/net_if.h"
+#include "base/net_if.h"
 #include "gccl/gccl.h"
 #include "transports/tcp/handshake.h"
 

@@ -13,10 +13,10 @@
 
 #include "core/api_call.h"
 #include "core/bootstrap.h"
-#include "core/check.h"
+#include "base/check.h"
 #include "core/launcher_env.h"
-#include "core/log.h"
-#include "core/param.h"
+#include "base/log.h"
+#include "base/param.h"
 #include "transports/tcp/socket.h"
 #include "transports/tcp/tcp_mesh.h"
 
@@ -110,7 +110,7 @@ OpParams resolveOpParams() {
 
 // Everything of init that talks to other ranks.
 gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const ResolvedConfig& rc) {
-  int64_t deadline = tcp::nowMs() + rc.timeoutMs;
+  int64_t deadline = nowMs() + rc.timeoutMs;
   if (id.rootAtRank0 && comm->rank == 0) GCCL_CHECK(startRootAt(id, rc.timeoutMs));
   std::string ifname;
   SockAddr local;
@@ -402,11 +402,11 @@ gcclResult_t gcclCommInitFromEnv(gcclComm_t* comm, gcclConfig_t* config) {
       GCCL_REQUIRE(w == 1 && rename(tmp.c_str(), path.c_str()) == 0, gcclSystemError,
                    "cannot publish the rendezvous file %s: %s", path.c_str(), strerror(errno));
     } else {
-      int64_t deadline = tcp::nowMs() + timeoutMs;
+      int64_t deadline = nowMs() + timeoutMs;
       for (;;) {
         std::ifstream in(path, std::ios::binary);
         if (in.read(reinterpret_cast<char*>(&id), sizeof(id))) break;
-        GCCL_REQUIRE(tcp::nowMs() < deadline, gcclTimeout,
+        GCCL_REQUIRE(nowMs() < deadline, gcclTimeout,
                      "rank %d: rank 0 did not publish the rendezvous file %s in time", env.rank,
                      path.c_str());
         usleep(20 * 1000);

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/engine.h"
-#include "core/net_if.h"
+#include "base/net_if.h"
 #include "gccl/gccl.h"
 
 struct gcclComm {

@@ -14,14 +14,12 @@
 #include <cstring>
 #include <ctime>
 
-#include "core/check.h"
-#include "core/log.h"
+#include "base/check.h"
+#include "base/log.h"
 #include "transports/loopback.h"
-#include "transports/tcp/socket.h"
+#include "base/clock.h"
 
 namespace gccl {
-
-using tcp::nowMs;
 
 namespace {
 // How long a caller that stops driving while ops are in flight keeps the
@@ -37,12 +35,6 @@ void cpuRelax() {
     asm volatile("yield");
 #endif
   }
-}
-
-int64_t nowUs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
 }  // namespace

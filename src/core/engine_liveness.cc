@@ -6,13 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "core/check.h"
+#include "base/check.h"
 #include "core/engine.h"
-#include "transports/tcp/socket.h"
+#include "base/clock.h"
 
 namespace gccl {
-
-using tcp::nowMs;
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <mutex>
 #include <set>
 
-#include "core/check.h"
+#include "base/check.h"
 
 namespace gccl {
 

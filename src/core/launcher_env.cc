@@ -7,8 +7,8 @@
 #include <initializer_list>
 #include <iterator>
 
-#include "core/check.h"
-#include "core/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 namespace gccl {
 

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <unordered_set>
 
-#include "core/check.h"
+#include "base/check.h"
 
 namespace gccl {
 

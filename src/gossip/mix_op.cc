@@ -17,7 +17,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/check.h"
+#include "base/check.h"
 #include "gossip/gossip_ops.h"
 #include "kernels/cpu/mix.h"
 #include "kernels/cpu/reduce.h"

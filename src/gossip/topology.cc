@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstring>
 
-#include "core/check.h"
+#include "base/check.h"
 
 namespace gccl {
 

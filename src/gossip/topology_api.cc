@@ -6,7 +6,7 @@
 #include <new>
 #include <stdexcept>
 
-#include "core/check.h"
+#include "base/check.h"
 #include "gossip/topology.h"
 
 namespace gccl {

@@ -24,10 +24,6 @@
 namespace gccl::test {
 namespace {
 
-int64_t nowMs() {
-  return tcp::nowMs();
-}
-
 void runAndExpect(int n, const RankFn& fn, int timeoutSec = 120) {
   std::string why;
   auto outcomes = runRanks(n, fn, timeoutSec);
@@ -435,7 +431,7 @@ TEST(Intruders, RandomBytesAndWrongSecretsAreRejectedAndTheCommunicatorIsUnaffec
           tcp::HelloInfo hello;
           hello.fromRank = 1 - r;
           hello.toRank = r;
-          gcclResult_t res = tcp::clientHandshake(fd, wrong, hello, tcp::nowMs() + 3000);
+          gcclResult_t res = tcp::clientHandshake(fd, wrong, hello, nowMs() + 3000);
           EXPECT_NE(res, gcclSuccess) << "a wrong secret was accepted by rank " << r;
           close(fd);
         }

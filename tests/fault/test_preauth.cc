@@ -47,10 +47,6 @@ constexpr bool kSanitized = false;
 constexpr bool kSanitized = false;
 #endif
 
-int64_t nowMs() {
-  return tcp::nowMs();
-}
-
 gcclResult_t initWithTimeout(gcclComm_t* comm, int n, const gcclUniqueId& id, int rank, int ms) {
   gcclConfig_t cfg = GCCL_CONFIG_INITIALIZER;
   cfg.timeoutMs = ms;

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "core/bootstrap.h"
-#include "core/check.h"
+#include "base/check.h"
 #include "transports/tcp/socket.h"
 
 namespace gccl {
@@ -149,7 +149,7 @@ TEST_F(RootListenFdTest, ServesTheRendezvousOnTheInheritedSocketOnce) {
   EXPECT_NE(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
   std::vector<SockAddr> table;
   SockAddr me = f.root;
-  ASSERT_EQ(bootstrapExchange(f, 0, 1, me, tcp::nowMs() + 10000, &table), gcclSuccess)
+  ASSERT_EQ(bootstrapExchange(f, 0, 1, me, nowMs() + 10000, &table), gcclSuccess)
       << threadLastError();
   ASSERT_EQ(table.size(), 1u);
   EXPECT_EQ(table[0].toString(), me.toString());
@@ -161,7 +161,7 @@ TEST_F(RootListenFdTest, ServesTheRendezvousOnTheInheritedSocketOnce) {
   int second = freePort();
   UniqueIdFields g = fieldsFor(second);
   ASSERT_EQ(startRootAt(g, 10000), gcclSuccess) << threadLastError();
-  ASSERT_EQ(bootstrapExchange(g, 0, 1, me, tcp::nowMs() + 10000, &table), gcclSuccess)
+  ASSERT_EQ(bootstrapExchange(g, 0, 1, me, nowMs() + 10000, &table), gcclSuccess)
       << threadLastError();
   waitForLocalRoots(10000);
 }

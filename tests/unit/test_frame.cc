@@ -9,7 +9,7 @@
 #include <random>
 #include <string>
 
-#include "core/check.h"
+#include "base/check.h"
 #include "transports/tcp/frame.h"
 
 namespace gccl::tcp {

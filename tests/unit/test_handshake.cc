@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/check.h"
-#include "core/hmac.h"
+#include "base/check.h"
+#include "base/hmac.h"
 #include "transports/tcp/frame.h"
 #include "transports/tcp/handshake.h"
 #include "transports/tcp/socket.h"

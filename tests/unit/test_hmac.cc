@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "core/check.h"
-#include "core/hmac.h"
+#include "base/check.h"
+#include "base/hmac.h"
 
 namespace gccl {
 namespace {

@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "core/check.h"
+#include "base/check.h"
 #include "core/launcher_env.h"
 
 namespace gccl {

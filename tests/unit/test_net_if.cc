@@ -12,8 +12,8 @@
 #include <cstring>
 #include <string>
 
-#include "core/check.h"
-#include "core/net_if.h"
+#include "base/check.h"
+#include "base/net_if.h"
 
 namespace gccl {
 namespace {

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "core/param.h"
+#include "base/param.h"
 
 #ifndef GCCL_SOURCE_DIR
 #error "GCCL_SOURCE_DIR must name the source tree (see tests/CMakeLists.txt)"

@@ -10,8 +10,8 @@
 #include <climits>
 #include <cstring>
 
-#include "core/check.h"
-#include "core/log.h"
+#include "base/check.h"
+#include "base/log.h"
 #include "transports/tcp/socket.h"
 
 namespace gccl::tcp {

@@ -30,8 +30,8 @@
 #include <string>
 #include <vector>
 
-#include "core/log.h"
-#include "core/net_if.h"
+#include "base/log.h"
+#include "base/net_if.h"
 #include "transports/tcp/handshake.h"
 #include "transports/transport.h"
 

@@ -6,8 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "core/check.h"
-#include "core/hmac.h"
+#include "base/check.h"
+#include "base/hmac.h"
 #include "transports/tcp/frame.h"
 #include "transports/tcp/socket.h"
 

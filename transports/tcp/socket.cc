@@ -11,21 +11,9 @@
 #include <cstring>
 #include <ctime>
 
-#include "core/check.h"
+#include "base/check.h"
 
 namespace gccl::tcp {
-
-int64_t nowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t nowUs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
 
 gcclResult_t setNonBlocking(int fd) {
   int flags = fcntl(fd, F_GETFL);

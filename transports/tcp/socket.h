@@ -4,15 +4,15 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/net_if.h"
+#include "base/clock.h"
+#include "base/net_if.h"
 #include "gccl/gccl.h"
 
 namespace gccl::tcp {
 
-// Milliseconds on a monotonic clock.
-int64_t nowMs();
-// Monotonic time in microseconds.
-int64_t nowUs();
+// The clock of every deadline here (base/clock.h).
+using gccl::nowMs;
+using gccl::nowUs;
 
 // Opens a non-blocking listening socket on `addr` (port 0: any); *bound gets the real address.
 gcclResult_t listenOn(const SockAddr& addr, int* fd, SockAddr* bound);

@@ -11,8 +11,8 @@
 #include <cstring>
 #include <utility>
 
-#include "core/check.h"
-#include "core/log.h"
+#include "base/check.h"
+#include "base/log.h"
 #include "transports/tcp/socket.h"
 
 namespace gccl::tcp {

@@ -9,8 +9,8 @@
 #include <cstring>
 #include <thread>
 
-#include "core/check.h"
-#include "core/log.h"
+#include "base/check.h"
+#include "base/log.h"
 #include "transports/tcp/socket.h"
 
 namespace gccl::tcp {

@@ -14,7 +14,7 @@
 #include <memory>
 #include <vector>
 
-#include "core/net_if.h"
+#include "base/net_if.h"
 #include "transports/tcp/acceptor.h"
 #include "transports/tcp/handshake.h"
 #include "transports/tcp/tcp_connection.h"

@@ -1,4 +1,4 @@
-#include "core/param.h"
+#include "base/param.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -7,7 +7,7 @@
 #include <map>
 #include <mutex>
 
-#include "core/log.h"
+#include "base/log.h"
 
 namespace gccl {
 
@@ -18,7 +18,7 @@ const ParamInfo kParams[] = {
   {env, std::strcmp(#type, "Int") == 0, GCCL_DEFAULT_TEXT_##type(def), doc},
 #define GCCL_DEFAULT_TEXT_Int(def) #def
 #define GCCL_DEFAULT_TEXT_Str(def) def
-#include "core/params.def"
+#include "base/params.def"
 #undef GCCL_PARAM
 };
 
@@ -96,7 +96,7 @@ namespace param {
     return strParam(env, def);         \
   }
 #define GCCL_PARAM(Name, env, type, def, doc) GCCL_PARAM_##type(Name, env, def)
-#include "core/params.def"
+#include "base/params.def"
 #undef GCCL_PARAM
 #undef GCCL_PARAM_Int
 #undef GCCL_PARAM_Str

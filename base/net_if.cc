@@ -1,4 +1,4 @@
-#include "core/net_if.h"
+#include "base/net_if.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -10,8 +10,8 @@
 #include <cstring>
 #include <vector>
 
-#include "core/check.h"
-#include "core/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 namespace gccl {
 

@@ -1,11 +1,11 @@
-#include "core/hmac.h"
+#include "base/hmac.h"
 
 #include <sys/random.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "core/check.h"
+#include "base/check.h"
 
 namespace gccl {
 

@@ -1,8 +1,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "core/check.h"
-#include "core/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 namespace gccl {
 

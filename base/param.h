@@ -21,7 +21,7 @@ namespace param {
 #define GCCL_PARAM_Int(Name) int64_t Name();
 #define GCCL_PARAM_Str(Name) std::string Name();
 #define GCCL_PARAM(Name, env, type, def, doc) GCCL_PARAM_##type(Name)
-#include "core/params.def"
+#include "base/params.def"
 #undef GCCL_PARAM
 #undef GCCL_PARAM_Int
 #undef GCCL_PARAM_Str
