@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/le.h"
 #include "base/log.h"
 
 namespace gccl {
@@ -334,6 +335,41 @@ gcclResult_t parseHostPort(const std::string& text, SockAddr* out) {
   }
   result.setPort(static_cast<int>(port));
   *out = result;
+  return gcclSuccess;
+}
+
+void encodeSockAddr(const SockAddr& a, uint8_t* p) {
+  memset(p, 0, kSockAddrBytes);
+  putLe16(p, static_cast<uint16_t>(a.family()));
+  putLe16(p + 2, static_cast<uint16_t>(a.port() < 0 ? 0 : a.port()));
+  if (a.family() == AF_INET) {
+    memcpy(p + 4, &reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr, 4);
+  } else if (a.family() == AF_INET6) {
+    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&a.storage);
+    memcpy(p + 4, &s6->sin6_addr, 16);
+    putLe32(p + 20, s6->sin6_scope_id);
+  }
+}
+
+gcclResult_t decodeSockAddr(const uint8_t* p, SockAddr* a) {
+  SockAddr out;
+  int family = getLe16(p);
+  if (family == AF_INET) {
+    auto* s4 = reinterpret_cast<sockaddr_in*>(&out.storage);
+    s4->sin_family = AF_INET;
+    memcpy(&s4->sin_addr, p + 4, 4);
+    out.len = sizeof(sockaddr_in);
+  } else if (family == AF_INET6) {
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+    s6->sin6_family = AF_INET6;
+    memcpy(&s6->sin6_addr, p + 4, 16);
+    s6->sin6_scope_id = getLe32(p + 20);
+    out.len = sizeof(sockaddr_in6);
+  } else {
+    return setError(gcclInvalidArgument, "address family %d is neither IPv4 nor IPv6", family);
+  }
+  out.setPort(getLe16(p + 2));
+  *a = out;
   return gcclSuccess;
 }
 

@@ -29,6 +29,12 @@ struct SockAddr {
   sockaddr* sa() { return reinterpret_cast<sockaddr*>(&storage); }
 };
 
+// A socket address as 24 little-endian bytes (family u16, port u16, address
+// 16 bytes, IPv6 scope u32), as the unique id and address blobs carry it.
+inline constexpr size_t kSockAddrBytes = 24;
+void encodeSockAddr(const SockAddr& a, uint8_t* p);
+gcclResult_t decodeSockAddr(const uint8_t* p, SockAddr* a);
+
 // NCCL's GCCL_SOCKET_IFNAME syntax: "" selects everything (findInterface then
 // applies its default preference); "eth,ib" prefix list; "^docker,lo" excludes
 // prefixes; "=eth0,eth1" exact names; "^=eth0" excludes exact names. Empty

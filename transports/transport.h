@@ -219,20 +219,11 @@ class Transport {
   virtual gcclResult_t connect(const std::vector<int>& peers, const std::vector<std::string>& blobs,
                                int64_t deadlineMs,
                                std::vector<std::unique_ptr<Connection>>* out) = 0;
-  // After the connections are made: transport-wide work the engine drives
-  // (a listening socket that keeps refusing latecomers, say). Registered
-  // with the poller here; events reach onEvents.
-  virtual gcclResult_t start() { return gcclSuccess; }
-  virtual gcclResult_t onEvents(int fd, uint32_t events) {
-    (void)fd;
-    (void)events;
-    return gcclSuccess;
-  }
-  // The next time (monotonic ms) this transport needs the engine to come
-  // back without an event, or -1.
-  virtual int64_t nextDeadlineMs() const { return -1; }
-  // Called when that time has come.
-  virtual void onDeadline(int64_t nowMs) { (void)nowMs; }
+  // After connect: what keeps watching for latecomers on this transport's
+  // listening endpoint (the engine drives it), or null.
+  virtual std::unique_ptr<Listener> takeListener() { return nullptr; }
+  // Where this rank listens, for logs ("127.0.0.1:40123 on lo").
+  virtual std::string describe() const { return name(); }
 };
 inline constexpr size_t kMaxAddressBlobBytes = 1024;
 

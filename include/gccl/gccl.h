@@ -160,8 +160,8 @@ typedef struct {
   /* Interface selection in NCCL's syntax ("eth", "^docker", "=eth0").
    * Default GCCL_SOCKET_IFNAME. */
   const char* socketIfname;
-  /* Transport choice: "tcp" (more come with later versions). Default
-   * GCCL_TRANSPORT. */
+  /* Transports allowed, in order of preference: "auto", "tcp", "shm" or a
+   * list such as "shm,tcp" (docs/PARAMETERS.md). Default GCCL_TRANSPORT. */
   const char* transport;
 } gcclConfig_t;
 

@@ -33,54 +33,22 @@ namespace {
 
 constexpr uint32_t kIdMagic = 0x44494347u;  // "GCID"
 constexpr uint16_t kIdVersion = 1;
-constexpr size_t kAddrBytes = 24;
-constexpr uint32_t kJoinMagic = 0x4e4a4347u;    // "GCJN"
-constexpr size_t kJoinBytes = 16 + kAddrBytes;  // magic, rank, nranks, ms left, address
+constexpr uint32_t kJoinMagic = 0x4e4a4347u;  // "GCJN"
+// magic, rank, nranks, ms left, then the length of the rank's address blob
+// (the blob follows: what its transports publish, transports/registry.h).
+constexpr size_t kJoinBytes = 20;
 constexpr uint32_t kStatusOk = 0, kStatusError = 1;
-
-void encodeAddr(const SockAddr& a, uint8_t* p) {
-  memset(p, 0, kAddrBytes);
-  putLe16(p, static_cast<uint16_t>(a.family()));
-  putLe16(p + 2, static_cast<uint16_t>(a.port() < 0 ? 0 : a.port()));
-  if (a.family() == AF_INET) {
-    memcpy(p + 4, &reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr, 4);
-  } else if (a.family() == AF_INET6) {
-    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&a.storage);
-    memcpy(p + 4, &s6->sin6_addr, 16);
-    putLe32(p + 20, s6->sin6_scope_id);
-  }
-}
-
-gcclResult_t decodeAddr(const uint8_t* p, SockAddr* a) {
-  SockAddr out;
-  int family = getLe16(p);
-  if (family == AF_INET) {
-    auto* s4 = reinterpret_cast<sockaddr_in*>(&out.storage);
-    s4->sin_family = AF_INET;
-    memcpy(&s4->sin_addr, p + 4, 4);
-    out.len = sizeof(sockaddr_in);
-  } else if (family == AF_INET6) {
-    auto* s6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
-    s6->sin6_family = AF_INET6;
-    memcpy(&s6->sin6_addr, p + 4, 16);
-    s6->sin6_scope_id = getLe32(p + 20);
-    out.len = sizeof(sockaddr_in6);
-  } else {
-    return setError(gcclInvalidArgument, "address family %d is neither IPv4 nor IPv6", family);
-  }
-  out.setPort(getLe16(p + 2));
-  *a = out;
-  return gcclSuccess;
-}
 
 // One rank's connection to the root, once it authenticated.
 struct Joiner {
   int fd = -1;
   uint8_t join[kJoinBytes] = {};
-  size_t got = 0;
+  size_t got = 0;  // bytes of join, then of blob
+  bool headerDone = false;
+  bool joined = false;
   int rank = -1;
   int nranks = -1;
-  uint8_t addr[kAddrBytes] = {};
+  std::string blob;
 };
 
 void sendStatus(int fd, uint32_t status, const std::vector<uint8_t>& body, int64_t deadline) {
@@ -147,25 +115,36 @@ void serveRendezvous(int listenFd, const tcp::Credentials& creds, int64_t deadli
         ++i;
       if (i == clients.size()) continue;
       Joiner& c = *clients[i];
-      if (c.got == kJoinBytes) {
+      if (c.joined) {
         // A joined rank has nothing more to say; readable means it hung up.
-        if (c.rank >= 0) {
-          error = "rank " + std::to_string(c.rank) + " left the rendezvous before it completed";
-        }
+        error = "rank " + std::to_string(c.rank) + " left the rendezvous before it completed";
         continue;
       }
-      ssize_t got = recv(c.fd, c.join + c.got, kJoinBytes - c.got, MSG_DONTWAIT);
+      ssize_t got = c.headerDone ? recv(c.fd, &c.blob[c.got], c.blob.size() - c.got, MSG_DONTWAIT)
+                                 : recv(c.fd, c.join + c.got, kJoinBytes - c.got, MSG_DONTWAIT);
       if (got <= 0) {
         if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         drop(i, "closed before joining");
         continue;
       }
       c.got += static_cast<size_t>(got);
-      if (c.got < kJoinBytes) continue;
-      if (getLe32(c.join) != kJoinMagic) {
-        drop(i, "bad join message");
-        continue;
+      if (!c.headerDone) {
+        if (c.got < kJoinBytes) continue;
+        if (getLe32(c.join) != kJoinMagic) {
+          drop(i, "bad join message");
+          continue;
+        }
+        uint32_t blobBytes = getLe32(c.join + 16);
+        if (blobBytes > kMaxBlobBytes) {
+          drop(i, "address blob too large");
+          continue;
+        }
+        c.headerDone = true;
+        c.got = 0;
+        c.blob.assign(blobBytes, '\0');
       }
+      if (c.got < c.blob.size()) continue;
+      c.joined = true;
       c.rank = static_cast<int>(getLe32(c.join + 4));
       c.nranks = static_cast<int>(getLe32(c.join + 8));
       // Answer before the most impatient rank gives up, so it learns who is
@@ -175,7 +154,6 @@ void serveRendezvous(int listenFd, const tcp::Credentials& creds, int64_t deadli
       int64_t msLeft = static_cast<int64_t>(getLe32(c.join + 12));
       int64_t margin = std::min<int64_t>(msLeft / 10, 300);
       deadline = std::min(deadline, nowMs() + std::max<int64_t>(msLeft - margin, 0));
-      memcpy(c.addr, c.join + 16, kAddrBytes);
       if (nranks < 0) nranks = c.nranks;
       if (c.nranks != nranks) {
         error = "ranks disagree on the communicator size: rank " + std::to_string(c.rank) +
@@ -186,7 +164,7 @@ void serveRendezvous(int listenFd, const tcp::Credentials& creds, int64_t deadli
                 std::to_string(nranks) + " ranks";
       } else {
         for (auto& other : clients)
-          if (other.get() != &c && other->rank == c.rank && other->got == kJoinBytes)
+          if (other.get() != &c && other->rank == c.rank && other->joined)
             error = "rank " + std::to_string(c.rank) + " joined twice";
       }
       ++joined;
@@ -208,10 +186,16 @@ void serveRendezvous(int listenFd, const tcp::Credentials& creds, int64_t deadli
   std::vector<uint8_t> body;
   uint32_t status = kStatusOk;
   if (error.empty()) {
-    body.resize(static_cast<size_t>(nranks) * kAddrBytes);
+    // Every rank's blob in rank order, each behind its length.
+    std::vector<const std::string*> byRank(static_cast<size_t>(nranks), nullptr);
     for (auto& c : clients)
-      if (c->rank >= 0)
-        memcpy(body.data() + static_cast<size_t>(c->rank) * kAddrBytes, c->addr, kAddrBytes);
+      if (c->joined) byRank[static_cast<size_t>(c->rank)] = &c->blob;
+    for (const std::string* b : byRank) {
+      uint8_t len[4];
+      putLe32(len, static_cast<uint32_t>(b->size()));
+      body.insert(body.end(), len, len + 4);
+      body.insert(body.end(), b->begin(), b->end());
+    }
   } else {
     GCCL_WARN(kLogBootstrap, "rendezvous failed: %s", error.c_str());
     status = kStatusError;
@@ -219,7 +203,7 @@ void serveRendezvous(int listenFd, const tcp::Credentials& creds, int64_t deadli
   }
   int64_t answerDeadline = nowMs() + 10000;
   for (auto& c : clients) {
-    if (c->got == kJoinBytes) sendStatus(c->fd, status, body, answerDeadline);
+    if (c->joined) sendStatus(c->fd, status, body, answerDeadline);
     close(c->fd);
   }
 }
@@ -249,7 +233,7 @@ void encodeUniqueId(const UniqueIdFields& f, gcclUniqueId* id) {
   putLe16(p + 6, f.rootAtRank0 ? 1 : 0);
   memcpy(p + 8, f.nonce, 16);
   memcpy(p + 24, f.secret, 32);
-  encodeAddr(f.root, p + 56);
+  encodeSockAddr(f.root, p + 56);
 }
 
 gcclResult_t decodeUniqueId(const gcclUniqueId& id, UniqueIdFields* f) {
@@ -263,7 +247,7 @@ gcclResult_t decodeUniqueId(const gcclUniqueId& id, UniqueIdFields* f) {
   out.rootAtRank0 = (getLe16(p + 6) & 1) != 0;
   memcpy(out.nonce, p + 8, 16);
   memcpy(out.secret, p + 24, 32);
-  GCCL_CHECK(decodeAddr(p + 56, &out.root));
+  GCCL_CHECK(decodeSockAddr(p + 56, &out.root));
   *f = out;
   return gcclSuccess;
 }
@@ -415,8 +399,11 @@ void waitForLocalRoots(int64_t maxMs) {
 }
 
 gcclResult_t bootstrapExchange(const UniqueIdFields& f, int rank, int nranks,
-                               const SockAddr& myAddr, int64_t deadlineMs,
-                               std::vector<SockAddr>* all) {
+                               const std::string& myBlob, int64_t deadlineMs,
+                               std::vector<std::string>* all) {
+  GCCL_REQUIRE(myBlob.size() <= kMaxBlobBytes, gcclInternalError,
+               "this rank's address blob has %zu bytes, more than the %zu the rendezvous takes",
+               myBlob.size(), kMaxBlobBytes);
   tcp::Credentials creds = credentialsOf(f);
   int fd = -1;
   // The root may not be listening yet (rank 0 of an address-based id): retry.
@@ -445,8 +432,10 @@ gcclResult_t bootstrapExchange(const UniqueIdFields& f, int rank, int nranks,
   putLe32(join + 4, static_cast<uint32_t>(rank));
   putLe32(join + 8, static_cast<uint32_t>(nranks));
   putLe32(join + 12, static_cast<uint32_t>(std::max<int64_t>(deadlineMs - nowMs(), 0)));
-  encodeAddr(myAddr, join + 16);
+  putLe32(join + 16, static_cast<uint32_t>(myBlob.size()));
   gcclResult_t r = tcp::writeAllUntil(fd, join, sizeof(join), deadlineMs, "joining the rendezvous");
+  if (r == gcclSuccess)
+    r = tcp::writeAllUntil(fd, myBlob.data(), myBlob.size(), deadlineMs, "joining the rendezvous");
   uint8_t head[8];
   if (r == gcclSuccess)
     r = tcp::readAllUntil(fd, head, sizeof(head), deadlineMs, "waiting for the other ranks");
@@ -466,12 +455,20 @@ gcclResult_t bootstrapExchange(const UniqueIdFields& f, int rank, int nranks,
   if (status != kStatusOk)
     return setError(gcclInvalidUsage, "rendezvous failed: %.*s", static_cast<int>(len),
                     reinterpret_cast<const char*>(body.data()));
-  GCCL_REQUIRE(len == static_cast<size_t>(nranks) * kAddrBytes, gcclInternalError,
-               "rendezvous sent a table of %u bytes for %d ranks", len, nranks);
-  std::vector<SockAddr> table(static_cast<size_t>(nranks));
-  for (int i = 0; i < nranks; ++i)
-    GCCL_CHECK(decodeAddr(body.data() + static_cast<size_t>(i) * kAddrBytes,
-                          &table[static_cast<size_t>(i)]));
+  std::vector<std::string> table(static_cast<size_t>(nranks));
+  size_t at = 0;
+  for (int i = 0; i < nranks; ++i) {
+    GCCL_REQUIRE(len - at >= 4, gcclInternalError,
+                 "rendezvous sent a table of %u bytes, too short for %d ranks", len, nranks);
+    uint32_t n = getLe32(body.data() + at);
+    at += 4;
+    GCCL_REQUIRE(n <= kMaxBlobBytes && len - at >= n, gcclInternalError,
+                 "rendezvous sent a table whose entry for rank %d does not fit", i);
+    table[static_cast<size_t>(i)].assign(reinterpret_cast<const char*>(body.data() + at), n);
+    at += n;
+  }
+  GCCL_REQUIRE(at == len, gcclInternalError, "rendezvous sent %u bytes more than %d ranks' table",
+               len - static_cast<uint32_t>(at), nranks);
   *all = std::move(table);
   return gcclSuccess;
 }

@@ -7,7 +7,7 @@
 //   56 24 root address: family u16, port u16, address 16 bytes, scope u32
 //
 // The root (a thread in the process that created the id, or in rank 0 for
-// ids made from GCCL_COMM_ID) collects each rank's data address and sends
+// ids made from GCCL_COMM_ID) collects each rank's address blob and sends
 // everyone the full table, after checking that all ranks agree on the size
 // and that no rank joined twice. Then the ranks connect to each other directly.
 #pragma once
@@ -49,9 +49,12 @@ gcclResult_t startRootAt(const UniqueIdFields& fields, int64_t timeoutMs);
 // the connection drop when this process exits.
 void waitForLocalRoots(int64_t maxMs);
 
-// Sends this rank's data address to the root and returns every rank's.
+// The most a rank's address blob may hold.
+inline constexpr size_t kMaxBlobBytes = 16 << 10;
+// Sends this rank's address blob (how its transports are reached) to the
+// root and returns every rank's, in rank order.
 gcclResult_t bootstrapExchange(const UniqueIdFields& fields, int rank, int nranks,
-                               const SockAddr& myAddr, int64_t deadlineMs,
-                               std::vector<SockAddr>* all);
+                               const std::string& myBlob, int64_t deadlineMs,
+                               std::vector<std::string>* all);
 
 }  // namespace gccl

@@ -2,6 +2,7 @@
 // destruction, abort, and the small queries of the public API.
 #include "core/comm.h"
 
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,7 +19,8 @@
 #include "base/log.h"
 #include "base/param.h"
 #include "transports/tcp/socket.h"
-#include "transports/tcp/tcp_mesh.h"
+#include "transports/registry.h"
+#include "transports/tcp/tcp_transport.h"
 
 namespace gccl {
 
@@ -86,11 +88,22 @@ gcclResult_t resolveConfig(const gcclConfig_t* config, ResolvedConfig* out) {
   GCCL_CHECK(checkTimeout(rc.timeoutMs, timeoutSource));
   GCCL_REQUIRE(rc.dataSockets >= 1 && rc.dataSockets <= 16, gcclInvalidArgument,
                "nSocketsPerPeer is %d; it must be between 1 and 16", rc.dataSockets);
-  GCCL_REQUIRE(rc.transport == "tcp", gcclInvalidArgument,
-               "transport \"%s\" is not available in this build (available: tcp)",
-               rc.transport.c_str());
+  std::vector<std::string> names;
+  GCCL_CHECK(transport::parseTransportPreference(rc.transport, &names));
   *out = rc;
   return gcclSuccess;
+}
+
+// GCCL_SPIN_US: how long a blocked caller polls without sleeping after the
+// last event. Automatic (-1): while this machine runs no more ranks than this
+// process may use cores, 50 us; with more ranks than cores, spinning would
+// take the core from the rank that has work, so never.
+int64_t resolveSpinUs(int localRanks) {
+  int64_t spin = param::SpinUs();
+  if (spin >= 0) return spin;
+  cpu_set_t set;
+  int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+  return localRanks <= cores ? 50 : 0;
 }
 
 OpParams resolveOpParams() {
@@ -112,25 +125,6 @@ OpParams resolveOpParams() {
 gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const ResolvedConfig& rc) {
   int64_t deadline = nowMs() + rc.timeoutMs;
   if (id.rootAtRank0 && comm->rank == 0) GCCL_CHECK(startRootAt(id, rc.timeoutMs));
-  std::string ifname;
-  SockAddr local;
-  GCCL_CHECK(findInterface(rc.ifname, param::SocketFamily(), &ifname, &local));
-  comm->ifname = ifname;
-  tcp::MeshOptions mo;
-  mo.rank = comm->rank;
-  mo.nranks = comm->nranks;
-  mo.dataSockets = rc.dataSockets;
-  mo.sockBufBytes = param::SockBufBytes();
-  mo.creds = credentialsOf(id);
-  mo.helloTimeoutMs = std::min<int64_t>(rc.timeoutMs, tcp::kMaxHelloWaitMs);
-  tcp::TcpMesh mesh(mo);
-  SockAddr bound;
-  GCCL_CHECK(mesh.listen(local, &bound));
-  comm->listenAddr = bound;
-  std::vector<SockAddr> table;
-  GCCL_CHECK(bootstrapExchange(id, comm->rank, comm->nranks, bound, deadline, &table));
-  std::vector<std::vector<int>> fds;
-  GCCL_CHECK(mesh.connectAll(table, deadline, &fds));
 
   EngineOptions eo;
   eo.rank = comm->rank;
@@ -139,24 +133,45 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   eo.params = resolveOpParams();
   eo.callerProgress = param::CallerProgress() != 0;
   eo.leaseUs = std::max<int64_t>(param::ProgressLeaseUs(), 0);
-  eo.spinUs = std::max<int64_t>(param::SpinUs(), 0);
   comm->engine = std::make_unique<Engine>(eo);
-  tcp::TcpTuning tuning;
-  tuning.stripeMinBytes = static_cast<size_t>(std::max<int64_t>(param::StripeMinBytes(), 1));
-  tuning.delayUs = std::max<int64_t>(param::BenchDelayUs(), 0);
-  if (tuning.delayUs > 0)
+
+  transport::RegistryOptions ro;
+  ro.ctx.rank = comm->rank;
+  ro.ctx.nranks = comm->nranks;
+  tcp::Credentials creds = credentialsOf(id);
+  ro.ctx.commHash = creds.commHash;
+  memcpy(ro.ctx.secret, creds.secret, sizeof(ro.ctx.secret));
+  ro.ctx.poller = comm->engine.get();
+  ro.preference = rc.transport;
+  ro.tcp.ifname = rc.ifname;
+  ro.tcp.family = param::SocketFamily();
+  ro.tcp.dataSockets = rc.dataSockets;
+  ro.tcp.sockBufBytes = param::SockBufBytes();
+  ro.tcp.helloTimeoutMs = std::min<int64_t>(rc.timeoutMs, tcp::kMaxHelloWaitMs);
+  ro.tcp.tuning.stripeMinBytes = static_cast<size_t>(std::max<int64_t>(param::StripeMinBytes(), 1));
+  ro.tcp.tuning.delayUs = std::max<int64_t>(param::BenchDelayUs(), 0);
+  if (ro.tcp.tuning.delayUs > 0)
     GCCL_WARN(kLogEnv,
               "GCCL_BENCH_DELAY_US=%lld: every data frame is held %lld us (emulated latency)",
-              static_cast<long long>(tuning.delayUs), static_cast<long long>(tuning.delayUs));
-  std::vector<std::unique_ptr<transport::Connection>> conns(static_cast<size_t>(comm->nranks));
-  for (int r = 0; r < comm->nranks; ++r) {
-    if (r == comm->rank) continue;
-    conns[static_cast<size_t>(r)].reset(new tcp::TcpConnection(
-        r, mo.creds.commHash, fds[static_cast<size_t>(r)], tuning, comm->engine.get()));
+              static_cast<long long>(ro.tcp.tuning.delayUs),
+              static_cast<long long>(ro.tcp.tuning.delayUs));
+  transport::Registry registry(ro);
+  std::string blob;
+  GCCL_CHECK(registry.open(&blob));
+  if (auto* t = dynamic_cast<tcp::TcpTransport*>(registry.find("tcp"))) {
+    comm->listenAddr = t->boundAddress();
+    comm->ifname = t->interfaceName();
   }
-  GCCL_CHECK(comm->engine->start(std::move(conns), mesh.releaseListener()));
-  GCCL_INFO(kLogInit, "rank %d/%d ready on %s (%s), %d data socket(s) per peer", comm->rank,
-            comm->nranks, bound.toString().c_str(), ifname.c_str(), rc.dataSockets);
+  std::vector<std::string> table;
+  GCCL_CHECK(bootstrapExchange(id, comm->rank, comm->nranks, blob, deadline, &table));
+  std::vector<std::unique_ptr<transport::Connection>> conns;
+  std::vector<std::unique_ptr<transport::Listener>> listeners;
+  GCCL_CHECK(registry.connect(table, deadline, &conns, &listeners));
+  comm->transports = registry.chosen();
+  comm->engine->setSpinUs(resolveSpinUs(registry.localRanks()));
+  GCCL_CHECK(comm->engine->start(std::move(conns), std::move(listeners)));
+  GCCL_INFO(kLogInit, "rank %d/%d ready: %s", comm->rank, comm->nranks,
+            registry.describe().c_str());
   return gcclSuccess;
 }
 

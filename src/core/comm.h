@@ -19,7 +19,8 @@ struct gcclComm {
   int64_t timeoutMs = 0;
   int dataSockets = 0;
   std::string ifname;
-  gccl::SockAddr listenAddr;  // where peers reach this rank (logs, tests)
+  gccl::SockAddr listenAddr;            // where peers reach this rank over TCP (logs, tests)
+  std::vector<std::string> transports;  // the transport chosen for each rank
   std::unique_ptr<gccl::Engine> engine;
 
   // Initialization state (non-blocking init runs in initThread).

@@ -60,21 +60,22 @@ Engine::~Engine() {
   shutdown();
   polled_.clear();
   conns_.clear();  // connections unwatch their fds through this engine: before the epoll fd goes
-  listener_.reset();
+  listeners_.clear();
   if (wakeFd_ >= 0) close(wakeFd_);
   if (epollFd_ >= 0) close(epollFd_);
   free(scratch_);
 }
 
 gcclResult_t Engine::start(std::vector<std::unique_ptr<transport::Connection>> conns,
-                           std::unique_ptr<transport::Listener> listener) {
+                           std::vector<std::unique_ptr<transport::Listener>> listeners) {
   epollFd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epollFd_ < 0) return setError(gcclSystemError, "epoll_create1: %s", strerror(errno));
   wakeFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wakeFd_ < 0) return setError(gcclSystemError, "eventfd: %s", strerror(errno));
   GCCL_CHECK(watchAs(wakeFd_, EPOLLIN, WatchKind::kWake, nullptr));
-  listener_ = std::move(listener);
-  if (listener_) GCCL_CHECK(watchAs(listener_->pollFd(), EPOLLIN, WatchKind::kListen, nullptr));
+  listeners_ = std::move(listeners);
+  for (auto& l : listeners_)
+    GCCL_CHECK(watchAs(l->pollFd(), EPOLLIN, WatchKind::kListen, l.get()));
   conns_ = std::move(conns);
   conns_.resize(static_cast<size_t>(opt_.nranks));
   conns_[static_cast<size_t>(opt_.rank)].reset(new transport::LoopbackConnection(opt_.rank));
@@ -289,7 +290,8 @@ int Engine::pollOnce(int waitMs, gcclRequest* until) {
   advance();
   now = nowMs();
   checkDeadlines(now);
-  if (listener_ && now >= listener_->nextDeadlineMs()) listener_->poll();
+  for (auto& l : listeners_)
+    if (now >= l->nextDeadlineMs()) l->poll();
   return n + moved;
 }
 
@@ -384,7 +386,8 @@ int Engine::nextWakeMs(int64_t now) const {
       next = std::min(next, lastProgressMs_ + opt_.timeoutMs);
     next = std::min(next, lastProgressMs_ + 2 * opt_.timeoutMs);
   }
-  if (listener_) next = std::min(next, listener_->nextDeadlineMs());
+  for (const auto& l : listeners_)
+    next = std::min(next, l->nextDeadlineMs());
   if (next == INT64_MAX) return -1;
   int64_t wait = next - now;
   if (wait < 1) wait = 1;
@@ -403,7 +406,7 @@ void Engine::handleEvent(int fd, uint32_t events) {
       return;
     }
     case WatchKind::kListen:
-      listener_->poll();
+      static_cast<transport::Listener*>(w.owner)->poll();
       return;
     case WatchKind::kConn: {
       auto* conn = static_cast<transport::Connection*>(w.owner);

@@ -60,10 +60,10 @@ class Engine final : public transport::Poller {
   ~Engine() override;
 
   // Takes the connections (index = peer rank; the entry for this rank is
-  // ignored and replaced by a loopback connection) and the listener that
-  // turns late connections away (may be null), and starts the progress thread.
+  // ignored and replaced by a loopback connection) and the transports'
+  // listeners that turn late connections away, and starts the progress thread.
   gcclResult_t start(std::vector<std::unique_ptr<transport::Connection>> conns,
-                     std::unique_ptr<transport::Listener> listener);
+                     std::vector<std::unique_ptr<transport::Listener>> listeners);
 
   // Any thread. The ops of one batch start together. If the communicator is
   // already broken, the ops complete at once with its error.
@@ -90,6 +90,8 @@ class Engine final : public transport::Poller {
   const std::string& livenessReport() const override { return report_; }
 
   const OpParams& params() const { return opt_.params; }
+  // Before start(): the spin window of a driving caller (GCCL_SPIN_US, resolved).
+  void setSpinUs(int64_t us) { opt_.spinUs = us; }
   // Driver only (from an op's start): services polled on every pass.
   void addService(std::shared_ptr<Service> service) { services_.push_back(std::move(service)); }
   void removeService(Service* service);
@@ -145,7 +147,7 @@ class Engine final : public transport::Poller {
   std::vector<transport::Connection*> polled_;  // those that need poll() on every pass
   int epollFd_ = -1;
   int wakeFd_ = -1;
-  std::unique_ptr<transport::Listener> listener_;
+  std::vector<std::unique_ptr<transport::Listener>> listeners_;
   std::vector<WatchEntry> watches_;  // by fd
   std::thread thread_;
 

@@ -61,10 +61,13 @@ std::unique_ptr<transport::Listener> TcpMesh::releaseListener() {
 
 // Accepts the sockets of every higher rank, authenticated by the acceptor;
 // anything else is closed and logged.
-gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* stop,
+gcclResult_t TcpMesh::acceptLoop(const std::vector<bool>& wanted, int64_t deadlineMs,
+                                 const std::atomic<bool>* stop,
                                  std::vector<std::vector<int>>* fds) {
   int perPeer = opt_.dataSockets + 2;  // control, asynchronous lane, data
-  int expected = (opt_.nranks - 1 - opt_.rank) * perPeer;
+  int expected = 0;
+  for (int r = opt_.rank + 1; r < opt_.nranks; ++r)
+    expected += wanted[static_cast<size_t>(r)] ? perPeer : 0;
   std::vector<Admitted> admitted;
   while (expected > 0) {
     int64_t now = nowMs();
@@ -73,7 +76,7 @@ gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* st
     if (now >= deadlineMs) {
       std::string missing;
       for (int r = opt_.rank + 1; r < opt_.nranks; ++r)
-        for (int c = 0; c < perPeer; ++c)
+        for (int c = 0; c < perPeer && wanted[static_cast<size_t>(r)]; ++c)
           if ((*fds)[static_cast<size_t>(r)][static_cast<size_t>(c)] < 0) {
             missing += (missing.empty() ? "" : ", ") + std::to_string(r);
             break;
@@ -92,6 +95,7 @@ gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* st
       const HelloInfo& info = a.info;
       bool valid = info.purpose == Purpose::kData && info.toRank == opt_.rank &&
                    info.fromRank > opt_.rank && info.fromRank < opt_.nranks &&
+                   wanted[static_cast<size_t>(info.fromRank)] &&
                    info.channel < static_cast<uint32_t>(perPeer);
       int* slot = valid ? &(*fds)[static_cast<size_t>(info.fromRank)][info.channel] : nullptr;
       if (slot != nullptr && *slot < 0) {
@@ -109,7 +113,8 @@ gcclResult_t TcpMesh::acceptLoop(int64_t deadlineMs, const std::atomic<bool>* st
   return gcclSuccess;
 }
 
-gcclResult_t TcpMesh::connectAll(const std::vector<SockAddr>& peers, int64_t deadlineMs,
+gcclResult_t TcpMesh::connectAll(const std::vector<SockAddr>& peers,
+                                 const std::vector<bool>& wanted, int64_t deadlineMs,
                                  std::vector<std::vector<int>>* fds) {
   int perPeer = opt_.dataSockets + 2;  // control, asynchronous lane, data
   fds->assign(static_cast<size_t>(opt_.nranks), std::vector<int>(static_cast<size_t>(perPeer), -1));
@@ -124,11 +129,12 @@ gcclResult_t TcpMesh::connectAll(const std::vector<SockAddr>& peers, int64_t dea
   std::string acceptError;
   std::atomic<bool> stop{false};
   std::thread acceptor([&] {
-    acceptResult = acceptLoop(deadlineMs, &stop, fds);
+    acceptResult = acceptLoop(wanted, deadlineMs, &stop, fds);
     if (acceptResult != gcclSuccess) acceptError = threadLastError();
   });
   gcclResult_t r = gcclSuccess;
   for (int peer = 0; peer < opt_.rank && r == gcclSuccess; ++peer) {
+    if (!wanted[static_cast<size_t>(peer)]) continue;
     for (int c = 0; c < perPeer && r == gcclSuccess; ++c) {
       HelloInfo hello;
       hello.purpose = Purpose::kData;

@@ -35,17 +35,18 @@ class TcpMesh {
   explicit TcpMesh(const MeshOptions& options) : opt_(options) {}
   // Listens on `addr` (its port may be 0); *bound is the address peers use.
   gcclResult_t listen(const SockAddr& addr, SockAddr* bound);
-  // Connects to and accepts from every peer. `peers[r]` is rank r's listening
-  // address. On success fds[r] holds rank r's sockets, control socket first.
-  gcclResult_t connectAll(const std::vector<SockAddr>& peers, int64_t deadlineMs,
-                          std::vector<std::vector<int>>* fds);
+  // Connects to and accepts from every peer r with wanted[r] (the others use
+  // another transport). `peers[r]` is rank r's listening address. On success
+  // fds[r] holds rank r's sockets, control socket first.
+  gcclResult_t connectAll(const std::vector<SockAddr>& peers, const std::vector<bool>& wanted,
+                          int64_t deadlineMs, std::vector<std::vector<int>>* fds);
   // Hands over the listening socket and the strangers still on it: the
   // engine keeps refusing late comers.
   std::unique_ptr<transport::Listener> releaseListener();
 
  private:
-  gcclResult_t acceptLoop(int64_t deadlineMs, const std::atomic<bool>* stop,
-                          std::vector<std::vector<int>>* fds);
+  gcclResult_t acceptLoop(const std::vector<bool>& wanted, int64_t deadlineMs,
+                          const std::atomic<bool>* stop, std::vector<std::vector<int>>* fds);
   MeshOptions opt_;
   std::unique_ptr<Acceptor> acceptor_;
 };
