@@ -101,7 +101,10 @@ struct PairRank {
   // Drives the connection as the engine does (poll; when nothing moved, arm
   // and sleep in epoll) until `done` holds. gcclTimeout after `timeoutMs`;
   // the connection's error (text in `error`) if it breaks.
-  gcclResult_t driveUntil(const std::function<bool()>& done, int64_t timeoutMs) {
+  // `maxSleepMs` bounds each sleep: the time to notice a `done` that no
+  // event of the connection announces (a flag on the board).
+  gcclResult_t driveUntil(const std::function<bool()>& done, int64_t timeoutMs,
+                          int64_t maxSleepMs = 200) {
     int64_t deadline = nowMsForTest() + timeoutMs;
     for (;;) {
       if (done()) return gcclSuccess;
@@ -110,11 +113,12 @@ struct PairRank {
       bool moved = false;
       gcclResult_t r = conn->poll(&moved);
       if (r != gcclSuccess) return failed(r);
-      if (moved) continue;
+      // What poll() did may be what we wait for (a goodbye, a pong).
+      if (moved || done()) continue;
       bool sleep = conn->armForSleep();
       epoll_event evs[8];
       int n = epoll_wait(poller->fd(), evs, 8,
-                         sleep ? static_cast<int>(std::min<int64_t>(left, 200)) : 0);
+                         sleep ? static_cast<int>(std::min<int64_t>(left, maxSleepMs)) : 0);
       for (int i = 0; i < n; ++i) {
         r = conn->onEvents(evs[i].data.fd, evs[i].events);
         if (r != gcclSuccess) return failed(r);
@@ -126,7 +130,7 @@ struct PairRank {
     return driveUntil([&] { return !req.pending(); }, timeoutMs);
   }
   gcclResult_t waitFlag(int i, int64_t timeoutMs = 20000) {
-    return driveUntil([&] { return board->flags[i].load() != 0; }, timeoutMs);
+    return driveUntil([&] { return board->flags[i].load() != 0; }, timeoutMs, 2);
   }
   void setFlag(int i) { board->flags[i].store(1); }
   // Destroys what this rank built; true when it left no descriptor open.

@@ -327,5 +327,50 @@ TEST(ShmTransport, AsynchronousTrafficPassesAnUnmatchedMessage) {
   expectBothSucceeded(outcomes);
 }
 
+class ShmWake : public testing::TestWithParam<bool> {};
+
+// Both sides sleep whenever nothing moves, for up to 10 s at a time: a lost
+// doorbell (data published, acks, ring space freed) would cost 10 s.
+TEST_P(ShmWake, SleepingSidesAreWokenForEveryStep) {
+  bool singleCopy = GetParam();
+  PairOptions opt = withSingleCopy(singleCopy);
+  if (!singleCopy)
+    for (ShmTuning& t : opt.tuning)
+      t.ringBytes = t.asyncRingBytes = 64 << 10;  // 300 KB waits for room 5 times
+  auto outcomes = runShmPair(
+      [](PairRank& me) {
+        const size_t sizes[] = {8, 1000, 70000, 300000};
+        std::vector<uint8_t> out(300000), in(300000);
+        int64_t start = nowMsForTest();
+        for (int i = 0; i < 400; ++i) {
+          size_t n = sizes[i % 4];
+          uint64_t tag = transport::collectiveTag(static_cast<uint64_t>(i), 0);
+          Request s, r;
+          if (me.rank == 0) {
+            RANK_OK(me.conn->irecv(in.data(), n, tag, MessageMeta{}, &r));
+            RANK_OK(me.conn->isend(out.data(), n, tag, MessageMeta{}, &s));
+            RANK_OK(me.driveUntil([&] { return s.done() && r.done(); }, 30000, 10000));
+          } else {
+            RANK_OK(me.conn->irecv(in.data(), n, tag, MessageMeta{}, &r));
+            RANK_OK(me.driveUntil([&] { return r.done(); }, 30000, 10000));
+            RANK_OK(me.conn->isend(out.data(), n, tag, MessageMeta{}, &s));
+            RANK_OK(me.driveUntil([&] { return s.done(); }, 30000, 10000));
+          }
+        }
+        int64_t took = nowMsForTest() - start;
+        RANK_CHECK(took < 8000, "400 round trips took %lld ms: a wake-up was lost",
+                   static_cast<long long>(took));
+        me.setFlag(me.rank);
+        RANK_OK(me.waitFlag(1 - me.rank));
+        return 0;
+      },
+      opt);
+  expectBothSucceeded(outcomes);
+}
+INSTANTIATE_TEST_SUITE_P(SingleCopy, ShmWake, testing::Values(true, false),
+                         [](const testing::TestParamInfo<bool>& info) {
+                           return info.param ? "On" : "ForcedOffSmallRing";
+                         });
+
 }  // namespace
 }  // namespace gccl::shm::test
