@@ -36,7 +36,9 @@
 // away with the last mapping, whatever way the processes end.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <atomic>
 #include <cstdint>
@@ -76,6 +78,8 @@ std::string socketName(const Address& a);
 
 // Non-blocking listening socket on an abstract name.
 gcclResult_t listenAbstract(const std::string& name, int* fd);
+// The socket address of an abstract name; returns its length.
+socklen_t abstractAddress(const std::string& name, sockaddr_un* sa);
 
 // ---- the shared region ----------------------------------------------------------
 
@@ -109,6 +113,15 @@ struct RegionLayout {
 };
 // Lane sizes must be validRingCapacity.
 RegionLayout makeLayout(uint64_t dataLaneBytes, uint64_t asyncLaneBytes);
+
+// The acceptor's side: a sealed memfd of layout.totalBytes, mapped, with
+// the header filled in.
+gcclResult_t createRegion(const RegionLayout& layout, int* memfd, void** base);
+// The connector's side: maps the peer's memfd after checking that it is the
+// region announced (lane sizes, total size) and that it cannot shrink under
+// this process (which would be a SIGBUS), and that its header agrees.
+gcclResult_t attachRegion(int fd, const uint64_t laneBytes[kLanes], uint64_t regionBytes, int peer,
+                          void** base);
 
 // What a finished handshake hands to the connection (it owns the fds and the mapping).
 struct Endpoint {
