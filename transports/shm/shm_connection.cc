@@ -90,7 +90,7 @@ gcclResult_t ShmConnection::poll(bool* moved) {
   if (mine.load(std::memory_order_relaxed) != 0) mine.store(0, std::memory_order_relaxed);
   // An engine that keeps polling may not look at its fds for a while: the
   // control socket (a goodbye, an abort, the peer's death, a ping) is read
-  // here too, at most once a millisecond.
+  // here too, once per tick of the coarse clock (1 to 4 ms).
   if (socketOpen_) {
     int64_t now = coarseMs();
     if (now != lastControlCheckMs_) {

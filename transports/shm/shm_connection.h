@@ -40,8 +40,8 @@
 // Control channel: the unix socket of the handshake (SOCK_SEQPACKET, one
 // frame per message: type, length, payload): liveness pings and pongs (with
 // the poller's liveness report), the abort notice with its reason and the
-// goodbye. It is watched with EPOLLIN (and checked from poll() every
-// millisecond); end of file without a goodbye means the peer died.
+// goodbye. It is watched with EPOLLIN (and read from poll() once per tick of
+// the coarse clock); end of file without a goodbye means the peer died.
 #pragma once
 
 #include <sys/types.h>
@@ -78,6 +78,8 @@ class ShmConnection final : public transport::Connection {
   const char* transportName() const override { return "shm"; }
   bool needsPolling() const override { return true; }
   gcclResult_t poll(bool* moved) override;
+  // One-shot: poll() and the doorbell's event disarm it, so it must be the
+  // last call on this connection before the engine sleeps.
   bool armForSleep() override;
 
   gcclResult_t isend(const void* data, size_t len, uint64_t tag, transport::MessageMeta meta,
