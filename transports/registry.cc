@@ -10,6 +10,7 @@
 #include "base/check.h"
 #include "base/le.h"
 #include "base/log.h"
+#include "transports/shm/shm_transport.h"
 
 namespace gccl::transport {
 
@@ -103,7 +104,7 @@ struct Registry::Decoded {
 };
 
 const std::vector<std::string>& knownTransports() {
-  static const std::vector<std::string> kKnown = {"tcp"};
+  static const std::vector<std::string> kKnown = {"shm", "tcp"};
   return kKnown;
 }
 
@@ -151,6 +152,7 @@ gcclResult_t Registry::open(std::string* blob) {
   for (const std::string& name : order_) {
     std::unique_ptr<Transport> t;
     if (name == "tcp") t = std::make_unique<tcp::TcpTransport>(opt_.ctx, opt_.tcp);
+    if (name == "shm") t = shm::makeShmTransport(opt_.ctx);
     std::string why;
     if (t == nullptr || !t->viable(&why)) {
       GCCL_REQUIRE(automatic, gcclInvalidUsage,

@@ -168,6 +168,15 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   std::vector<std::unique_ptr<transport::Listener>> listeners;
   GCCL_CHECK(registry.connect(table, deadline, &conns, &listeners));
   comm->transports = registry.chosen();
+  if (ro.tcp.tuning.delayUs > 0)
+    for (size_t r = 0; r < comm->transports.size(); ++r)
+      if (comm->transports[r] != "tcp" && comm->transports[r] != "self") {
+        GCCL_WARN(kLogEnv,
+                  "GCCL_BENCH_DELAY_US delays TCP frames only, but rank %zu is reached over %s: "
+                  "set GCCL_TRANSPORT=tcp to emulate latency between ranks on one host",
+                  r, comm->transports[r].c_str());
+        break;
+      }
   comm->engine->setSpinUs(resolveSpinUs(registry.localRanks()));
   GCCL_CHECK(comm->engine->start(std::move(conns), std::move(listeners)));
   GCCL_INFO(kLogInit, "rank %d/%d ready: %s", comm->rank, comm->nranks,

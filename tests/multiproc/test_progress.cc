@@ -126,6 +126,7 @@ TEST(EmulatedLatency, EveryDataFrameIsHeldAtLeastTheDelayAndArrivesIntact) {
   constexpr int64_t kDelayUs = 20000;
   expectAllSucceeded(runRanks(2, [](int rank, int n, const gcclUniqueId& id) {
     setenv("GCCL_BENCH_DELAY_US", std::to_string(kDelayUs).c_str(), 1);
+    setenv("GCCL_TRANSPORT", "tcp", 1);  // the emulated latency is the TCP transport's
     gcclComm_t comm;
     RANK_OK(gcclCommInitRank(&comm, n, id, rank));
     int peer = 1 - rank;
@@ -175,7 +176,9 @@ TEST(EmulatedNetwork, NetemScriptRunsRanksAsShapedHosts) {
   ASSERT_NE(bin, nullptr) << "GCCL_TEST_BINARY_DIR is not set (run through ctest)";
   if (access((std::string(bin) + "/perf/sgp_bench").c_str(), X_OK) != 0)
     GTEST_SKIP() << "perf/sgp_bench is not built in this configuration (GCCL_BUILD_PERF=OFF)";
-  std::string cmd = std::string(GCCL_SOURCE_DIR) + "/perf/netem/netem.sh -n 3 --rate 200mbit " +
+  // Namespaced hosts reach each other over TCP only, whatever the suite forces.
+  std::string cmd = "GCCL_TRANSPORT=tcp " + std::string(GCCL_SOURCE_DIR) +
+                    "/perf/netem/netem.sh -n 3 --rate 200mbit " +
                     "--delay-us 2000 --timeout 120 -- " + bin +
                     "/perf/sgp_bench -b 256k -c 5 -i 3 -w 1 2>&1";
   FILE* p = popen(cmd.c_str(), "r");

@@ -1,0 +1,534 @@
+#include "transports/shm/shm_connection.h"
+
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cstring>
+
+#include "base/check.h"
+
+namespace gccl::shm {
+
+using transport::MessageMeta;
+using transport::Request;
+using transport::RequestState;
+
+namespace {
+
+constexpr size_t kRecordBytes = sizeof(uint64_t) * 8;
+constexpr uint32_t kPiece = 1;
+constexpr uint32_t kDescriptor = 2;
+// A corrupt size must not make a receiver wait for ever.
+constexpr uint64_t kMaxMessageBytes = 1ull << 46;
+// Single-copy reads per progress call: a 64 MiB message does not hold the
+// engine's loop (liveness answers, other peers) for its whole copy.
+constexpr size_t kSingleCopyStep = 4 << 20;
+
+size_t roundUp(size_t n) {
+  return (n + kRecordBytes - 1) & ~(kRecordBytes - 1);
+}
+
+int64_t coarseMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+}  // namespace
+
+ShmConnection::ShmConnection(const Endpoint& ep, const ShmTuning& tuning, transport::Poller* poller)
+    : ep_(ep), tuning_(tuning), poller_(poller), shared_(static_cast<SharedHeader*>(ep.base)) {
+  static_assert(sizeof(Record) == kRecordBytes, "record header size");
+  RegionLayout layout = makeLayout(ep.laneBytes[kDataLane], ep.laneBytes[kAsyncLane]);
+  auto* base = static_cast<uint8_t*>(ep.base);
+  int me = ep.side, other = 1 - ep.side;
+  for (int l = 0; l < kLanes; ++l) {
+    int mine = me * kLanes + l, theirs = other * kLanes + l;
+    out_[l].ring.attach(&shared_->rings[mine], base + layout.ringOffset[mine], layout.laneBytes[l]);
+    in_[l].ring.attach(&shared_->rings[theirs], base + layout.ringOffset[theirs],
+                       layout.laneBytes[l]);
+    in_[l].target = nullptr;
+  }
+  useCma_ = tuning.cma && ep.peerReadsMe;
+}
+
+ShmConnection::~ShmConnection() {
+  if (started_) {
+    if (socketOpen_) poller_->unwatch(ep_.sock);
+    poller_->unwatch(ep_.myBell);
+  }
+  releaseEndpoint(&ep_);
+}
+
+gcclResult_t ShmConnection::start() {
+  GCCL_CHECK(poller_->watch(ep_.sock, EPOLLIN, this));
+  GCCL_CHECK(poller_->watch(ep_.myBell, EPOLLIN, this));
+  started_ = true;
+  return gcclSuccess;
+}
+
+gcclResult_t ShmConnection::corrupt(const char* what) const {
+  return setError(gcclRemoteError, "rank %d broke the shared-memory protocol: %s", ep_.peer, what);
+}
+
+gcclResult_t ShmConnection::failed() const {
+  return setError(gcclRemoteError, "%s", broken_.c_str());
+}
+
+// ---- progress -----------------------------------------------------------------------
+
+gcclResult_t ShmConnection::poll(bool* moved) {
+  *moved = false;
+  if (!broken_.empty()) return failed();
+  std::atomic<uint32_t>& mine = shared_->sleeping[ep_.side].value;
+  if (mine.load(std::memory_order_relaxed) != 0) mine.store(0, std::memory_order_relaxed);
+  // An engine that keeps polling may not look at its fds for a while: the
+  // control socket (a goodbye, an abort, the peer's death, a ping) is read
+  // here too, once per tick of the coarse clock (1 to 4 ms).
+  if (socketOpen_) {
+    int64_t now = coarseMs();
+    if (now != lastControlCheckMs_) {
+      lastControlCheckMs_ = now;
+      GCCL_CHECK(readControl());
+    }
+  }
+  return progress(kSingleCopyStep, moved);
+}
+
+gcclResult_t ShmConnection::progress(size_t singleCopyBudget, bool* moved) {
+  gcclResult_t r = gcclSuccess;
+  for (int l = 0; l < kLanes && r == gcclSuccess; ++l)
+    r = collectAcks(l, moved);
+  for (int l = 0; l < kLanes && r == gcclSuccess; ++l)
+    r = flush(l, moved);
+  for (int l = 0; l < kLanes && r == gcclSuccess; ++l)
+    r = drain(l, &singleCopyBudget, moved);
+  wakePeer();
+  if (r == gcclSuccess && !socketOpen_) r = checkDeparted();
+  return r;
+}
+
+bool ShmConnection::armForSleep() {
+  if (!broken_.empty()) return false;
+  for (const InLane& in : in_)
+    if (in.state == InState::kSingleCopy) return false;
+  // See the header: the flag, then a full fence, then a second look.
+  std::atomic<uint32_t>& mine = shared_->sleeping[ep_.side].value;
+  mine.store(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (workVisible()) {
+    mine.store(0, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+size_t ShmConnection::minWritable(const SendItem& it, size_t capacity) {
+  if (it.single) return kRecordBytes;
+  size_t piece = std::min(it.len - it.written, capacity / 4);
+  return kRecordBytes + roundUp(std::min(piece, capacity / 16));
+}
+
+bool ShmConnection::workVisible() {
+  bool bad = false;
+  for (InLane& in : in_)
+    if ((in.state == InState::kIdle || in.state == InState::kPieces) &&
+        in.ring.readable(kRecordBytes, &bad) >= kRecordBytes)
+      return true;
+  for (OutLane& o : out_) {
+    if (!o.queue.empty()) {
+      size_t need = minWritable(o.queue.front(), o.ring.capacity());
+      if (o.ring.writable(need, &bad) >= need) return true;
+    }
+    if (!o.waiting.empty() && o.ring.acks() != o.acksSeen) return true;
+  }
+  return bad;  // let poll() report it
+}
+
+void ShmConnection::wakePeer() {
+  if (!notify_) return;
+  notify_ = false;
+  // See the header: the ring counters were stored, then a full fence, then the flag.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::atomic<uint32_t>& theirs = shared_->sleeping[1 - ep_.side].value;
+  if (theirs.load(std::memory_order_relaxed) == 0 || theirs.exchange(0) == 0) return;
+  uint64_t one = 1;
+  // EAGAIN only when the counter is near 2^64: the peer is awake then anyway.
+  ssize_t n = write(ep_.peerBell, &one, sizeof(one));
+  (void)n;
+}
+
+// ---- send ---------------------------------------------------------------------------
+
+gcclResult_t ShmConnection::isend(const void* data, size_t len, uint64_t tag, MessageMeta meta,
+                                  Request* req) {
+  if (!broken_.empty()) return failed();
+  GCCL_REQUIRE(socketOpen_ || !peerClosed_, gcclRemoteError,
+               "rank %d destroyed its communicator; cannot send it %zu bytes", ep_.peer, len);
+  req->state = RequestState::kPending;
+  req->bytes = len;
+  int lane = transport::isAsyncTag(tag) ? kAsyncLane : kDataLane;
+  SendItem it;
+  it.req = req;
+  it.data = static_cast<const uint8_t*>(data);
+  it.len = len;
+  it.tag = tag;
+  it.meta = meta;
+  it.single = useCma_ && len > 0 && len >= tuning_.cmaMinBytes;
+  out_[lane].queue.push_back(it);
+  // Into the ring at once when it has room: no extra pass for latency.
+  bool moved = false;
+  gcclResult_t r = flush(lane, &moved);
+  wakePeer();
+  return r;
+}
+
+gcclResult_t ShmConnection::flush(int lane, bool* moved) {
+  OutLane& o = out_[lane];
+  size_t cap = o.ring.capacity();
+  while (!o.queue.empty()) {
+    SendItem& it = o.queue.front();
+    bool bad = false;
+    Record rec{};
+    rec.tag = it.tag;
+    rec.metaInfo = it.meta.info;
+    rec.metaCount = it.meta.count;
+    rec.total = it.len;
+    if (it.single) {
+      size_t w = o.ring.writable(kRecordBytes, &bad);
+      if (bad) return corrupt("its ring tail is impossible");
+      if (w < kRecordBytes) break;
+      rec.kind = kDescriptor;
+      rec.addr = reinterpret_cast<uintptr_t>(it.data);
+      o.ring.put(0, &rec, kRecordBytes);
+      o.ring.publish(kRecordBytes);
+      o.waiting.push_back({it.req, it.len});
+      o.queue.pop_front();
+      notify_ = true;
+      *moved = true;
+      continue;
+    }
+    // Pieces of at most a quarter of the ring, so that the peer copies one
+    // out while the next goes in; a smaller one when the ring is nearly
+    // full, but not a sliver.
+    size_t piece = std::min(it.len - it.written, cap / 4);
+    size_t need = kRecordBytes + roundUp(piece);
+    size_t w = o.ring.writable(need, &bad);
+    if (bad) return corrupt("its ring tail is impossible");
+    if (w < need) {
+      if (w < minWritable(it, cap)) break;
+      piece = std::min(piece, (w - kRecordBytes) & ~(kRecordBytes - 1));
+      need = kRecordBytes + roundUp(piece);
+    }
+    rec.kind = kPiece;
+    rec.offset = it.written;
+    rec.length = piece;
+    o.ring.put(0, &rec, kRecordBytes);
+    if (it.data != nullptr)
+      o.ring.put(kRecordBytes, it.data + it.written, piece);
+    else
+      o.ring.putZeros(kRecordBytes, piece);
+    o.ring.publish(need);
+    it.written += piece;
+    it.started = true;
+    bytesSent_ += piece;
+    notify_ = true;
+    *moved = true;
+    if (it.written == it.len) {
+      if (it.req != nullptr) it.req->state = RequestState::kDone;
+      o.queue.pop_front();
+    }
+  }
+  return gcclSuccess;
+}
+
+gcclResult_t ShmConnection::collectAcks(int lane, bool* moved) {
+  OutLane& o = out_[lane];
+  if (o.waiting.empty()) return gcclSuccess;
+  uint64_t acks = o.ring.acks();
+  if (acks - o.acksSeen > o.waiting.size()) return corrupt("it acknowledged unsent descriptors");
+  for (; o.acksSeen != acks; ++o.acksSeen) {
+    Waiting w = o.waiting.front();
+    o.waiting.pop_front();
+    bytesSent_ += w.len;
+    if (w.req != nullptr) w.req->state = RequestState::kDone;
+    *moved = true;
+  }
+  return gcclSuccess;
+}
+
+bool ShmConnection::hasQueuedSends() const {
+  if (!socketOpen_ && peerClosed_) return false;
+  for (const OutLane& o : out_)
+    if (!o.queue.empty()) return true;
+  return false;
+}
+
+// ---- receive ------------------------------------------------------------------------
+
+gcclResult_t ShmConnection::irecv(void* data, size_t capacity, uint64_t tag, MessageMeta expect,
+                                  Request* req) {
+  if (!broken_.empty()) return failed();
+  RecvEntry* e;
+  if (freeEntries_.empty()) {
+    entryPool_.emplace_back(new RecvEntry());
+    e = entryPool_.back().get();
+  } else {
+    e = freeEntries_.back();
+    freeEntries_.pop_back();
+  }
+  *e = RecvEntry();
+  e->tag = tag;
+  e->buf = static_cast<uint8_t*>(data);
+  e->capacity = capacity;
+  e->expect = expect;
+  e->req = req;
+  req->state = RequestState::kPending;
+  req->bytes = 0;
+  req->metaMismatch = false;
+  posted_.push_back(e);
+  // A ring may be paused on exactly this message.
+  gcclResult_t r = gcclSuccess;
+  for (int l = 0; l < kLanes && r == gcclSuccess; ++l) {
+    InLane& in = in_[l];
+    if (in.state != InState::kPaused || in.rec.tag != tag) continue;
+    in.state = InState::kIdle;
+    bool moved = false;
+    size_t budget = kSingleCopyStep;
+    r = drain(l, &budget, &moved);
+  }
+  wakePeer();
+  GCCL_CHECK(r);
+  return socketOpen_ ? gcclSuccess : checkDeparted();
+}
+
+ShmConnection::RecvEntry* ShmConnection::takePosted(uint64_t tag) {
+  // In posting order: the first receive posted with this tag takes the message.
+  for (size_t i = 0; i < posted_.size(); ++i) {
+    RecvEntry* e = posted_[i];
+    if (e->tag != tag) continue;
+    posted_.erase(posted_.begin() + static_cast<long>(i));
+    return e;
+  }
+  return nullptr;
+}
+
+void ShmConnection::releaseEntry(RecvEntry* e) {
+  e->req = nullptr;
+  freeEntries_.push_back(e);
+}
+
+gcclResult_t ShmConnection::checkRecord(const InLane& in, const Record& rec, size_t avail) const {
+  bool ok = rec.total <= kMaxMessageBytes;
+  if (rec.kind == kPiece)
+    ok = ok && rec.offset <= rec.total && rec.length <= rec.total - rec.offset &&
+         (rec.length > 0 || rec.total == 0) && kRecordBytes + roundUp(rec.length) <= avail;
+  else if (rec.kind == kDescriptor)
+    ok = ok && ep_.iReadPeer && rec.total > 0 && rec.offset == 0 && rec.length == 0;
+  else
+    ok = false;
+  if (in.state == InState::kIdle)
+    ok = ok && rec.offset == 0;
+  else
+    ok = ok && rec.kind == kPiece && rec.tag == in.rec.tag && rec.total == in.rec.total &&
+         rec.offset == in.got;
+  if (ok) return gcclSuccess;
+  char what[160];
+  snprintf(what, sizeof(what),
+           "a record of kind %u, tag 0x%" PRIx64 ", %" PRIu64 " bytes at offset %" PRIu64
+           " of %" PRIu64 " does not fit",
+           rec.kind, rec.tag, rec.length, rec.offset, rec.total);
+  return corrupt(what);
+}
+
+// The message at the head (in.rec) meets its receive.
+gcclResult_t ShmConnection::beginMessage(InLane& in, RecvEntry* e) {
+  const Record& rec = in.rec;
+  Request* req = e->req;
+  req->peerMeta = {rec.metaInfo, rec.metaCount};
+  bool mismatch = e->expect.info != transport::kMetaAny &&
+                  (e->expect.info != rec.metaInfo || e->expect.count != rec.metaCount);
+  bool tooLarge = !mismatch && rec.total > e->capacity;
+  if (!mismatch && !tooLarge) {
+    in.target = e;
+    in.state = rec.kind == kDescriptor ? InState::kSingleCopy : InState::kPieces;
+    return gcclSuccess;
+  }
+  // The receive fails; the message is dropped (a descriptor at once, pieces as they come).
+  req->metaMismatch = mismatch;
+  if (tooLarge) req->bytes = rec.total;
+  req->state = RequestState::kFailed;
+  releaseEntry(e);
+  in.target = nullptr;
+  if (rec.kind == kDescriptor)
+    finishSingleCopy(in);
+  else
+    in.state = InState::kPieces;
+  if (mismatch) return gcclSuccess;  // the engine reads metaMismatch and peerMeta
+  return setError(gcclInvalidUsage,
+                  "rank %d sent a message of %" PRIu64 " bytes to a receive buffer of %zu bytes",
+                  ep_.peer, rec.total, e->capacity);
+}
+
+void ShmConnection::finishSingleCopy(InLane& in) {
+  in.ring.consume(kRecordBytes);
+  in.ring.ack();
+  notify_ = true;
+  in.state = InState::kIdle;
+  in.target = nullptr;
+  in.got = 0;
+}
+
+gcclResult_t ShmConnection::singleCopyStep(InLane& in, size_t* budget, bool* moved) {
+  RecvEntry* e = in.target;
+  while (in.got<in.rec.total&& * budget> 0) {
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(in.rec.total - in.got, *budget));
+    iovec local{e->buf + in.got, chunk};
+    iovec remote{reinterpret_cast<void*>(static_cast<uintptr_t>(in.rec.addr + in.got)), chunk};
+    ssize_t n = process_vm_readv(ep_.peerPid, &local, 1, &remote, 1, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EFAULT;
+      e->req->state = RequestState::kFailed;
+      releaseEntry(e);
+      finishSingleCopy(in);
+      if (err == ESRCH)
+        return setError(gcclRemoteError, "rank %d is gone (its process no longer exists)",
+                        ep_.peer);
+      // The handshake proved such reads work; a refusal now means the peer
+      // changed its credentials or dumpability since.
+      return setError(gcclRemoteError,
+                      "single-copy read of %" PRIu64 " bytes from rank %d (pid %d) failed: %s",
+                      in.rec.total, ep_.peer, static_cast<int>(ep_.peerPid), strerror(err));
+    }
+    in.got += static_cast<uint64_t>(n);
+    *budget -= std::min(*budget, static_cast<size_t>(n));
+    bytesReceived_ += static_cast<uint64_t>(n);
+    *moved = true;
+  }
+  if (in.got < in.rec.total) return gcclSuccess;
+  e->req->bytes = in.rec.total;
+  e->req->state = RequestState::kDone;
+  releaseEntry(e);
+  finishSingleCopy(in);
+  return gcclSuccess;
+}
+
+gcclResult_t ShmConnection::drain(int lane, size_t* budget, bool* moved) {
+  InLane& in = in_[lane];
+  for (;;) {
+    if (in.state == InState::kPaused) return gcclSuccess;
+    if (in.state == InState::kSingleCopy) {
+      GCCL_CHECK(singleCopyStep(in, budget, moved));
+      if (in.state == InState::kSingleCopy) return gcclSuccess;
+      continue;
+    }
+    bool bad = false;
+    size_t avail = in.ring.readable(kRecordBytes, &bad);
+    if (bad) return corrupt("its ring head is impossible");
+    if (avail < kRecordBytes) return gcclSuccess;
+    Record rec;
+    in.ring.get(0, &rec, kRecordBytes);
+    GCCL_CHECK(checkRecord(in, rec, avail));
+    if (in.state == InState::kIdle) {
+      in.rec = rec;
+      in.got = 0;
+      RecvEntry* e = takePosted(rec.tag);
+      if (e == nullptr) {
+        in.state = InState::kPaused;  // until irecv posts its receive
+        return gcclSuccess;
+      }
+      GCCL_CHECK(beginMessage(in, e));
+      if (in.state != InState::kPieces) continue;
+    }
+    if (in.target != nullptr && rec.length > 0)
+      in.ring.get(kRecordBytes, in.target->buf + rec.offset, rec.length);
+    in.ring.consume(kRecordBytes + roundUp(rec.length));
+    notify_ = true;
+    *moved = true;
+    bytesReceived_ += rec.length;
+    in.got += rec.length;
+    if (in.got == in.rec.total) {
+      if (in.target != nullptr) {
+        in.target->req->bytes = in.rec.total;
+        in.target->req->state = RequestState::kDone;
+        releaseEntry(in.target);
+      }
+      in.target = nullptr;
+      in.state = InState::kIdle;
+    }
+  }
+}
+
+void ShmConnection::cancel(Request* req) {
+  for (size_t i = 0; i < posted_.size(); ++i) {
+    if (posted_[i]->req != req) continue;
+    releaseEntry(posted_[i]);
+    posted_.erase(posted_.begin() + static_cast<long>(i));
+    req->state = RequestState::kFailed;
+    return;
+  }
+  for (InLane& in : in_) {
+    if (in.target == nullptr || in.target->req != req) continue;
+    releaseEntry(in.target);
+    in.target = nullptr;  // the rest of the message is dropped
+    if (in.state == InState::kSingleCopy) finishSingleCopy(in);
+    req->state = RequestState::kFailed;
+    wakePeer();
+    return;
+  }
+  // A send: one not yet begun is withdrawn; one partly in the ring (or a
+  // descriptor the peer may read) goes on without its request, and without
+  // its buffer where that is possible.
+  for (OutLane& o : out_) {
+    for (auto it = o.queue.begin(); it != o.queue.end(); ++it) {
+      if (it->req != req) continue;
+      if (!it->started) {
+        o.queue.erase(it);
+      } else {
+        it->req = nullptr;
+        it->data = nullptr;
+      }
+      req->state = RequestState::kFailed;
+      return;
+    }
+    for (Waiting& w : o.waiting)
+      if (w.req == req) {
+        w.req = nullptr;
+        req->state = RequestState::kFailed;
+        return;
+      }
+  }
+}
+
+void ShmConnection::pausedFrames(std::vector<std::pair<uint64_t, MessageMeta>>* out) const {
+  for (const InLane& in : in_)
+    if (in.state == InState::kPaused)
+      out->push_back({in.rec.tag, {in.rec.metaInfo, in.rec.metaCount}});
+}
+
+// After the peer's goodbye and end of file: what it wrote before is still in
+// the rings, but a receive that nothing there can satisfy never will be.
+gcclResult_t ShmConnection::checkDeparted() {
+  if (socketOpen_ || !peerClosed_) return gcclSuccess;
+  bool expecting = !posted_.empty();
+  bool bad = false;
+  for (InLane& in : in_) {
+    if (in.state == InState::kSingleCopy) return gcclSuccess;
+    if (in.target != nullptr) expecting = true;
+    if (in.state != InState::kPaused && in.ring.readable(kRecordBytes, &bad) >= kRecordBytes)
+      return gcclSuccess;
+  }
+  if (!expecting) return gcclSuccess;
+  return setError(gcclRemoteError,
+                  "rank %d destroyed its communicator while this rank still expected data from it",
+                  ep_.peer);
+}
+
+}  // namespace gccl::shm
