@@ -225,9 +225,20 @@ bool tcpSeeds(const std::string& dir) {
   frame(&pieces, 2, tcp::FrameType::kData, kFrameWholeMessage, 1, kMeta, 5000, 0, 0);
   frame(&pieces, 0, tcp::FrameType::kPing, kFrameWholeMessage, 0, 0, 0, 0, 0);
   put8(&pieces, kOpDrive);
-  return write(dir, "pieces", pieces) && write(dir, "small", small) &&
-         write(dir, "striped", striped) && write(dir, "large", large) &&
-         write(dir, "control", control) && write(dir, "abort", abort) && write(dir, "sends", sends);
+  // One message sent twice over on two data sockets, the first copy arriving
+  // in pieces: the second must be refused before the message completes.
+  Bytes overlap{1};
+  put8(&overlap, kOpTrickle);
+  put8(&overlap, 2);
+  put8(&overlap, 100);
+  post(&overlap, 0, 1, kAny, 200);
+  frame(&overlap, 2, tcp::FrameType::kData, kFrameWholeMessage, 1, 0, 200, 0, 0);
+  frame(&overlap, 3, tcp::FrameType::kData, kFrameWholeMessage, 1, 0, 200, 0, 0);
+  put8(&overlap, kOpDrive);
+  return write(dir, "overlap", overlap) && write(dir, "pieces", pieces) &&
+         write(dir, "small", small) && write(dir, "striped", striped) &&
+         write(dir, "large", large) && write(dir, "control", control) &&
+         write(dir, "abort", abort) && write(dir, "sends", sends);
 }
 
 }  // namespace
