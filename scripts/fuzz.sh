@@ -51,6 +51,11 @@ max_len() {
 }
 for t in "${targets[@]}"; do max_len "$t" >/dev/null; done
 
+corpus_size() {
+  echo "$(find "$1" -type f | wc -l) inputs, $(find "$1" -type f -printf '%s\n' |
+    awk '{ s += $1 } END { print s + 0 }') bytes"
+}
+
 if ! command -v clang++ >/dev/null 2>&1; then
   echo "fuzz: SKIPPED, clang++ is not installed (scripts/install-deps.sh installs it)"
   exit 0
@@ -118,10 +123,10 @@ for t in "${targets[@]}"; do
       failed+=("$t")
       continue
     }
-    before="$(find "$committed" -type f | wc -l) inputs, $(du -sk "$committed" | cut -f1) KiB"
+    before=$(corpus_size "$committed")
     find "$committed" -type f -delete
     cp "$merged"/* "$committed/" 2>/dev/null || true
-    after="$(find "$committed" -type f | wc -l) inputs, $(du -sk "$committed" | cut -f1) KiB"
+    after=$(corpus_size "$committed")
     echo "   corpus $committed: $before -> $after"
   fi
 done
