@@ -25,8 +25,12 @@ long=0
 seconds=20
 targets=()
 if [ "${1:-}" = "--long" ]; then
+  if [ $# -lt 2 ]; then
+    echo "usage: scripts/fuzz.sh --long SECONDS [TARGET...]" >&2
+    exit 2
+  fi
   long=1
-  seconds=${2:?"usage: scripts/fuzz.sh --long SECONDS [TARGET...]"}
+  seconds=$2
   shift 2
   targets=("$@")
 elif [ $# -gt 0 ]; then
