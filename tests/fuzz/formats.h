@@ -31,7 +31,8 @@ inline constexpr uint8_t kSecretSeed = 0x5a;  // secret[i] = kSecretSeed + i
 enum HandshakeFlags : uint8_t {
   kHsClientSide = 1,  // drive clientHandshake; otherwise ServerHandshake
   kHsSign = 2,        // the harness puts a valid MAC where the MAC goes
-  kHsHangUp = 4,      // the peer closes its end once the stream is written
+  kHsHangUp = 4,      // server side: the peer then shuts its writing side (EOF); the
+                      // client side always gets EOF after the stream
 };
 
 // ---- fuzz_tcp_recv ----------------------------------------------------------
