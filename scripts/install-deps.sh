@@ -14,6 +14,8 @@ packages=(
   libopenmpi-dev # MPI headers, for perf/peers/mpi_allreduce_bench (perf/compare's Open MPI column)
   libgloo-dev    # Gloo, for perf/peers/gloo_allreduce_bench (perf/compare's Gloo column)
   iproute2       # network namespaces for multi-host tests
+  clang          # the libFuzzer targets (scripts/fuzz.sh) ...
+  libclang-rt-dev  # ... whose runtime (libFuzzer, the sanitizers) clang only recommends
 )
 
 missing=()

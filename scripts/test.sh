@@ -3,7 +3,9 @@
 # CUDA sources are compiled with nvcc when it is installed), then the whole
 # suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 # GCCL_TEST_SKIP_ASAN=1 skips the sanitizer pass; extra arguments go to ctest
-# (e.g. -L unit).
+# (e.g. -L unit). Last, a bounded libFuzzer run over the TCP transport's input
+# paths (scripts/fuzz.sh, 20 s per target; needs clang);
+# GCCL_TEST_SKIP_FUZZ=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -22,4 +24,9 @@ if [ "${GCCL_TEST_SKIP_ASAN:-0}" != "1" ]; then
   echo "== tests (asan preset)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --preset asan --output-on-failure "$@"
+fi
+
+if [ "${GCCL_TEST_SKIP_FUZZ:-0}" != "1" ]; then
+  echo "== fuzz (libFuzzer, bounded)"
+  scripts/fuzz.sh 20
 fi

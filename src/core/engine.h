@@ -177,7 +177,6 @@ class Engine final : public transport::Poller {
   std::vector<std::shared_ptr<Service>> services_;
   std::vector<bool> activeDone_;
   int64_t lastProgressMs_ = 0;
-  uint64_t lastBytes_ = 0;
   std::vector<int64_t> probeSentMs_;  // by peer; 0 when no probe is out
   int64_t nextProbeMs_ = 0;           // the next periodic probe round of a stall
   // What each peer's latest liveness answer said (decoded), and when it came.

@@ -371,6 +371,14 @@ gcclResult_t TcpConnection::beginPayload(Channel& ch, bool* paused) {
     return setError(gcclInternalError, "rank %d: frames of one message disagree on its size",
                     peer_);
   }
+  // Frames that add up to more than the message (overlapping or repeated)
+  // are refused: otherwise the message could complete, and its buffer go back
+  // to the caller, while another socket's frame still writes into it.
+  if (h.length > e->total - e->claimed)
+    return setError(gcclInternalError,
+                    "rank %d: frames of one message carry more than its %" PRIu64 " bytes", peer_,
+                    e->total);
+  e->claimed += h.length;
   ch.dst = e->buf + h.offset;
   return gcclSuccess;
 }

@@ -87,7 +87,8 @@ class TcpConnection final : public transport::Connection {
     transport::Request* req = nullptr;
     bool sizeKnown = false;
     uint64_t total = 0;
-    uint64_t got = 0;
+    uint64_t got = 0;      // payload bytes of finished frames
+    uint64_t claimed = 0;  // payload bytes of the frames matched so far, finished or not
   };
   enum class RxState { kHeader, kPaused, kPayload, kControlText };
   struct Channel {
