@@ -10,7 +10,7 @@
 #include <cstring>
 #include <memory>
 
-#include "core/check.h"
+#include "base/check.h"
 #include "fuzz/formats.h"
 #include "fuzz/fuzz_input.h"
 #include "transports/tcp/frame.h"

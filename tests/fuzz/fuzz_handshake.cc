@@ -26,8 +26,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/check.h"
-#include "core/hmac.h"
+#include "base/check.h"
+#include "base/hmac.h"
 #include "fuzz/formats.h"
 #include "fuzz/fuzz_input.h"
 #include "transports/tcp/frame.h"
@@ -145,7 +145,7 @@ class ServerRun {
   explicit ServerRun(const Script& s) : s_(s) {}
 
   void run() {
-    if (hs_.start(sp_.side, &creds_, tcp::nowMs() + kSafetyDeadlineMs) != gcclSuccess)
+    if (hs_.start(sp_.side, &creds_, nowMs() + kSafetyDeadlineMs) != gcclSuccess)
       fail("the challenge could not be sent on a fresh socket");
     uint8_t challenge[kChallengeBytes];
     if (recvNow(sp_.peer, challenge, sizeof(challenge)) !=
@@ -250,7 +250,7 @@ class ClientRun {
   }
 
  private:
-  static int64_t deadline() { return tcp::nowMs() + kSafetyDeadlineMs; }
+  static int64_t deadline() { return nowMs() + kSafetyDeadlineMs; }
 
   // The proof depends on the client's own nonce, so the client runs in a
   // thread while this one reads its hello and answers it.
@@ -290,9 +290,9 @@ class ClientRun {
   // Reads the client's hello until it is whole or the client has finished.
   size_t readHello(uint8_t* out) {
     size_t got = 0;
-    int64_t deadline = tcp::nowMs() + kSafetyDeadlineMs;
+    int64_t deadline = nowMs() + kSafetyDeadlineMs;
     while (got < kHelloBytes) {
-      int64_t left = deadline - tcp::nowMs();
+      int64_t left = deadline - nowMs();
       if (left <= 0) fail("the client hangs");
       pollfd p{sp_.peer, POLLIN, 0};
       // libFuzzer's timer signals interrupt the wait; only the deadline counts.

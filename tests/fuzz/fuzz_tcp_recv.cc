@@ -27,7 +27,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/check.h"
+#include "base/check.h"
 #include "fuzz/formats.h"
 #include "fuzz/fuzz_input.h"
 #include "transports/tcp/frame.h"

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/check.h"
+#include "base/check.h"
 #include "transports/tcp/frame.h"
 #include "transports/tcp/tcp_connection.h"
 
