@@ -42,6 +42,7 @@ bool valid(uint16_t type, const FrameHeader& h, uint64_t expectedHash) {
   if (type == static_cast<uint16_t>(FrameType::kData)) return true;
   if (h.offset != 0 || h.length != h.totalBytes || h.length > tcp::kMaxAbortReasonBytes)
     return false;
+  if (type == static_cast<uint16_t>(FrameType::kPong)) return h.length <= tcp::kMaxPongPayloadBytes;
   return type == static_cast<uint16_t>(FrameType::kAbort) || h.length == 0;
 }
 
