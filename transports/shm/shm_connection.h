@@ -195,6 +195,7 @@ class ShmConnection final : public transport::Connection {
   std::string broken_;    // set once the peer died or aborted
   std::deque<std::string> controlOut_;
   bool watchingOut_ = false;
+  bool resetSeen_ = false;  // the control socket reported ECONNRESET
   bool socketOpen_ = true;  // false after the peer's end of file
   int64_t lastControlCheckMs_ = 0;
   std::string abortReason_;

@@ -46,11 +46,18 @@ gcclResult_t ShmConnection::readControl() {
     char buf[kControlHeader + kMaxControlPayload + 1];
     ssize_t n = recv(ep_.sock, buf, sizeof(buf), MSG_DONTWAIT);
     if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return gcclSuccess;
       if (errno == EINTR) continue;
+      // A reset is reported before the frames still queued (the kernel
+      // clears it once read): read on, so that an abort notice and its
+      // reason win over the bare reset.
+      if (errno == ECONNRESET && !resetSeen_) {
+        resetSeen_ = true;
+        continue;
+      }
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && !resetSeen_) return gcclSuccess;
       char why[200];
       snprintf(why, sizeof(why), "the shared-memory connection to rank %d failed: %s", ep_.peer,
-               strerror(errno));
+               strerror(resetSeen_ ? ECONNRESET : errno));
       broken_ = why;
       return failed();
     }

@@ -150,6 +150,14 @@ RegionLayout makeLayout(uint64_t dataLaneBytes, uint64_t asyncLaneBytes) {
 }
 
 void releaseEndpoint(Endpoint* e) {
+  // A unix socket closed with unread data resets the peer's end, and the
+  // peer may then lose what this side sent last (an abort notice and its
+  // reason): read what is left first.
+  if (e->sock >= 0) {
+    char sink[2048];
+    while (recv(e->sock, sink, sizeof(sink), MSG_DONTWAIT) > 0) {
+    }
+  }
   for (int* fd : {&e->sock, &e->myBell, &e->peerBell})
     if (*fd >= 0) {
       close(*fd);
