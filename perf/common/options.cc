@@ -62,7 +62,7 @@ void usage(const char* prog, FILE* f) {
       "\t                                         follows at once (no barrier); 0: calls\n"
       "\t                                         take requests, waited for after the\n"
       "\t                                         timed loop\n"
-      "\t[--sizes <size,size,...>]                 these sizes instead of -b -e -i -f\n"
+      "\t[--sizes <size,size,...>]                these sizes instead of -b -e -i -f\n"
       "\t[-a,--average <0/1/2/3>]                 time over ranks: 0 rank 0, 1 mean (default),\n"
       "\t                                         2 min, 3 max\n"
       "\t[-C,--report_cputime <0/1>]              default 0\n"

@@ -54,6 +54,7 @@ class MpiBackend : public peers::Backend {
              "MPI_Waitall");
     requests_.clear();
   }
+  std::string noNonBlocking() const override { return ""; }
   void barrier() override { checkMpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
   void combine(double* values, size_t n, peers::Combine op) override {
     MPI_Op mop = op == peers::Combine::kSum   ? MPI_SUM

@@ -49,7 +49,7 @@ void usage(const char* prog, FILE* f) {
       "\t[-n,--iters <iteration count>]           default 20\n"
       "\t[-w,--warmup_iters <warmup count>]       default 5\n"
       "\t[-c,--check <checked iterations>]        default 1; 0 skips the check\n"
-      "\t[--sizes <size,size,...>]                 these sizes instead of -b -e -i -f\n"
+      "\t[--sizes <size,size,...>]                these sizes instead of -b -e -i -f\n"
       "\t[-a,--average <0/1/2/3>]                 time over ranks: 0 rank 0, 1 mean (default),\n"
       "\t                                         2 min, 3 max\n"
       "\t[-z,--blocking <0/1/2>]                  default 2: every call blocks, the next\n"

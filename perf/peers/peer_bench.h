@@ -43,14 +43,14 @@ class Backend {
   virtual void allreduce(const float* send, float* recv, size_t count) = 0;
   // The same call started without waiting for it (-z 0), and the wait for
   // every call started so far. Several may be in flight at once, on the
-  // same buffers, as all_reduce_perf's -z 0 has them. A library without a
-  // non-blocking AllReduce keeps these defaults and says why in
-  // noNonBlocking(); the driver then refuses -z 0.
+  // same buffers, as all_reduce_perf's -z 0 has them. A backend that has
+  // them overrides all three, noNonBlocking() returning ""; otherwise it
+  // says why not, and the driver refuses -z 0 before any call.
   virtual void start(const float*, float*, size_t) {
     throw std::logic_error("start() on a backend without a non-blocking AllReduce");
   }
   virtual void waitAll() {}
-  virtual std::string noNonBlocking() const { return ""; }
+  virtual std::string noNonBlocking() const { return "this harness has no non-blocking call"; }
   virtual void barrier() = 0;
   // Element-wise over ranks, in place, every rank getting the result.
   virtual void combine(double* values, size_t n, Combine op) = 0;
