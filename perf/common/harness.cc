@@ -58,6 +58,8 @@ class Runner {
   void fillInput(const Call& c);
   size_t checkOnce(Call c, int rep);
   void measure(size_t bytes, gcclDataType_t type, gcclRedOp_t op, int root, bool inPlace);
+  // Whether calls block (-z 1 and 2) rather than take requests (-z 0).
+  bool blocking() const { return opt_.blocking != Blocking::kNo; }
   void print(const char* fmt, const std::string& s) const {
     if (b_.rank == 0) printf(fmt, s.c_str());
   }
@@ -109,10 +111,12 @@ void Runner::complete(std::vector<gcclRequest_t>* requests) {
 
 // `iters` iterations of aggIters calls each, as nccl-tests times them: all
 // started back to back, then waited for (-z 0), or each completed and
-// followed by a barrier (-z 1). Returns the seconds per call.
+// followed by a barrier (-z 1); or each completed and the next issued at once
+// (-z 2, how the peer harnesses of perf/compare time blocking calls).
+// Returns the seconds per call.
 double Runner::run(Call c, int iters, double* cpuSeconds) {
   std::vector<gcclRequest_t> requests;
-  std::vector<gcclRequest_t>* rq = opt_.blocking ? nullptr : &requests;
+  std::vector<gcclRequest_t>* rq = blocking() ? nullptr : &requests;
   const bool grouped = opt_.aggIters > 1;
   double t0 = now();
   for (int it = 0; it < iters; ++it) {
@@ -120,7 +124,8 @@ double Runner::run(Call c, int iters, double* cpuSeconds) {
     for (int a = 0; a < opt_.aggIters; ++a)
       issue(c, rq);
     if (grouped) checkOrDie(gcclGroupEnd(), "gcclGroupEnd", &b_);
-    if (opt_.blocking) checkOrDie(gcclBarrier(b_.comm, nullptr, nullptr), "gcclBarrier", &b_);
+    if (opt_.blocking == Blocking::kWithBarrier)
+      checkOrDie(gcclBarrier(b_.comm, nullptr, nullptr), "gcclBarrier", &b_);
   }
   double calls = std::max(1.0, static_cast<double>(iters) * opt_.aggIters);
   if (cpuSeconds != nullptr) *cpuSeconds = (now() - t0) / calls;
@@ -157,7 +162,7 @@ size_t Runner::checkOnce(Call c, int rep) {
   if (!written) memcpy(recvCopy_, c.recv, l.recvCount * ts);
 
   std::vector<gcclRequest_t> requests;
-  issue(c, opt_.blocking ? nullptr : &requests);
+  issue(c, blocking() ? nullptr : &requests);
   complete(&requests);
 
   size_t wrong = 0;
@@ -252,8 +257,6 @@ void printHeader(const Collective& coll, const Options& opt, const Bench& b) {
              "gcclAllGather (header)", &b);
   if (b.rank != 0) return;
   printTestStart((std::string(coll.name) + "_perf").c_str(), opt, opt.aggIters);
-  if (opt.blocking)
-    printf("# Blocking Enabled: wait for completion and barrier after each collective \n");
   if (!underLauncher())
     printf("# No launcher environment: 1 rank (start more with mpirun -np N or gcclrun -n N)\n");
   printf("#\n# Using devices\n");

@@ -57,9 +57,12 @@ void usage(const char* prog, FILE* f) {
       "\t[-d,--datatype <type/all>]               default float; int8 uint8 int32 uint32\n"
       "\t                                         int64 uint64 half float double bfloat16\n"
       "\t[-r,--root <root/all>]                   default 0\n"
-      "\t[-z,--blocking <0/1>]                    default 0; 1: every call blocks, then a\n"
-      "\t                                         barrier; 0: calls take requests, waited\n"
-      "\t                                         for after the timed loop\n"
+      "\t[-z,--blocking <0/1/2>]                  default 0; 1: every call blocks, then a\n"
+      "\t                                         barrier; 2: every call blocks, the next\n"
+      "\t                                         follows at once (no barrier); 0: calls\n"
+      "\t                                         take requests, waited for after the\n"
+      "\t                                         timed loop\n"
+      "\t[--sizes <size,size,...>]                these sizes instead of -b -e -i -f\n"
       "\t[-a,--average <0/1/2/3>]                 time over ranks: 0 rank 0, 1 mean (default),\n"
       "\t                                         2 min, 3 max\n"
       "\t[-C,--report_cputime <0/1>]              default 0\n"
@@ -127,7 +130,6 @@ int parseOptions(int argc, char** argv, const Collective& coll, Options* o) {
       {"op", required_argument, nullptr, 'o'},
       {"datatype", required_argument, nullptr, 'd'},
       {"root", required_argument, nullptr, 'r'},
-      {"blocking", required_argument, nullptr, 'z'},
       {"report_cputime", required_argument, nullptr, 'C'},
       {"nthreads", required_argument, nullptr, 't'},
       {"ngpus", required_argument, nullptr, 'g'},
@@ -171,10 +173,6 @@ int parseOptions(int argc, char** argv, const Collective& coll, Options* o) {
         } else {
           return flags.badValue("a rank number or all");
         }
-        break;
-      case 'z':
-        if (!parseInt(a.c_str(), 0, 1, &v)) return flags.badValue("0 or 1");
-        o->blocking = v != 0;
         break;
       case 'C':
         if (!parseInt(a.c_str(), 0, 1, &v)) return flags.badValue("0 or 1");

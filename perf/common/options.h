@@ -13,7 +13,6 @@ namespace gperf {
 // The sweep flags (-b -e -i -f -n -w -c -a), and those of the gccl binaries.
 struct Options : SweepOptions {
   int aggIters = 1;
-  bool blocking = false;
   bool reportCpuTime = false;
   std::vector<gcclDataType_t> types = {gcclFloat32};
   std::vector<gcclRedOp_t> ops = {gcclSum};

@@ -58,6 +58,33 @@ int FlagParser::badValue(const std::string& expected) const {
   return bad("invalid value '" + value_ + "' for " + flag_ + ": expected " + expected);
 }
 
+namespace {
+
+// getopt_long's value for --sizes: above every letter, so it has no short form.
+constexpr int kFlagSizes = 0x100;
+
+// A comma-separated list of sizes, each as parseSize() reads it; ascending,
+// each once.
+bool parseSizeList(const std::string& s, std::vector<size_t>* out) {
+  std::vector<size_t> sizes;
+  size_t begin = 0;
+  for (;;) {
+    const size_t end = s.find(',', begin);
+    const std::string item = s.substr(begin, end == std::string::npos ? end : end - begin);
+    size_t bytes = 0;
+    if (!parseSize(item.c_str(), &bytes)) return false;
+    sizes.push_back(bytes);
+    if (end == std::string::npos) break;
+    begin = end + 1;
+  }
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  *out = sizes;
+  return true;
+}
+
+}  // namespace
+
 int FlagParser::parse(SweepOptions* o, void (*usage)(const char* prog, FILE* f),
                       const std::vector<option>& more, const Handler& other) {
   std::vector<option> longs = {
@@ -69,6 +96,8 @@ int FlagParser::parse(SweepOptions* o, void (*usage)(const char* prog, FILE* f),
       {"warmup_iters", required_argument, nullptr, 'w'},
       {"check", required_argument, nullptr, 'c'},
       {"average", required_argument, nullptr, 'a'},
+      {"blocking", required_argument, nullptr, 'z'},
+      {"sizes", required_argument, nullptr, kFlagSizes},
   };
   longs.insert(longs.end(), more.begin(), more.end());
   longs.push_back({"help", no_argument, nullptr, 'h'});
@@ -76,12 +105,16 @@ int FlagParser::parse(SweepOptions* o, void (*usage)(const char* prog, FILE* f),
   // unknown flag.
   std::string shorts = ":";
   for (const option& l : longs) {
+    if (l.val >= kFlagSizes) continue;
     shorts += static_cast<char>(l.val);
     if (l.has_arg != no_argument) shorts += ':';
   }
   longs.push_back({nullptr, 0, nullptr, 0});
 
   const long kIntMax = std::numeric_limits<int>::max();
+  // The flag that last set the sizes: --sizes and -b/-e/-i/-f exclude each other.
+  std::string seriesFlag;
+  bool listGiven = false;
   opterr = 0;  // our own messages name the flag and what it takes
   optind = 1;
   for (;;) {
@@ -92,6 +125,7 @@ int FlagParser::parse(SweepOptions* o, void (*usage)(const char* prog, FILE* f),
     value_ = optarg != nullptr ? optarg : "";
     flag_ = longIndex >= 0 ? std::string("--") + longs[static_cast<size_t>(longIndex)].name
                            : std::string("-") + static_cast<char>(c);
+    if (c == 'b' || c == 'e' || c == 'i' || c == 'f') seriesFlag = flag_;
     switch (c) {
       case 'b':
         if (!parseSize(optarg, &o->minBytes)) return badValue("a size such as 8, 64K or 1M");
@@ -123,6 +157,18 @@ int FlagParser::parse(SweepOptions* o, void (*usage)(const char* prog, FILE* f),
           return badValue("0 (rank 0), 1 (mean), 2 (min) or 3 (max)");
         o->average = static_cast<int>(v);
         break;
+      case 'z':
+        if (!parseInt(optarg, 0, 2, &v))
+          return badValue(
+              "0 (requests, waited for after the loop), 1 (each call blocks, then a barrier) or "
+              "2 (each call blocks, the next follows at once)");
+        o->blocking = static_cast<Blocking>(v);
+        break;
+      case kFlagSizes:
+        if (!parseSizeList(value_, &o->sizes))
+          return badValue("sizes separated by commas, such as 8,32K,2M");
+        listGiven = true;
+        break;
       case 'h':
         if (report_) usage(prog_, stdout);
         return 0;
@@ -138,10 +184,20 @@ int FlagParser::parse(SweepOptions* o, void (*usage)(const char* prog, FILE* f),
     }
   }
   if (optind < argc_) return bad(std::string("unexpected argument '") + argv_[optind] + "'");
+  if (listGiven) {
+    if (!seriesFlag.empty()) return bad("--sizes and " + seriesFlag + " both give the sizes");
+    o->minBytes = o->sizes.front();
+    o->maxBytes = o->sizes.back();
+  }
   return -1;
 }
 
 void forEachSize(const SweepOptions& o, const std::function<void(size_t bytes)>& body) {
+  if (!o.sizes.empty()) {
+    for (size_t bytes : o.sizes)
+      body(bytes);
+    return;
+  }
   for (size_t bytes = o.minBytes; bytes <= o.maxBytes;) {
     body(bytes);
     const size_t next = o.stepFactor > 1 ? bytes * o.stepFactor : bytes + o.stepBytes;
@@ -172,6 +228,16 @@ void printTestStart(const char* name, const SweepOptions& o, int aggIters) {
       "agg iters: %d validation: %d graph: 0\n",
       o.minBytes, o.maxBytes, o.stepFactor > 1 ? o.stepFactor : o.stepBytes,
       o.stepFactor > 1 ? "factor" : "bytes", o.warmupIters, o.iters, aggIters, o.check);
+  if (!o.sizes.empty()) {
+    printf("# Sizes (--sizes):");
+    for (size_t bytes : o.sizes)
+      printf(" %zu", bytes);
+    printf("\n");
+  }
+  if (o.blocking == Blocking::kWithBarrier)
+    printf("# Blocking Enabled: wait for completion and barrier after each collective \n");
+  if (o.blocking == Blocking::kBackToBack)
+    printf("# Blocking Enabled: wait for completion of each collective, no barrier (-z 2)\n");
 }
 
 void printColumnHeader(bool inPlace, const char* timeName) {

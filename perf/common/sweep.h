@@ -15,17 +15,36 @@
 
 namespace gperf {
 
+// How the calls of a timed loop complete (-z). Every binary that is compared
+// with another takes the same values, so that a comparison can time the same
+// thing everywhere.
+enum class Blocking {
+  // -z 0: every call is started (with a request), and all of them are
+  // waited for after the loop; nccl-tests' default.
+  kNo = 0,
+  // -z 1: every call completes, then a barrier; nccl-tests' -z 1.
+  kWithBarrier = 1,
+  // -z 2: every call completes and the next one starts at once, as an MPI or
+  // Gloo program issues blocking calls one after another.
+  kBackToBack = 2,
+};
+
 // The flags every perf binary takes, with nccl-tests' defaults:
-// -b -e -i -f (sizes), -n -w (iterations), -c (check), -a (time over ranks).
+// -b -e -i -f or --sizes (sizes), -n -w (iterations), -c (check), -a (time
+// over ranks), -z (completion).
 struct SweepOptions {
   size_t minBytes = 32u << 20;
   size_t maxBytes = 32u << 20;
   size_t stepBytes = 1u << 20;
   size_t stepFactor = 1;  // > 1: multiply; else add stepBytes
+  // --sizes: these sizes, ascending, instead of the series above (minBytes
+  // and maxBytes are then its first and last, for buffers and warm-up).
+  std::vector<size_t> sizes;
   int iters = 20;
   int warmupIters = 5;
   int check = 1;    // checked iterations per row; 0 turns checking off
   int average = 1;  // time over ranks: 0 rank 0, 1 mean, 2 min, 3 max
+  Blocking blocking = Blocking::kNo;
 };
 
 // A byte size like nccl-tests': a number with an optional K, M or G (x1024)
@@ -67,8 +86,9 @@ class FlagParser {
   std::string value_;  // and its value
 };
 
-// Calls body(bytes) for each size of the sweep: minBytes, then times
-// stepFactor (when > 1) or plus stepBytes, while not above maxBytes.
+// Calls body(bytes) for each size of the sweep: the --sizes list when there
+// is one, else minBytes, then times stepFactor (when > 1) or plus stepBytes,
+// while not above maxBytes.
 void forEachSize(const SweepOptions& o, const std::function<void(size_t bytes)>& body);
 
 // Seconds on a monotonic clock.
@@ -78,8 +98,8 @@ double now();
 // timed loop. Exits the process when it cannot allocate; free() releases it.
 void* allocTouched(size_t bytes);
 
-// nccl-tests' output. The header: "# Collective test starting: <name>" and
-// the parameters line.
+// nccl-tests' output. The header: "# Collective test starting: <name>", the
+// parameters line, and a line for --sizes and for -z 1 or 2.
 void printTestStart(const char* name, const SweepOptions& o, int aggIters);
 // The column header: the five columns of a row's labels, then time, algbw,
 // busbw and #wrong out of place, and again in place when `inPlace`.

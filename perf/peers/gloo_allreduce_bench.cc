@@ -12,7 +12,8 @@
 // takes longer than $GLOO_TIMEOUT_S seconds (default 300) fails.
 //
 // The call is gloo::allreduce with AllreduceOptions and gloo::sum<float>,
-// as PyTorch's ProcessGroupGloo issues it for CPU tensors. Its algorithm is
+// as PyTorch's ProcessGroupGloo issues it for CPU tensors. It blocks, so -z 0
+// (non-blocking calls) is refused. Its algorithm is
 // RING: that is what AllreduceOptions' default (UNSPECIFIED) runs in this
 // Gloo version at every size. GLOO_ALLREDUCE_ALGORITHM=bcube picks the other
 // one it has.
@@ -111,6 +112,8 @@ class GlooBackend : public peers::Backend {
     gloo::allreduce(opts);
   }
 
+  std::string noNonBlocking() const override { return "gloo::allreduce has no non-blocking form"; }
+
   void barrier() override {
     gloo::BarrierOptions opts(context_);
     opts.setTag(kTagBarrier);
@@ -128,7 +131,7 @@ class GlooBackend : public peers::Backend {
     gloo::allreduce(opts);
   }
 
-  std::vector<std::string> describe() const override {
+  std::vector<std::string> describe(const peers::Options&) const override {
     char version[32];
     snprintf(version, sizeof(version), "%d.%d.%d", GLOO_VERSION_MAJOR, GLOO_VERSION_MINOR,
              GLOO_VERSION_PATCH);

@@ -49,8 +49,13 @@ void usage(const char* prog, FILE* f) {
       "\t[-n,--iters <iteration count>]           default 20\n"
       "\t[-w,--warmup_iters <warmup count>]       default 5\n"
       "\t[-c,--check <checked iterations>]        default 1; 0 skips the check\n"
+      "\t[--sizes <size,size,...>]                these sizes instead of -b -e -i -f\n"
       "\t[-a,--average <0/1/2/3>]                 time over ranks: 0 rank 0, 1 mean (default),\n"
       "\t                                         2 min, 3 max\n"
+      "\t[-z,--blocking <0/1/2>]                  default 2: every call blocks, the next\n"
+      "\t                                         follows at once; 1: every call blocks, then\n"
+      "\t                                         a barrier; 0: calls are started, waited for\n"
+      "\t                                         after the timed loop (not every library)\n"
       "\t[-h,--help]\n",
       prog);
 }
@@ -76,10 +81,19 @@ class Runner {
   double avgBusBw() const { return rows_ > 0 ? busBwSum_ / rows_ : 0; }
 
  private:
+  // As all_reduce_perf's loop: -z 0 starts every call and waits for them
+  // all at the end, inside the span; -z 1 adds a barrier after each call.
   double timed(size_t count, int iters) {
     const double t0 = gperf::now();
-    for (int it = 0; it < iters; ++it)
-      b_.allreduce(send_, recv_, count);
+    for (int it = 0; it < iters; ++it) {
+      if (opt_.blocking == gperf::Blocking::kNo) {
+        b_.start(send_, recv_, count);
+      } else {
+        b_.allreduce(send_, recv_, count);
+        if (opt_.blocking == gperf::Blocking::kWithBarrier) b_.barrier();
+      }
+    }
+    if (opt_.blocking == gperf::Blocking::kNo) b_.waitAll();
     return (gperf::now() - t0) / std::max(1, iters);
   }
   size_t checkOnce(size_t count, size_t seed);
@@ -172,7 +186,7 @@ void printHeader(const char* name, const Options& opt, Backend& b) {
   for (size_t r = 0; r < n; ++r)
     printf("#  Rank %2zu Group  0 Pid %6.0f on %10s device cpu [host memory]\n", r, pids[r], host);
   printf("#\n");
-  for (const std::string& s : b.describe())
+  for (const std::string& s : b.describe(opt))
     printf("# %s\n", s.c_str());
   printf("#\n");
   gperf::printColumnHeader(false, "time");
@@ -183,13 +197,16 @@ void printHeader(const char* name, const Options& opt, Backend& b) {
 
 int parseOptions(int argc, char** argv, bool report, Options* o) {
   gperf::FlagParser flags(argc, argv, report);
+  o->blocking = gperf::Blocking::kBackToBack;
   const int status = flags.parse(o, usage);
   if (status >= 0) return status;
   if (o->minBytes < sizeof(float) || o->maxBytes < o->minBytes)
     return flags.bad("sizes must satisfy 4 <= -b <= -e");
-  if (o->minBytes % sizeof(float) != 0 || o->maxBytes % sizeof(float) != 0 ||
-      (o->stepFactor <= 1 && o->stepBytes % sizeof(float) != 0))
-    return flags.bad("sizes must be multiples of 4 bytes (float32)");
+  bool whole = o->minBytes % sizeof(float) == 0 && o->maxBytes % sizeof(float) == 0 &&
+               (o->stepFactor > 1 || !o->sizes.empty() || o->stepBytes % sizeof(float) == 0);
+  for (size_t bytes : o->sizes)
+    whole = whole && bytes % sizeof(float) == 0;
+  if (!whole) return flags.bad("sizes must be multiples of 4 bytes (float32)");
   if (o->stepFactor <= 1 && o->stepBytes == 0 && o->maxBytes != o->minBytes)
     return flags.bad("-i must be positive when -f is 1 and -b differs from -e");
   return -1;
@@ -197,6 +214,13 @@ int parseOptions(int argc, char** argv, bool report, Options* o) {
 
 int run(const char* name, const Options& opt, Backend& b) {
   setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (opt.blocking == gperf::Blocking::kNo && !b.noNonBlocking().empty()) {
+    // Every rank has the same flags, so every rank stops here.
+    if (b.rank() == 0)
+      fprintf(stderr, "%s: -z 0 is not offered: %s (-z 1 or 2 time blocking calls)\n", name,
+              b.noNonBlocking().c_str());
+    return 2;
+  }
   printHeader(name, opt, b);
   int failed = 0;
   double avgBw = 0;
