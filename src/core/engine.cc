@@ -53,7 +53,7 @@ Engine::Engine(const EngineOptions& options) : opt_(options) {
   ctx_.params = &opt_.params;
   probeSentMs_.assign(static_cast<size_t>(opt_.nranks), 0);
   peerStatus_.resize(static_cast<size_t>(opt_.nranks));
-  publishStatus();
+  reportStale_ = true;
 }
 
 Engine::~Engine() {
@@ -277,6 +277,13 @@ int Engine::pollOnce(int waitMs, gcclRequest* until) {
   // then signals an fd this loop watches); one that cannot be armed now is
   // polled again within a millisecond.
   if (wait != 0 && !polled_.empty() && !armPolled()) wait = wait < 0 ? 1 : std::min(wait, 1);
+  // Polled traffic is moving or the caller's request is done: come straight
+  // back (or leave) without a system call; the next pass looks at the fds.
+  if (wait == 0 && (moved > 0 || (until != nullptr && requestDone(until))) && !polled_.empty()) {
+    now = nowMs();
+    checkDeadlines(now);
+    return moved;
+  }
   int n = epoll_wait(epollFd_, events, 64, wait);
   if (n < 0) {
     if (errno == EINTR) return 0;
@@ -445,9 +452,10 @@ void Engine::startNextBatch() {
     for (const auto& op : active_)
       if (op->hasSequence()) {
         startedSeqs_ = op->seq + 1;
-        lastCollectiveDesc_ = op->describe();
+        lastCollectiveMeta_ = op->meta();
+        lastCollectiveSeq_ = op->seq;
       }
-    publishStatus();
+    reportStale_ = true;
     for (size_t i = 0; i < active_.size(); ++i) {
       gcclResult_t r = active_[i]->start(ctx_);
       if (r != gcclSuccess) {
@@ -503,7 +511,7 @@ void Engine::advance() {
   active_.clear();
   std::fill(probeSentMs_.begin(), probeSentMs_.end(), 0);
   mismatchChecked_ = false;
-  publishStatus();
+  reportStale_ = true;
   startNextBatch();
 }
 
@@ -548,7 +556,7 @@ void Engine::fail(gcclResult_t code, const std::string& reason) {
   polled_.clear();
   for (auto& c : conns_)
     c.reset();
-  publishStatus();
+  reportStale_ = true;
 }
 
 }  // namespace gccl

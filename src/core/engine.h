@@ -87,7 +87,8 @@ class Engine final : public transport::Poller {
   // Poller, for connections (driver only).
   gcclResult_t watch(int fd, uint32_t events, void* owner) override;
   void unwatch(int fd) override;
-  const std::string& livenessReport() const override { return report_; }
+  // Built when a peer asks (a probe is rare; batches are not).
+  const std::string& livenessReport() const override;
 
   const OpParams& params() const { return opt_.params; }
   // Before start(): the spin window of a driving caller (GCCL_SPIN_US, resolved).
@@ -131,8 +132,7 @@ class Engine final : public transport::Poller {
   void collectAnswers(int64_t now);
   void judgeWaits(int64_t now, const std::vector<const Transfer*>& waiting);
   void probe(int64_t now, const std::vector<const Transfer*>& waiting);
-  // Rewrites report_ after the running batch changed.
-  void publishStatus();
+
   void fail(gcclResult_t code, const std::string& reason);
   void completeOp(Op* op, gcclResult_t code, const std::string& reason);
   void checkMismatch();
@@ -190,9 +190,11 @@ class Engine final : public transport::Poller {
     std::string runningDesc, lastDesc;
   };
   std::vector<PeerStatus> peerStatus_;
-  uint64_t startedSeqs_ = 0;        // collectives (with a sequence number) started here
-  std::string lastCollectiveDesc_;  // the last of them, for peers' reports
-  std::string report_;              // livenessReport()
+  uint64_t startedSeqs_ = 0;                   // collectives (with a sequence number) started here
+  transport::MessageMeta lastCollectiveMeta_;  // the last of them, for peers' reports
+  uint64_t lastCollectiveSeq_ = 0;
+  mutable std::string report_;  // livenessReport(), rebuilt when stale
+  mutable bool reportStale_ = true;
   bool broken_ = false;
   bool mismatchChecked_ = false;
   void* scratch_ = nullptr;

@@ -52,7 +52,9 @@ std::string collectiveTagSeqText(uint64_t tag) {
 }
 }  // namespace
 
-void Engine::publishStatus() {
+const std::string& Engine::livenessReport() const {
+  if (!reportStale_) return report_;
+  reportStale_ = false;
   std::string r;
   putU64(&r, startedSeqs_);
   const Op* front = active_.empty() ? nullptr : active_.front().get();
@@ -65,8 +67,13 @@ void Engine::publishStatus() {
   if (active_.size() > 1) running += " (and " + std::to_string(active_.size() - 1) + " more)";
   size_t room = (transport::kMaxLivenessReportBytes - r.size() - 4) / 2;
   putText(&r, running, room);
-  putText(&r, lastCollectiveDesc_, room);
+  putText(&r,
+          startedSeqs_ == 0
+              ? std::string()
+              : describeMeta(lastCollectiveMeta_) + " #" + std::to_string(lastCollectiveSeq_),
+          room);
   report_ = std::move(r);
+  return report_;
 }
 
 void Engine::collectAnswers(int64_t now) {

@@ -27,14 +27,14 @@ void completeRequest(gcclRequest* req, gcclResult_t result, const std::string& r
     req->done = true;
     req->result = result;
     req->reason = reason;
+    req->doneFlag.store(true, std::memory_order_release);
   }
   req->cv.notify_all();
   releaseRequest(req);
 }
 
 bool requestDone(gcclRequest* req) {
-  std::lock_guard<std::mutex> lock(req->mutex);
-  return req->done;
+  return req->doneFlag.load(std::memory_order_acquire);
 }
 
 void releaseRequest(gcclRequest* req) {

@@ -18,6 +18,7 @@ struct gcclRequest {
   std::mutex mutex;
   std::condition_variable cv;
   bool done = false;
+  std::atomic<bool> doneFlag{false};  // `done`, readable without the mutex
   gcclResult_t result = gcclSuccess;
   std::string reason;
   std::atomic<int> refs{2};  // the waiter and the operation
