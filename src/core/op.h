@@ -16,6 +16,7 @@
 namespace gccl {
 
 class Engine;
+class Executor;
 
 // Tunables an op reads, resolved once at communicator creation.
 struct OpParams {
@@ -29,11 +30,16 @@ struct OpContext {
   int rank = 0;
   int nranks = 1;
   const OpParams* params = nullptr;
+  // Where the op's arithmetic and copies go (executor.h), in the memory type
+  // of its buffers: ops never call the kernels or memcpy themselves.
+  Executor* exec = nullptr;
   // The connection to `peer` (a loopback one for this rank itself).
   transport::Connection* conn(int peer) const;
-  // A buffer of at least `bytes`, 64-byte aligned, owned by the engine and
-  // valid while this op runs (one collective runs at a time).
-  void* scratch(size_t bytes) const;
+  // A buffer of at least `bytes` of `type` memory, 64-byte aligned, from the
+  // engine's scratch pool and valid while this op runs (one collective runs
+  // at a time). The first form says why it failed; the second returns null.
+  gcclResult_t scratch(size_t bytes, transport::MemoryType type, void** out) const;
+  void* scratch(size_t bytes, transport::MemoryType type = transport::MemoryType::kHost) const;
 };
 
 // One posted send or receive of an op.
