@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -132,7 +133,9 @@ class Op {
     *bytes = 0;
     return nullptr;
   }
-  virtual void detachSendBuffer() {}
+  // Sends a copy of the buffer taken now (through `exec`, in the buffer's
+  // memory type); a failure to take it fails the op when it starts.
+  virtual void detachSendBuffer(const std::shared_ptr<Executor>&) {}
   // Transfers of this op still pending (appended to *out).
   void pendingTransfers(std::vector<const Transfer*>* out);
   // Withdraws pending receives (the op failed or the communicator aborts).
