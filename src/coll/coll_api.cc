@@ -74,7 +74,6 @@ gcclResult_t gcclAllReduce(const void* sendbuff, void* recvbuff, size_t count,
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o =
         ring ? makeRingOp(RingMode::kAllReduce, a, req) : makeRecursiveDoublingAllReduce(a, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -98,7 +97,6 @@ gcclResult_t gcclBroadcast(const void* sendbuff, void* recvbuff, size_t count,
                         comm->rank == root ? sendbuff : nullptr, recvbuff, call, &a));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o = makeBroadcastOp(a, bytes >= comm->engine->params().ringThresholdBytes, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -124,7 +122,6 @@ gcclResult_t gcclReduce(const void* sendbuff, void* recvbuff, size_t count, gccl
                         comm->rank == root ? recvbuff : nullptr, call, &a));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o = makeReduceOp(a, bytes >= comm->engine->params().ringThresholdBytes, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -151,7 +148,6 @@ gcclResult_t gcclAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
                         recvbuff, call, &a));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o = makeRingOp(RingMode::kAllGather, a, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -179,7 +175,6 @@ gcclResult_t gcclReduceScatter(const void* sendbuff, void* recvbuff, size_t recv
                         call, &a));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o = makeRingOp(RingMode::kReduceScatter, a, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -193,7 +188,6 @@ gcclResult_t gcclBarrier(gcclComm_t comm, gcclStream_t stream, gcclRequest_t* re
         baseArgs(comm, nullptr, nullptr, 0, gcclUint8, gcclSum, 0, nullptr, nullptr, call, &a));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o = makeBarrierOp(a, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }

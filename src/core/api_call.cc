@@ -179,6 +179,7 @@ void dropGroupCalls(gcclComm* comm, gcclResult_t code, const char* reason) {
 // Hands `op` to the engine (or the open group) and waits when asked to.
 gcclResult_t launch(gcclComm* comm, std::unique_ptr<Op> op, gcclRequest* req,
                     gcclRequest_t* userRequest) {
+  if (op->hasSequence()) op->seq = comm->collectiveSeq++;
   req->comm = comm;
   if (userRequest != nullptr) {
     publishRequest(req);

@@ -42,7 +42,10 @@ gcclResult_t checkRoot(gcclComm* comm, int root, const char* call);
 gcclResult_t checkMemoryTypes(const void* send, const void* recv, const char* call,
                               MemoryType* sendType, MemoryType* recvType);
 
-// Hands `op` to the engine (or the open group) and waits when asked to.
+// The one way an op is run, after the checks of apiCall and the call's own:
+// stamps a collective with the communicator's next sequence number (in call
+// order, which every rank shares), hands it to the engine or to the open
+// group, and waits when the caller gave no request.
 gcclResult_t launch(gcclComm* comm, std::unique_ptr<Op> op, gcclRequest* req,
                     gcclRequest_t* userRequest);
 

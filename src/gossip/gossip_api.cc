@@ -69,7 +69,6 @@ gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype, double*
     a.psWeight = psWeight;
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto op = makeMixOp(a, req);
-    op->seq = comm->collectiveSeq++;
     return launch(comm, std::move(op), req, request);
   });
 }
@@ -116,7 +115,6 @@ gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuff, size_t co
     a.step = step;
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto op = makeMixOp(a, req);
-    op->seq = comm->collectiveSeq++;
     return launch(comm, std::move(op), req, request);
   });
 }

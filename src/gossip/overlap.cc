@@ -279,7 +279,6 @@ gcclResult_t gcclGossipStart(gcclGossip_t g, uint64_t step) {
         rec.get(),
         makeGossipMeta(OpKind::kPushSum, g->type, step, g->topo->fingerprint(step), g->count),
         g->bytes, req);
-    op->seq = comm->collectiveSeq++;
     g->steps.push_back(std::move(rec));
     gcclResult_t r = launch(comm, std::move(op), req, nullptr);
     if (r != gcclSuccess) g->broken = true;
