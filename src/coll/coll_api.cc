@@ -7,7 +7,6 @@
 #include "base/check.h"
 #include "core/comm.h"
 #include "core/api_call.h"
-#include "core/memory_type.h"
 #include "core/request.h"
 
 namespace gccl {
@@ -20,7 +19,8 @@ gcclResult_t baseArgs(gcclComm* comm, const void* send, void* recv, size_t count
                       gcclDataType_t type, gcclRedOp_t op, int root, const void* usedSend,
                       const void* usedRecv, const char* call, CollArgs* out) {
   CollArgs& a = *out;
-  GCCL_CHECK(checkMemoryTypes(usedSend, usedRecv, call, &a.sendMem, &a.recvMem));
+  GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), usedSend, usedRecv, call, &a.sendMem,
+                              &a.recvMem));
   a.send = send;
   a.recv = recv;
   a.count = count;
@@ -203,10 +203,12 @@ gcclResult_t gcclSend(const void* sendbuff, size_t count, gcclDataType_t datatyp
     size_t bytes;
     GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(sendbuff, count, datatype, "sendbuff", call));
+    MemoryType mem;
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), sendbuff, nullptr, call, &mem, &mem));
     GCCL_CHECK(checkSelfPeer(comm, peer, request, call));
     gcclRequest* req = newRequest(comm->timeoutMs);
     uint64_t seq = comm->sendSeq[static_cast<size_t>(peer)]++;
-    auto o = makeSendOp(sendbuff, bytes, memoryTypeOf(sendbuff), peer, seq, req);
+    auto o = makeSendOp(sendbuff, bytes, mem, peer, seq, req);
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -222,10 +224,12 @@ gcclResult_t gcclRecv(void* recvbuff, size_t count, gcclDataType_t datatype, int
     size_t bytes;
     GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
+    MemoryType mem;
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), nullptr, recvbuff, call, &mem, &mem));
     GCCL_CHECK(checkSelfPeer(comm, peer, request, call));
     gcclRequest* req = newRequest(comm->timeoutMs);
     uint64_t seq = comm->recvSeq[static_cast<size_t>(peer)]++;
-    auto o = makeRecvOp(recvbuff, bytes, memoryTypeOf(recvbuff), peer, seq, req);
+    auto o = makeRecvOp(recvbuff, bytes, mem, peer, seq, req);
     return launch(comm, std::move(o), req, request);
   });
 }

@@ -143,14 +143,18 @@ gcclResult_t checkRoot(gcclComm* comm, int root, const char* call) {
   return gcclSuccess;
 }
 
-gcclResult_t checkMemoryTypes(const void* send, const void* recv, const char* call,
-                              MemoryType* sendType, MemoryType* recvType) {
+gcclResult_t checkMemoryTypes(const Executor& exec, const void* send, const void* recv,
+                              const char* call, MemoryType* sendType, MemoryType* recvType) {
   MemoryType s = memoryTypeOf(send), r = memoryTypeOf(recv);
   if (send == nullptr) s = r;
   if (recv == nullptr) r = s;
   GCCL_REQUIRE(s == r, gcclInvalidArgument,
                "%s: sendbuff is %s memory and recvbuff is %s memory; both must be the same", call,
                memoryTypeName(s), memoryTypeName(r));
+  GCCL_REQUIRE(exec.reaches(s), gcclInvalidUsage,
+               "%s: the buffers are %s memory, which this build cannot work on (it runs on host "
+               "memory only)",
+               call, memoryTypeName(s));
   *sendType = s;
   *recvType = r;
   return gcclSuccess;

@@ -38,9 +38,11 @@ gcclResult_t checkRoot(gcclComm* comm, int root, const char* call);
 // The memory types of the buffers a call uses, asked once per call
 // (memoryTypeOf) and carried by the op's arguments from there on. Pass null
 // for a buffer this rank does not use: it takes the other's type. The two
-// must be the same memory, since an op's arithmetic runs where its data lives.
-gcclResult_t checkMemoryTypes(const void* send, const void* recv, const char* call,
-                              MemoryType* sendType, MemoryType* recvType);
+// must be the same memory, since an op's arithmetic runs where its data
+// lives, and `exec` must reach it: memory it cannot work on is refused here,
+// before anything is posted, instead of failing the op halfway.
+gcclResult_t checkMemoryTypes(const Executor& exec, const void* send, const void* recv,
+                              const char* call, MemoryType* sendType, MemoryType* recvType);
 
 // The one way an op is run, after the checks of apiCall and the call's own:
 // stamps a collective with the communicator's next sequence number (in call

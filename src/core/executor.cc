@@ -25,6 +25,8 @@ const char* typeLabel(gcclDataType_t type) {
 
 class CpuExecutor final : public Executor {
  public:
+  bool reaches(MemoryType type) const override { return type == MemoryType::kHost; }
+
   gcclResult_t copy(void* dst, MemoryType dstType, const void* src, MemoryType srcType,
                     size_t bytes) override {
     GCCL_CHECK(host("copy to", dstType));

@@ -10,7 +10,8 @@
 //
 // Arithmetic calls take one memory type for all their operands: a reduction
 // or a mix runs where its data lives, and the calls that start an op make
-// sure the buffers of one op agree (api_call.h, checkSameMemory).
+// sure the buffers of one op agree and that the executor reaches them
+// (api_call.h, checkMemoryTypes), before anything is posted.
 //
 // Cost: one virtual call per chunk of work; nothing is allocated per call.
 // Calls come from the driver, or from a caller thread that owns the buffers
@@ -38,6 +39,10 @@ size_t elementSize(gcclDataType_t type);
 class Executor {
  public:
   virtual ~Executor() = default;
+
+  // Whether this executor works on `type` memory; its calls refuse the
+  // types it does not reach.
+  virtual bool reaches(MemoryType type) const = 0;
 
   // dst <- src, `bytes` bytes; the two may overlap (memmove semantics).
   virtual gcclResult_t copy(void* dst, MemoryType dstType, const void* src, MemoryType srcType,

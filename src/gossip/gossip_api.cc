@@ -59,7 +59,7 @@ gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype, double*
                  "%s: psWeight is %g; a push-sum weight must be finite and positive", call, w);
     GossipArgs a;
     GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixColumnStochastic, call, &a.topo));
-    GCCL_CHECK(checkMemoryTypes(x, x, call, &a.sendMem, &a.recvMem));
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), x, x, call, &a.sendMem, &a.recvMem));
     a.send = x;
     a.recv = x;
     a.count = count;
@@ -86,7 +86,7 @@ gcclResult_t gcclPushSumDebias(const void* x, void* z, size_t count, gcclDataTyp
                "%s: psWeight is %g; it must be finite and non-zero", call, psWeight);
   GCCL_CHECK(checkOverlap(x, bytes, z, bytes, z, call));
   MemoryType xMem, zMem;
-  GCCL_CHECK(checkMemoryTypes(x, z, call, &xMem, &zMem));
+  GCCL_CHECK(checkMemoryTypes(defaultExecutor(), x, z, call, &xMem, &zMem));
   if (count == 0) return gcclSuccess;
   gcclResult_t r = defaultExecutor().debias(z, x, psWeight, count, datatype, zMem);
   if (r != gcclSuccess) return setError(r, "%s: %s", call, threadLastError());
@@ -107,7 +107,8 @@ gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuff, size_t co
     GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
     GossipArgs a;
     GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixDoublyStochastic, call, &a.topo));
-    GCCL_CHECK(checkMemoryTypes(sendbuff, recvbuff, call, &a.sendMem, &a.recvMem));
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), sendbuff, recvbuff, call, &a.sendMem,
+                                &a.recvMem));
     a.send = sendbuff;
     a.recv = recvbuff;
     a.count = count;

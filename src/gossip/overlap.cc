@@ -23,7 +23,6 @@
 
 #include "core/api_call.h"
 #include "core/executor.h"
-#include "core/memory_type.h"
 #include "core/request.h"
 #include "core/handle_registry.h"
 #include "gossip/gossip_checks.h"
@@ -221,6 +220,8 @@ gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclD
     size_t bytes;
     GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
+    MemoryType mem;
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), x, x, call, &mem, &mem));
     GCCL_REQUIRE(psWeight != nullptr && *psWeight > 0, gcclInvalidArgument,
                  "%s: psWeight must point to a positive weight", call);
     GCCL_REQUIRE(staleness >= 0 && staleness <= 1000, gcclInvalidArgument,
@@ -233,7 +234,7 @@ gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclD
     g->count = count;
     g->type = datatype;
     g->bytes = bytes;
-    g->mem = memoryTypeOf(x);
+    g->mem = mem;
     g->exec = comm->engine->executor();
     g->psWeight = psWeight;
     g->topo = std::move(t);

@@ -20,7 +20,6 @@
 
 #include "core/api_call.h"
 #include "core/executor.h"
-#include "core/memory_type.h"
 #include "core/request.h"
 #include "core/handle_registry.h"
 #include "gossip/gossip_checks.h"
@@ -260,6 +259,8 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
     size_t bytes;
     GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
+    MemoryType mem;
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), x, x, call, &mem, &mem));
     std::shared_ptr<Topology> t;
     GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixDoublyStochastic, call, &t));
     auto* p = new gcclPairwise();
@@ -269,7 +270,7 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
     p->model->count = count;
     p->model->type = datatype;
     p->model->bytes = bytes;
-    p->model->mem = memoryTypeOf(x);
+    p->model->mem = mem;
     p->exec = comm->engine->executor();
     p->topo = t;
     p->seed = seed;

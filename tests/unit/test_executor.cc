@@ -216,6 +216,28 @@ TEST_F(ExecutorTest, ReportsWhatTheKernelsRefuse) {
   EXPECT_EQ(z, std::vector<float>(8, 0.0f));
 }
 
+TEST_F(ExecutorTest, ReachesHostMemoryOnly) {
+  EXPECT_TRUE(exec_->reaches(MemoryType::kHost));
+  EXPECT_FALSE(exec_->reaches(MemoryType::kCuda));
+  EXPECT_TRUE(defaultExecutor().reaches(MemoryType::kHost));
+}
+
+// The public helper runs on the executor too: what it refuses is an error,
+// not a z left as it was.
+TEST(PushSumDebias, ReportsAWeightThatVanishesInFloat32) {
+  std::vector<float> x(8, 3.0f), z(8, 0.0f);
+  ASSERT_EQ(gcclPushSumDebias(x.data(), z.data(), 8, gcclFloat32, 0.5), gcclSuccess);
+  EXPECT_EQ(z, std::vector<float>(8, 6.0f));
+  EXPECT_EQ(gcclPushSumDebias(x.data(), z.data(), 8, gcclFloat32, 1e-300), gcclInvalidArgument);
+  std::string why = threadLastError();
+  EXPECT_NE(why.find("gcclPushSumDebias"), std::string::npos) << why;
+  EXPECT_NE(why.find("1e-300"), std::string::npos) << why;
+  // float64 data divides by the weight as it is.
+  std::vector<double> xd(4, 1e-300), zd(4, 0.0);
+  ASSERT_EQ(gcclPushSumDebias(xd.data(), zd.data(), 4, gcclFloat64, 1e-300), gcclSuccess);
+  EXPECT_EQ(zd, std::vector<double>(4, 1.0));
+}
+
 TEST_F(ExecutorTest, BuffersAreAlignedAndKeepTheirExecutorAlive) {
   std::weak_ptr<Executor> weak = exec_;
   ExecBuffer a;
