@@ -18,6 +18,7 @@
 
 #include <memory>
 
+#include "core/executor.h"
 #include "core/op.h"
 
 namespace gccl {
@@ -25,6 +26,10 @@ namespace gccl {
 struct CollArgs {
   const void* send = nullptr;
   void* recv = nullptr;
+  // Where send and recv live (checkMemoryTypes: the same memory); scratch is
+  // taken of the same type, so the executor's arithmetic sees one type.
+  MemoryType sendMem = MemoryType::kHost;
+  MemoryType recvMem = MemoryType::kHost;
   size_t count = 0;  // elements: total (AllReduce, Broadcast, Reduce) or per rank (AG, RS)
   gcclDataType_t type = gcclFloat32;
   gcclRedOp_t op = gcclSum;
@@ -41,8 +46,9 @@ std::unique_ptr<Op> makeRecursiveDoublingAllReduce(const CollArgs& args, gcclReq
 std::unique_ptr<Op> makeBroadcastOp(const CollArgs& args, bool pipelined, gcclRequest* req);
 std::unique_ptr<Op> makeReduceOp(const CollArgs& args, bool pipelined, gcclRequest* req);
 std::unique_ptr<Op> makeBarrierOp(const CollArgs& args, gcclRequest* req);
-std::unique_ptr<Op> makeSendOp(const void* data, size_t bytes, int peer, uint64_t seq,
+std::unique_ptr<Op> makeSendOp(const void* data, size_t bytes, MemoryType mem, int peer,
+                               uint64_t seq, gcclRequest* req);
+std::unique_ptr<Op> makeRecvOp(void* data, size_t bytes, MemoryType mem, int peer, uint64_t seq,
                                gcclRequest* req);
-std::unique_ptr<Op> makeRecvOp(void* data, size_t bytes, int peer, uint64_t seq, gcclRequest* req);
 
 }  // namespace gccl

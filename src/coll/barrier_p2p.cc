@@ -1,5 +1,5 @@
 // Barrier (dissemination) and the point-to-point operations.
-#include <vector>
+#include <string>
 
 #include "coll/algorithms.h"
 #include "base/check.h"
@@ -51,11 +51,13 @@ class BarrierOp final : public Op {
 
 class P2POp final : public Op {
  public:
-  P2POp(bool isSend, void* data, size_t bytes, int peer, uint64_t seq, gcclRequest* req)
+  P2POp(bool isSend, void* data, size_t bytes, MemoryType mem, int peer, uint64_t seq,
+        gcclRequest* req)
       : Op(OpKind::kSendRecv, makeMeta(OpKind::kSendRecv, gcclUint8, gcclSum, 0, 0), req),
         isSend_(isSend),
         data_(data),
         bytes_(bytes),
+        mem_(mem),
         peer_(peer),
         p2pSeq_(seq) {}
 
@@ -68,13 +70,22 @@ class P2POp final : public Op {
     return isSend_ ? nullptr : data_;
   }
   // Sends what the buffer holds now, even if a receive overwrites it meanwhile.
-  void detachSendBuffer() override {
-    const auto* p = static_cast<const uint8_t*>(data_);
-    copy_.assign(p, p + bytes_);
+  // Runs on the caller's thread (gcclGroupEnd), before the batch is submitted.
+  void detachSendBuffer(const std::shared_ptr<Executor>& exec) override {
+    detachResult_ = copy_.allocate(exec, bytes_, mem_);
+    if (detachResult_ == gcclSuccess)
+      detachResult_ = exec->copy(copy_.data(), mem_, data_, mem_, bytes_);
+    if (detachResult_ != gcclSuccess) {
+      detachReason_ = threadLastError();
+      return;
+    }
     data_ = copy_.data();
   }
 
   gcclResult_t start(OpContext& ctx) override {
+    if (detachResult_ != gcclSuccess)
+      return setError(detachResult_, "copying the send buffer for rank %d: %s", peer_,
+                      detachReason_.c_str());
     if (isSend_) return postSend(ctx, peer_, data_, bytes_, p2pTag(p2pSeq_), &xfer_);
     return postRecv(ctx, peer_, data_, bytes_, p2pTag(p2pSeq_), &xfer_, /*checkMeta=*/false);
   }
@@ -89,10 +100,13 @@ class P2POp final : public Op {
   bool isSend_;
   void* data_;
   size_t bytes_;
+  MemoryType mem_;
   int peer_;
   uint64_t p2pSeq_;
   Transfer xfer_;
-  std::vector<uint8_t> copy_;
+  ExecBuffer copy_;
+  gcclResult_t detachResult_ = gcclSuccess;
+  std::string detachReason_;
 };
 
 }  // namespace
@@ -101,13 +115,14 @@ std::unique_ptr<Op> makeBarrierOp(const CollArgs& args, gcclRequest* req) {
   return std::make_unique<BarrierOp>(args, req);
 }
 
-std::unique_ptr<Op> makeSendOp(const void* data, size_t bytes, int peer, uint64_t seq,
-                               gcclRequest* req) {
-  return std::make_unique<P2POp>(true, const_cast<void*>(data), bytes, peer, seq, req);
+std::unique_ptr<Op> makeSendOp(const void* data, size_t bytes, MemoryType mem, int peer,
+                               uint64_t seq, gcclRequest* req) {
+  return std::make_unique<P2POp>(true, const_cast<void*>(data), bytes, mem, peer, seq, req);
 }
 
-std::unique_ptr<Op> makeRecvOp(void* data, size_t bytes, int peer, uint64_t seq, gcclRequest* req) {
-  return std::make_unique<P2POp>(false, data, bytes, peer, seq, req);
+std::unique_ptr<Op> makeRecvOp(void* data, size_t bytes, MemoryType mem, int peer, uint64_t seq,
+                               gcclRequest* req) {
+  return std::make_unique<P2POp>(false, data, bytes, mem, peer, seq, req);
 }
 
 }  // namespace gccl

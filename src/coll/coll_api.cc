@@ -1,7 +1,6 @@
 // The public collective and point-to-point calls: validate arguments (before
 // anything is changed), pick the algorithm and launch the op (api_call.h).
 #include <cinttypes>
-#include <cstring>
 #include <vector>
 
 #include "coll/algorithms.h"
@@ -9,15 +8,19 @@
 #include "core/comm.h"
 #include "core/api_call.h"
 #include "core/request.h"
-#include "kernels/cpu/reduce.h"
 
 namespace gccl {
 
 namespace {
 
-CollArgs baseArgs(gcclComm* comm, const void* send, void* recv, size_t count, gcclDataType_t type,
-                  gcclRedOp_t op, int root) {
-  CollArgs a;
+// `usedSend` and `usedRecv`: the buffers this rank reads and writes (null
+// for one it does not use), whose memory types the op carries.
+gcclResult_t baseArgs(gcclComm* comm, const void* send, void* recv, size_t count,
+                      gcclDataType_t type, gcclRedOp_t op, int root, const void* usedSend,
+                      const void* usedRecv, const char* call, CollArgs* out) {
+  CollArgs& a = *out;
+  GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), usedSend, usedRecv, call, &a.sendMem,
+                              &a.recvMem));
   a.send = send;
   a.recv = recv;
   a.count = count;
@@ -27,7 +30,7 @@ CollArgs baseArgs(gcclComm* comm, const void* send, void* recv, size_t count, gc
   a.rank = comm->rank;
   a.nranks = comm->nranks;
   a.chunkBytes = comm->engine->params().chunkBytes;
-  return a;
+  return gcclSuccess;
 }
 
 // A blocking send to this rank itself outside a group can never be matched:
@@ -62,14 +65,15 @@ gcclResult_t gcclAllReduce(const void* sendbuff, void* recvbuff, size_t count,
     GCCL_CHECK(checkBuffer(sendbuff, count, datatype, "sendbuff", call));
     GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
     GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
-    CollArgs a = baseArgs(comm, sendbuff, recvbuff, count, datatype, op, 0);
+    CollArgs a;
+    GCCL_CHECK(
+        baseArgs(comm, sendbuff, recvbuff, count, datatype, op, 0, sendbuff, recvbuff, call, &a));
     const OpParams& p = comm->engine->params();
     bool ring = p.allReduceAlgo == 1 || (p.allReduceAlgo == 0 && bytes >= p.ringThresholdBytes &&
                                          count >= static_cast<size_t>(comm->nranks));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o =
         ring ? makeRingOp(RingMode::kAllReduce, a, req) : makeRecursiveDoublingAllReduce(a, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -88,10 +92,11 @@ gcclResult_t gcclBroadcast(const void* sendbuff, void* recvbuff, size_t count,
     GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
     if (comm->rank == root)
       GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
-    CollArgs a = baseArgs(comm, sendbuff, recvbuff, count, datatype, gcclSum, root);
+    CollArgs a;
+    GCCL_CHECK(baseArgs(comm, sendbuff, recvbuff, count, datatype, gcclSum, root,
+                        comm->rank == root ? sendbuff : nullptr, recvbuff, call, &a));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o = makeBroadcastOp(a, bytes >= comm->engine->params().ringThresholdBytes, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -112,10 +117,11 @@ gcclResult_t gcclReduce(const void* sendbuff, void* recvbuff, size_t count, gccl
       GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
       GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
     }
-    CollArgs a = baseArgs(comm, sendbuff, recvbuff, count, datatype, op, root);
+    CollArgs a;
+    GCCL_CHECK(baseArgs(comm, sendbuff, recvbuff, count, datatype, op, root, sendbuff,
+                        comm->rank == root ? recvbuff : nullptr, call, &a));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o = makeReduceOp(a, bytes >= comm->engine->params().ringThresholdBytes, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -137,10 +143,11 @@ gcclResult_t gcclAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
         static_cast<const uint8_t*>(recvbuff) + static_cast<size_t>(comm->rank) * bytes;
     GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes * static_cast<size_t>(comm->nranks),
                             inPlace, call));
-    CollArgs a = baseArgs(comm, sendbuff, recvbuff, sendcount, datatype, gcclSum, 0);
+    CollArgs a;
+    GCCL_CHECK(baseArgs(comm, sendbuff, recvbuff, sendcount, datatype, gcclSum, 0, sendbuff,
+                        recvbuff, call, &a));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o = makeRingOp(RingMode::kAllGather, a, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -163,10 +170,11 @@ gcclResult_t gcclReduceScatter(const void* sendbuff, void* recvbuff, size_t recv
         static_cast<const uint8_t*>(recvbuff) - static_cast<size_t>(comm->rank) * bytes;
     GCCL_CHECK(checkOverlap(sendbuff, bytes * static_cast<size_t>(comm->nranks), recvbuff, bytes,
                             inPlaceSend, call));
-    CollArgs a = baseArgs(comm, sendbuff, recvbuff, recvcount, datatype, op, 0);
+    CollArgs a;
+    GCCL_CHECK(baseArgs(comm, sendbuff, recvbuff, recvcount, datatype, op, 0, sendbuff, recvbuff,
+                        call, &a));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o = makeRingOp(RingMode::kReduceScatter, a, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -175,10 +183,11 @@ gcclResult_t gcclBarrier(gcclComm_t comm, gcclStream_t stream, gcclRequest_t* re
   const char* call = "gcclBarrier";
   return apiCall(comm, call, request, [&]() -> gcclResult_t {
     GCCL_CHECK(checkStream(stream, call));
-    CollArgs a = baseArgs(comm, nullptr, nullptr, 0, gcclUint8, gcclSum, 0);
+    CollArgs a;
+    GCCL_CHECK(
+        baseArgs(comm, nullptr, nullptr, 0, gcclUint8, gcclSum, 0, nullptr, nullptr, call, &a));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto o = makeBarrierOp(a, req);
-    o->seq = comm->collectiveSeq++;
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -194,10 +203,12 @@ gcclResult_t gcclSend(const void* sendbuff, size_t count, gcclDataType_t datatyp
     size_t bytes;
     GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(sendbuff, count, datatype, "sendbuff", call));
+    MemoryType mem;
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), sendbuff, nullptr, call, &mem, &mem));
     GCCL_CHECK(checkSelfPeer(comm, peer, request, call));
     gcclRequest* req = newRequest(comm->timeoutMs);
     uint64_t seq = comm->sendSeq[static_cast<size_t>(peer)]++;
-    auto o = makeSendOp(sendbuff, bytes, peer, seq, req);
+    auto o = makeSendOp(sendbuff, bytes, mem, peer, seq, req);
     return launch(comm, std::move(o), req, request);
   });
 }
@@ -213,10 +224,12 @@ gcclResult_t gcclRecv(void* recvbuff, size_t count, gcclDataType_t datatype, int
     size_t bytes;
     GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(recvbuff, count, datatype, "recvbuff", call));
+    MemoryType mem;
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), nullptr, recvbuff, call, &mem, &mem));
     GCCL_CHECK(checkSelfPeer(comm, peer, request, call));
     gcclRequest* req = newRequest(comm->timeoutMs);
     uint64_t seq = comm->recvSeq[static_cast<size_t>(peer)]++;
-    auto o = makeRecvOp(recvbuff, bytes, peer, seq, req);
+    auto o = makeRecvOp(recvbuff, bytes, mem, peer, seq, req);
     return launch(comm, std::move(o), req, request);
   });
 }

@@ -7,12 +7,10 @@
 // mine OP theirs with a commutative kernel, so both partners hold the same
 // bits; at the end every odd rank of a pair returns the result to its even
 // partner.
-#include <cstring>
 #include <vector>
 
 #include "coll/algorithms.h"
 #include "base/check.h"
-#include "kernels/cpu/reduce.h"
 
 namespace gccl {
 
@@ -23,7 +21,7 @@ class RecursiveDoublingOp final : public Op {
   RecursiveDoublingOp(const CollArgs& a, gcclRequest* req)
       : Op(OpKind::kAllReduce, makeMeta(OpKind::kAllReduce, a.type, a.op, 0, a.count), req),
         a_(a),
-        bytes_(a.count * kernels::typeSize(a.type)) {}
+        bytes_(a.count * elementSize(a.type)) {}
 
   gcclResult_t start(OpContext& ctx) override {
     int n = a_.nranks, r = a_.rank;
@@ -34,14 +32,15 @@ class RecursiveDoublingOp final : public Op {
     rounds_ = 0;
     while ((1 << rounds_) < pow2_)
       ++rounds_;
-    tmp_ = static_cast<uint8_t*>(ctx.scratch(bytes_ + 64));
-    GCCL_REQUIRE(tmp_ != nullptr, gcclSystemError, "out of memory for %zu scratch bytes", bytes_);
+    void* p = nullptr;
+    GCCL_CHECK(ctx.scratch(bytes_ + 64, a_.recvMem, &p));
+    tmp_ = static_cast<uint8_t*>(p);
     if (r < 2 * extra_) {
       newRank_ = (r % 2 == 0) ? -1 : r / 2;
     } else {
       newRank_ = r - extra_;
     }
-    if (a_.send != a_.recv && bytes_ > 0 && newRank_ >= 0) memmove(a_.recv, a_.send, bytes_);
+    if (newRank_ >= 0) GCCL_CHECK(ctx.exec->copy(a_.recv, a_.recvMem, a_.send, a_.sendMem, bytes_));
     phase_ = 0;
     return postPhase(ctx);
   }
@@ -54,7 +53,7 @@ class RecursiveDoublingOp final : public Op {
         *done = false;
         return gcclSuccess;
       }
-      GCCL_CHECK(finishPhase());
+      GCCL_CHECK(finishPhase(ctx));
       ++phase_;
       if (phase_ > rounds_ + 1) {
         *done = true;
@@ -90,12 +89,13 @@ class RecursiveDoublingOp final : public Op {
     return postSend(ctx, r - 1, a_.recv, bytes_, tag, &send_);
   }
 
-  gcclResult_t finishPhase() {
+  gcclResult_t finishPhase(OpContext& ctx) {
     bool received = phase_ <= rounds_ && newRank_ >= 0 && (phase_ > 0 || a_.rank < 2 * extra_);
-    if (received && bytes_ > 0) kernels::reduce(a_.recv, a_.recv, tmp_, a_.count, a_.type, a_.op);
+    if (received && bytes_ > 0)
+      GCCL_CHECK(ctx.exec->reduce(a_.recv, a_.recv, tmp_, a_.count, a_.type, a_.op, a_.recvMem));
     // Divide once, before the result is handed back, so every rank holds the same bits.
     if (phase_ == rounds_ && a_.op == gcclAvg && newRank_ >= 0 && bytes_ > 0)
-      kernels::divide(a_.recv, a_.recv, a_.count, a_.type, a_.nranks);
+      GCCL_CHECK(ctx.exec->divide(a_.recv, a_.recv, a_.count, a_.type, a_.nranks, a_.recvMem));
     return gcclSuccess;
   }
 

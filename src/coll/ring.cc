@@ -9,12 +9,10 @@
 // slices before it, so whatever this rank needs to free a slot was sent
 // before the frame it may be waiting to place: the ring cannot deadlock.
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "coll/algorithms.h"
 #include "base/check.h"
-#include "kernels/cpu/reduce.h"
 
 namespace gccl {
 
@@ -37,16 +35,16 @@ class RingOp final : public Op {
         a_(a),
         n_(a.nranks),
         r_(a.rank),
-        elem_(kernels::typeSize(a.type)) {}
+        elem_(elementSize(a.type)) {}
 
   gcclResult_t start(OpContext& ctx) override {
     const auto* src = static_cast<const uint8_t*>(a_.send);
     auto* dst = static_cast<uint8_t*>(a_.recv);
     if (n_ == 1) {
       size_t bytes = a_.count * elem_;
-      if (bytes > 0 && src != dst) memmove(dst, src, bytes);
+      GCCL_CHECK(ctx.exec->copy(dst, a_.recvMem, src, a_.sendMem, bytes));
       if (mode_ != RingMode::kAllGather && a_.op == gcclAvg && bytes > 0)
-        kernels::divide(dst, dst, a_.count, a_.type, 1);
+        GCCL_CHECK(ctx.exec->divide(dst, dst, a_.count, a_.type, 1, a_.recvMem));
       finished_ = true;
       return gcclSuccess;
     }
@@ -58,7 +56,7 @@ class RingOp final : public Op {
     // AllGather out of place: this rank's own block goes into place first.
     if (mode_ == RingMode::kAllGather) {
       uint8_t* mine = dst + static_cast<size_t>(r_) * a_.count * elem_;
-      if (mine != src && a_.count > 0) memmove(mine, src, a_.count * elem_);
+      GCCL_CHECK(ctx.exec->copy(mine, a_.recvMem, src, a_.sendMem, a_.count * elem_));
     }
     size_t maxChunkElems = mode_ == RingMode::kAllReduce ? (a_.count + n_ - 1) / n_ : a_.count;
     size_t sliceElems = std::max<size_t>(1, a_.chunkBytes / elem_);
@@ -71,10 +69,9 @@ class RingOp final : public Op {
     buffersPerSlot_ =
         mode_ == RingMode::kReduceScatter ? 2 : (mode_ == RingMode::kAllReduce ? 1 : 0);
     if (buffersPerSlot_ > 0) {
-      scratch_ =
-          static_cast<uint8_t*>(ctx.scratch(window_ * buffersPerSlot_ * maxSliceBytes_ + 64));
-      GCCL_REQUIRE(scratch_ != nullptr, gcclSystemError, "out of memory for %zu scratch bytes",
-                   window_ * buffersPerSlot_ * maxSliceBytes_);
+      void* p = nullptr;
+      GCCL_CHECK(ctx.scratch(window_ * buffersPerSlot_ * maxSliceBytes_ + 64, a_.recvMem, &p));
+      scratch_ = static_cast<uint8_t*>(p);
     }
     slices_.resize(nslices_);
     for (size_t i = 0; i < window_; ++i)
@@ -113,7 +110,7 @@ class RingOp final : public Op {
           ++k;
           continue;
         }
-        finishStep(idx, s);
+        GCCL_CHECK(finishStep(ctx, idx, s));
         moved = true;
         s.posted = false;
         if (++s.step == totalSteps_) {
@@ -214,13 +211,13 @@ class RingOp final : public Op {
     return gcclSuccess;
   }
 
-  void finishStep(size_t idx, Slice& s) {
-    if (!inReducePhase(s.step)) return;
+  gcclResult_t finishStep(OpContext& ctx, size_t idx, Slice& s) {
+    if (!inReducePhase(s.step)) return gcclSuccess;
     int sc = 0, rc = 0;
     stepChunks(s.step, &sc, &rc);
     size_t begin, len;
     sliceRange(rc, idx, &begin, &len);
-    if (len == 0) return;
+    if (len == 0) return gcclSuccess;
     const auto* mine = static_cast<const uint8_t*>(a_.send) + begin * elem_;
     bool last = s.step == n_ - 2;
     uint8_t* in;
@@ -234,8 +231,10 @@ class RingOp final : public Op {
                        (begin - static_cast<size_t>(r_) * a_.count) * elem_
                  : in;
     }
-    kernels::reduce(out, mine, in, len, a_.type, a_.op);
-    if (last && a_.op == gcclAvg) kernels::divide(out, out, len, a_.type, n_);
+    GCCL_CHECK(ctx.exec->reduce(out, mine, in, len, a_.type, a_.op, a_.recvMem));
+    if (last && a_.op == gcclAvg)
+      GCCL_CHECK(ctx.exec->divide(out, out, len, a_.type, n_, a_.recvMem));
+    return gcclSuccess;
   }
 
   RingMode mode_;

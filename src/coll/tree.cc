@@ -4,12 +4,10 @@
 // chain through the ranks in order from the root, cut into slices so every
 // link is busy at once: the time approaches one message's transfer time
 // whatever n is. Ranks are renumbered so the root is virtual rank 0.
-#include <cstring>
 #include <vector>
 
 #include "coll/algorithms.h"
 #include "base/check.h"
-#include "kernels/cpu/reduce.h"
 
 namespace gccl {
 
@@ -23,7 +21,7 @@ class RootedOp : public Op {
       : Op(kind, makeMeta(kind, a.type, kind == OpKind::kReduce ? a.op : gcclSum, a.root, a.count),
            req),
         a_(a),
-        elem_(kernels::typeSize(a.type)),
+        elem_(elementSize(a.type)),
         bytes_(a.count * elem_),
         v_((a.rank - a.root + a.nranks) % a.nranks) {}
   int real(int v) const { return (v + a_.root) % a_.nranks; }
@@ -53,7 +51,7 @@ class BroadcastOp final : public RootedOp {
 
   gcclResult_t start(OpContext& ctx) override {
     int n = a_.nranks;
-    if (v_ == 0 && a_.send != a_.recv && bytes_ > 0) memmove(a_.recv, a_.send, bytes_);
+    if (v_ == 0) GCCL_CHECK(ctx.exec->copy(a_.recv, a_.recvMem, a_.send, a_.sendMem, bytes_));
     if (n == 1) return gcclSuccess;
     if (v_ == 0)
       GCCL_CHECK(
@@ -152,11 +150,12 @@ class TreeReduceOp final : public RootedOp {
 
   gcclResult_t start(OpContext& ctx) override {
     // acc holds this subtree's partial result: the root's output buffer, or scratch.
-    uint8_t* scratch = static_cast<uint8_t*>(ctx.scratch(2 * bytes_ + 128));
-    GCCL_REQUIRE(scratch != nullptr, gcclSystemError, "out of memory for scratch");
+    void* p = nullptr;
+    GCCL_CHECK(ctx.scratch(2 * bytes_ + 128, a_.sendMem, &p));
+    auto* scratch = static_cast<uint8_t*>(p);
     acc_ = v_ == 0 ? static_cast<uint8_t*>(a_.recv) : scratch;
     tmp_ = scratch + ((bytes_ + 63) & ~size_t{63});
-    if (bytes_ > 0 && acc_ != a_.send) memmove(acc_, a_.send, bytes_);
+    GCCL_CHECK(ctx.exec->copy(acc_, a_.sendMem, a_.send, a_.sendMem, bytes_));
     mask_ = 1;
     return postNext(ctx);
   }
@@ -167,12 +166,13 @@ class TreeReduceOp final : public RootedOp {
       GCCL_CHECK(checkTransfer(xfer_));
       if (xfer_.pending()) return gcclSuccess;
       if (finished_) break;
-      if (receiving_ && bytes_ > 0) kernels::reduce(acc_, acc_, tmp_, a_.count, a_.type, a_.op);
+      if (receiving_ && bytes_ > 0)
+        GCCL_CHECK(ctx.exec->reduce(acc_, acc_, tmp_, a_.count, a_.type, a_.op, a_.sendMem));
       mask_ <<= 1;
       GCCL_CHECK(postNext(ctx));
     }
     if (v_ == 0 && a_.op == gcclAvg && bytes_ > 0)
-      kernels::divide(acc_, acc_, a_.count, a_.type, a_.nranks);
+      GCCL_CHECK(ctx.exec->divide(acc_, acc_, a_.count, a_.type, a_.nranks, a_.sendMem));
     *done = true;
     return gcclSuccess;
   }
@@ -216,8 +216,9 @@ class ChainReduceOp final : public RootedOp {
     slices_ = nslices();
     sliceBytes_ = (((a_.count + slices_ - 1) / slices_) * elem_ + 63) & ~size_t{63};
     window_ = std::min(kReduceWindow, slices_);
-    scratch_ = static_cast<uint8_t*>(ctx.scratch(window_ * sliceBytes_ + 64));
-    GCCL_REQUIRE(scratch_ != nullptr, gcclSystemError, "out of memory for scratch");
+    void* p = nullptr;
+    GCCL_CHECK(ctx.scratch(window_ * sliceBytes_ + 64, a_.sendMem, &p));
+    scratch_ = static_cast<uint8_t*>(p);
     state_.resize(slices_);
     for (size_t i = 0; i < window_; ++i)
       freeSlots_.push_back(window_ - 1 - i);
@@ -260,14 +261,16 @@ class ChainReduceOp final : public RootedOp {
           if (root) {
             uint8_t* out = static_cast<uint8_t*>(a_.recv) + b * elem_;
             if (n == 1) {
-              if (out != mine && len > 0) memmove(out, mine, len * elem_);
+              GCCL_CHECK(ctx.exec->copy(out, a_.recvMem, mine, a_.sendMem, len * elem_));
             } else if (len > 0) {
-              kernels::reduce(out, mine, slot(s), len, a_.type, a_.op);
+              GCCL_CHECK(ctx.exec->reduce(out, mine, slot(s), len, a_.type, a_.op, a_.sendMem));
             }
-            if (a_.op == gcclAvg && len > 0) kernels::divide(out, out, len, a_.type, n);
+            if (a_.op == gcclAvg && len > 0)
+              GCCL_CHECK(ctx.exec->divide(out, out, len, a_.type, n, a_.sendMem));
             s.phase = 3;
           } else {
-            if (len > 0) kernels::reduce(slot(s), mine, slot(s), len, a_.type, a_.op);
+            if (len > 0)
+              GCCL_CHECK(ctx.exec->reduce(slot(s), mine, slot(s), len, a_.type, a_.op, a_.sendMem));
             GCCL_CHECK(
                 postSend(ctx, real(v_ - 1), slot(s), len * elem_, collectiveTag(seq, i), &s.send));
             s.phase = 2;

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/memory_type.h"
 #include "core/request.h"
-#include "kernels/cpu/reduce.h"
 #include "base/clock.h"
 
 namespace gccl {
@@ -53,7 +53,7 @@ gcclResult_t finishUserRequest(gcclRequest* req) {
 
 // Sends and receives of one group run at once: a send whose buffer a receive
 // of the same group overwrites (in-place exchange) sends a copy taken now.
-void detachOverlappingSends(std::vector<std::unique_ptr<Op>>& batch) {
+void detachOverlappingSends(gcclComm* comm, std::vector<std::unique_ptr<Op>>& batch) {
   for (auto& s : batch) {
     size_t sendBytes;
     auto sb = reinterpret_cast<uintptr_t>(s->sendRegion(&sendBytes));
@@ -62,7 +62,7 @@ void detachOverlappingSends(std::vector<std::unique_ptr<Op>>& batch) {
       size_t recvBytes;
       auto rb = reinterpret_cast<uintptr_t>(r->recvRegion(&recvBytes));
       if (recvBytes == 0 || sb >= rb + recvBytes || rb >= sb + sendBytes) continue;
-      s->detachSendBuffer();
+      s->detachSendBuffer(comm->engine->executor());
       break;
     }
   }
@@ -86,7 +86,7 @@ gcclResult_t checkRedOp(gcclRedOp_t op, const char* call) {
 
 gcclResult_t checkCount(size_t count, gcclDataType_t type, size_t multiplier, const char* what,
                         const char* call, size_t* bytes) {
-  size_t elem = kernels::typeSize(type);
+  size_t elem = elementSize(type);
   size_t limitElems = kMaxBufferBytes / elem / (multiplier == 0 ? 1 : multiplier);
   if (count > limitElems) {
     if (multiplier > 1)
@@ -108,7 +108,7 @@ gcclResult_t checkBuffer(const void* p, size_t count, gcclDataType_t type, const
   if (count == 0) return gcclSuccess;
   GCCL_REQUIRE(p != nullptr, gcclInvalidArgument, "%s: %s is NULL with count %zu", call, what,
                count);
-  size_t elem = kernels::typeSize(type);
+  size_t elem = elementSize(type);
   GCCL_REQUIRE(reinterpret_cast<uintptr_t>(p) % elem == 0, gcclInvalidArgument,
                "%s: %s %p is not aligned to its %zu-byte elements", call, what, p, elem);
   GCCL_REQUIRE(count <= kMaxBufferBytes / elem &&
@@ -143,6 +143,23 @@ gcclResult_t checkRoot(gcclComm* comm, int root, const char* call) {
   return gcclSuccess;
 }
 
+gcclResult_t checkMemoryTypes(const Executor& exec, const void* send, const void* recv,
+                              const char* call, MemoryType* sendType, MemoryType* recvType) {
+  MemoryType s = memoryTypeOf(send), r = memoryTypeOf(recv);
+  if (send == nullptr) s = r;
+  if (recv == nullptr) r = s;
+  GCCL_REQUIRE(s == r, gcclInvalidArgument,
+               "%s: sendbuff is %s memory and recvbuff is %s memory; both must be the same", call,
+               memoryTypeName(s), memoryTypeName(r));
+  GCCL_REQUIRE(exec.reaches(s), gcclInvalidUsage,
+               "%s: the buffers are %s memory, which this build cannot work on (it runs on host "
+               "memory only)",
+               call, memoryTypeName(s));
+  *sendType = s;
+  *recvType = r;
+  return gcclSuccess;
+}
+
 bool groupOpen() {
   return tGroupDepth > 0;
 }
@@ -166,6 +183,7 @@ void dropGroupCalls(gcclComm* comm, gcclResult_t code, const char* reason) {
 // Hands `op` to the engine (or the open group) and waits when asked to.
 gcclResult_t launch(gcclComm* comm, std::unique_ptr<Op> op, gcclRequest* req,
                     gcclRequest_t* userRequest) {
+  if (op->hasSequence()) op->seq = comm->collectiveSeq++;
   req->comm = comm;
   if (userRequest != nullptr) {
     publishRequest(req);
@@ -265,7 +283,7 @@ gcclResult_t gcclGroupEnd(void) {
       if (entries[j].comm != comm || entries[j].op == nullptr) continue;
       bool p2p = !entries[j].op->isCollective();
       if (!batch.empty() && (!p2p || batch.back()->isCollective())) {
-        detachOverlappingSends(batch);
+        detachOverlappingSends(comm, batch);
         comm->engine->submit(std::move(batch));
         batch.clear();
       }
@@ -273,7 +291,7 @@ gcclResult_t gcclGroupEnd(void) {
       batch.push_back(std::move(entries[j].op));
     }
     if (!batch.empty()) {
-      detachOverlappingSends(batch);
+      detachOverlappingSends(comm, batch);
       comm->engine->submit(std::move(batch));
     }
   }

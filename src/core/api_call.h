@@ -7,6 +7,7 @@
 
 #include "base/check.h"
 #include "core/comm.h"
+#include "core/executor.h"
 #include "core/op.h"
 #include "gccl/gccl.h"
 
@@ -34,8 +35,19 @@ gcclResult_t checkOverlap(const void* send, size_t sendBytes, const void* recv, 
                           const void* inPlaceSend, const char* call);
 gcclResult_t checkStream(gcclStream_t stream, const char* call);
 gcclResult_t checkRoot(gcclComm* comm, int root, const char* call);
+// The memory types of the buffers a call uses, asked once per call
+// (memoryTypeOf) and carried by the op's arguments from there on. Pass null
+// for a buffer this rank does not use: it takes the other's type. The two
+// must be the same memory, since an op's arithmetic runs where its data
+// lives, and `exec` must reach it: memory it cannot work on is refused here,
+// before anything is posted, instead of failing the op halfway.
+gcclResult_t checkMemoryTypes(const Executor& exec, const void* send, const void* recv,
+                              const char* call, MemoryType* sendType, MemoryType* recvType);
 
-// Hands `op` to the engine (or the open group) and waits when asked to.
+// The one way an op is run, after the checks of apiCall and the call's own:
+// stamps a collective with the communicator's next sequence number (in call
+// order, which every rank shares), hands it to the engine or to the open
+// group, and waits when the caller gave no request.
 gcclResult_t launch(gcclComm* comm, std::unique_ptr<Op> op, gcclRequest* req,
                     gcclRequest_t* userRequest);
 
@@ -47,8 +59,10 @@ size_t queuedGroupCalls(gcclComm* comm);
 // them (the communicator is being aborted).
 void dropGroupCalls(gcclComm* comm, gcclResult_t code, const char* reason);
 
-// Common entry: guard, readiness, one issuing thread at a time (IssueGuard),
-// then `body` builds and launches the op.
+// Common entry of every public call that runs an op: guard, readiness, one
+// issuing thread at a time (IssueGuard), then `body` checks its arguments,
+// builds the op and launches it. A body may launch several ops (pairwise
+// gossip registers its service, then meets the others in a barrier).
 template <typename Body>
 inline gcclResult_t apiCall(gcclComm* comm, const char* call, gcclRequest_t* request, Body body) {
   clearThreadLastError();

@@ -42,8 +42,12 @@ void cpuRelax() {
 transport::Connection* OpContext::conn(int peer) const {
   return engine->connection(peer);
 }
-void* OpContext::scratch(size_t bytes) const {
-  return engine->scratch(bytes);
+gcclResult_t OpContext::scratch(size_t bytes, transport::MemoryType type, void** out) const {
+  return engine->scratchPool().get(bytes, type, out);
+}
+void* OpContext::scratch(size_t bytes, transport::MemoryType type) const {
+  void* p = nullptr;
+  return scratch(bytes, type, &p) == gcclSuccess ? p : nullptr;
 }
 
 Engine::Engine(const EngineOptions& options) : opt_(options) {
@@ -51,6 +55,7 @@ Engine::Engine(const EngineOptions& options) : opt_(options) {
   ctx_.rank = opt_.rank;
   ctx_.nranks = opt_.nranks;
   ctx_.params = &opt_.params;
+  ctx_.exec = exec_.get();
   probeSentMs_.assign(static_cast<size_t>(opt_.nranks), 0);
   peerStatus_.resize(static_cast<size_t>(opt_.nranks));
   reportStale_ = true;
@@ -63,7 +68,6 @@ Engine::~Engine() {
   listeners_.clear();
   if (wakeFd_ >= 0) close(wakeFd_);
   if (epollFd_ >= 0) close(epollFd_);
-  free(scratch_);
 }
 
 gcclResult_t Engine::start(std::vector<std::unique_ptr<transport::Connection>> conns,
@@ -112,16 +116,6 @@ void Engine::unwatch(int fd) {
   if (i >= watches_.size() || watches_[i].kind == WatchKind::kNone) return;
   epoll_ctl(epollFd_, EPOLL_CTL_DEL, fd, nullptr);
   watches_[i] = WatchEntry();
-}
-
-void* Engine::scratch(size_t bytes) {
-  if (bytes > scratchBytes_) {
-    free(scratch_);
-    scratchBytes_ = (bytes + 63) & ~size_t{63};
-    scratch_ = aligned_alloc(64, scratchBytes_);
-    if (scratch_ == nullptr) scratchBytes_ = 0;
-  }
-  return scratch_;
 }
 
 void Engine::wake() {

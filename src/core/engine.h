@@ -38,8 +38,10 @@
 #include <thread>
 #include <vector>
 
+#include "core/executor.h"
 #include "core/op.h"
 #include "core/request.h"
+#include "core/scratch_pool.h"
 #include "transports/transport.h"
 
 namespace gccl {
@@ -99,7 +101,10 @@ class Engine final : public transport::Poller {
 
   // For ops (driver only).
   transport::Connection* connection(int peer) { return conns_[peer].get(); }
-  void* scratch(size_t bytes);
+  ScratchPool& scratchPool() { return scratch_; }
+  // Any thread: the executor of this communicator's ops; buffers that must
+  // outlive the communicator keep it alive through the shared pointer.
+  const std::shared_ptr<Executor>& executor() const { return exec_; }
 
  private:
   enum class WatchKind : uint8_t { kNone, kWake, kListen, kConn };
@@ -197,8 +202,10 @@ class Engine final : public transport::Poller {
   mutable bool reportStale_ = true;
   bool broken_ = false;
   bool mismatchChecked_ = false;
-  void* scratch_ = nullptr;
-  size_t scratchBytes_ = 0;
+  // Declared last and in this order: the pool hands its buffers back to the
+  // executor before the executor goes.
+  std::shared_ptr<Executor> exec_ = makeCpuExecutor();
+  ScratchPool scratch_{*exec_};  // driver only
 };
 
 }  // namespace gccl

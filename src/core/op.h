@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 namespace gccl {
 
 class Engine;
+class Executor;
 
 // Tunables an op reads, resolved once at communicator creation.
 struct OpParams {
@@ -29,11 +31,16 @@ struct OpContext {
   int rank = 0;
   int nranks = 1;
   const OpParams* params = nullptr;
+  // Where the op's arithmetic and copies go (executor.h), in the memory type
+  // of its buffers: ops never call the kernels or memcpy themselves.
+  Executor* exec = nullptr;
   // The connection to `peer` (a loopback one for this rank itself).
   transport::Connection* conn(int peer) const;
-  // A buffer of at least `bytes`, 64-byte aligned, owned by the engine and
-  // valid while this op runs (one collective runs at a time).
-  void* scratch(size_t bytes) const;
+  // A buffer of at least `bytes` of `type` memory, 64-byte aligned, from the
+  // engine's scratch pool and valid while this op runs (one collective runs
+  // at a time). The first form says why it failed; the second returns null.
+  gcclResult_t scratch(size_t bytes, transport::MemoryType type, void** out) const;
+  void* scratch(size_t bytes, transport::MemoryType type = transport::MemoryType::kHost) const;
 };
 
 // One posted send or receive of an op.
@@ -126,7 +133,9 @@ class Op {
     *bytes = 0;
     return nullptr;
   }
-  virtual void detachSendBuffer() {}
+  // Sends a copy of the buffer taken now (through `exec`, in the buffer's
+  // memory type); a failure to take it fails the op when it starts.
+  virtual void detachSendBuffer(const std::shared_ptr<Executor>&) {}
   // Transfers of this op still pending (appended to *out).
   void pendingTransfers(std::vector<const Transfer*>* out);
   // Withdraws pending receives (the op failed or the communicator aborts).

@@ -3,13 +3,11 @@
 // happen before anything changes; the step itself runs on the progress
 // engine like any collective (mix_op.cc).
 #include <cmath>
-#include <cstring>
 
 #include "core/api_call.h"
+#include "core/executor.h"
 #include "gossip/gossip_checks.h"
 #include "gossip/gossip_ops.h"
-#include "kernels/cpu/mix.h"
-#include "kernels/cpu/reduce.h"
 
 namespace gccl {
 
@@ -61,6 +59,7 @@ gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype, double*
                  "%s: psWeight is %g; a push-sum weight must be finite and positive", call, w);
     GossipArgs a;
     GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixColumnStochastic, call, &a.topo));
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), x, x, call, &a.sendMem, &a.recvMem));
     a.send = x;
     a.recv = x;
     a.count = count;
@@ -70,7 +69,6 @@ gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype, double*
     a.psWeight = psWeight;
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto op = makeMixOp(a, req);
-    op->seq = comm->collectiveSeq++;
     return launch(comm, std::move(op), req, request);
   });
 }
@@ -87,7 +85,11 @@ gcclResult_t gcclPushSumDebias(const void* x, void* z, size_t count, gcclDataTyp
   GCCL_REQUIRE(std::isfinite(psWeight) && psWeight != 0, gcclInvalidArgument,
                "%s: psWeight is %g; it must be finite and non-zero", call, psWeight);
   GCCL_CHECK(checkOverlap(x, bytes, z, bytes, z, call));
-  if (count > 0) kernels::debias(z, x, psWeight, count, datatype);
+  MemoryType xMem, zMem;
+  GCCL_CHECK(checkMemoryTypes(defaultExecutor(), x, z, call, &xMem, &zMem));
+  if (count == 0) return gcclSuccess;
+  gcclResult_t r = defaultExecutor().debias(z, x, psWeight, count, datatype, zMem);
+  if (r != gcclSuccess) return setError(r, "%s: %s", call, threadLastError());
   return gcclSuccess;
 }
 
@@ -105,6 +107,8 @@ gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuff, size_t co
     GCCL_CHECK(checkOverlap(sendbuff, bytes, recvbuff, bytes, recvbuff, call));
     GossipArgs a;
     GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixDoublyStochastic, call, &a.topo));
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), sendbuff, recvbuff, call, &a.sendMem,
+                                &a.recvMem));
     a.send = sendbuff;
     a.recv = recvbuff;
     a.count = count;
@@ -112,7 +116,6 @@ gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuff, size_t co
     a.step = step;
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto op = makeMixOp(a, req);
-    op->seq = comm->collectiveSeq++;
     return launch(comm, std::move(op), req, request);
   });
 }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/executor.h"
 #include "core/op.h"
 #include "gossip/topology.h"
 
@@ -12,6 +13,9 @@ namespace gccl {
 struct GossipArgs {
   const void* send = nullptr;  // the tensor this rank sends (== recv for in-place)
   void* recv = nullptr;        // where the mixed result goes
+  // Where send and recv live (checkMemoryTypes: the same memory).
+  MemoryType sendMem = MemoryType::kHost;
+  MemoryType recvMem = MemoryType::kHost;
   size_t count = 0;
   gcclDataType_t type = gcclFloat32;
   std::shared_ptr<Topology> topo;  // kept alive while the step runs

@@ -14,13 +14,10 @@
 // in-peer at a time); every send is posted at the start from the snapshot,
 // so no rank's sends wait on its receives and the exchange cannot deadlock.
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "base/check.h"
 #include "gossip/gossip_ops.h"
-#include "kernels/cpu/mix.h"
-#include "kernels/cpu/reduce.h"
 
 namespace gccl {
 
@@ -36,7 +33,7 @@ class MixOp final : public Op {
                           a.topo->fingerprint(a.step), a.count),
            req),
         a_(a),
-        elem_(kernels::typeSize(a.type)),
+        elem_(elementSize(a.type)),
         bytes_(a.count * elem_) {}
 
   gcclResult_t start(OpContext& ctx) override {
@@ -53,16 +50,16 @@ class MixOp final : public Op {
     // then window_ x npeers receive slots.
     bool snapshot = a_.send == a_.recv && !out_.empty();
     size_t snapBytes = snapshot ? ((bytes_ + 63) & ~size_t{63}) : 0;
-    auto* scratch =
-        static_cast<uint8_t*>(ctx.scratch(snapBytes + window_ * npeers * sliceBytes_ + 64));
-    GCCL_REQUIRE(scratch != nullptr, gcclSystemError, "out of memory for gossip scratch");
+    void* p = nullptr;
+    GCCL_CHECK(ctx.scratch(snapBytes + window_ * npeers * sliceBytes_ + 64, a_.recvMem, &p));
+    auto* scratch = static_cast<uint8_t*>(p);
     const uint8_t* source = static_cast<const uint8_t*>(a_.send);
     if (snapshot) {
-      if (bytes_ > 0) memcpy(scratch, a_.send, bytes_);
+      GCCL_CHECK(ctx.exec->copy(scratch, a_.recvMem, a_.send, a_.sendMem, bytes_));
       source = scratch;
     }
     slots_ = scratch + snapBytes;
-    if (a_.send != a_.recv && bytes_ > 0) memcpy(a_.recv, a_.send, bytes_);
+    GCCL_CHECK(ctx.exec->copy(a_.recv, a_.recvMem, a_.send, a_.sendMem, bytes_));
     if (a_.pushSum) __atomic_load(a_.psWeight, &weightOut_, __ATOMIC_ACQUIRE);
 
     sends_.resize(out_.size() * (slices_ + 1));
@@ -111,7 +108,7 @@ class MixOp final : public Op {
           ready = ready && t.done();
         }
         if (!ready) break;
-        fold(folded_);
+        GCCL_CHECK(fold(ctx, folded_));
         ++folded_;
         moved = true;
       }
@@ -152,18 +149,18 @@ class MixOp final : public Op {
   uint8_t* slot(size_t slice, size_t peer) const {
     return slots_ + ((slice % window_) * in_.size() + peer) * sliceBytes_;
   }
-  void fold(size_t s) {
+  gcclResult_t fold(OpContext& ctx, size_t s) {
     size_t b, len;
     range(s, &b, &len);
-    if (len == 0) return;
+    if (len == 0) return gcclSuccess;
     ys_.resize(in_.size());
     bs_.resize(in_.size());
     for (size_t j = 0; j < in_.size(); ++j) {
       ys_[j] = slot(s, j);
       bs_[j] = in_[j].weight;
     }
-    kernels::mix(static_cast<uint8_t*>(a_.recv) + b * elem_, self_, ys_.data(), bs_.data(),
-                 static_cast<int>(in_.size()), len, a_.type);
+    return ctx.exec->mix(static_cast<uint8_t*>(a_.recv) + b * elem_, self_, ys_.data(), bs_.data(),
+                         static_cast<int>(in_.size()), len, a_.type, a_.recvMem);
   }
 
   GossipArgs a_;

@@ -15,7 +15,6 @@
 // messages arrived (WaitOp); the caller reads those records after the op
 // completes, so every hand-over goes through a request's completion.
 #include <algorithm>
-#include <cstring>
 #include <list>
 #include <mutex>
 #include <set>
@@ -23,12 +22,11 @@
 #include <vector>
 
 #include "core/api_call.h"
+#include "core/executor.h"
 #include "core/request.h"
 #include "core/handle_registry.h"
 #include "gossip/gossip_checks.h"
 #include "gossip/topology.h"
-#include "kernels/cpu/mix.h"
-#include "kernels/cpu/reduce.h"
 
 struct gcclGossip;
 
@@ -41,12 +39,12 @@ struct StepRecord {
   uint64_t step = 0;
   uint64_t seq = 0;
   std::vector<PeerWeight> out, in;
-  std::vector<uint8_t> snapshot;  // what was sent; lives until the sends complete
+  ExecBuffer snapshot;  // what was sent; lives until the sends complete
   double weightSent = 0;
   std::vector<Transfer> sends;    // per out-peer: weight, data
   std::vector<Transfer> recvs;    // per in-peer: weight, data
   std::vector<double> weightsIn;  // per in-peer
-  std::vector<uint8_t> received;  // in.size() x bytes
+  ExecBuffer received;            // in.size() x bytes, in x's memory type
   // Written by WaitOp on the progress thread, read by the caller after it completes.
   std::vector<char> arrived;  // per in-peer: weight and data both in
   bool sendsDone = false;
@@ -142,6 +140,10 @@ struct gcclGossip {
   size_t count = 0;
   gcclDataType_t type = gcclFloat32;
   size_t bytes = 0;
+  gccl::MemoryType mem = gccl::MemoryType::kHost;  // where x lives
+  // Scales and folds x on the caller's thread; kept alive by the buffers of
+  // the steps even past the communicator.
+  std::shared_ptr<gccl::Executor> exec;
   double* psWeight = nullptr;
   std::shared_ptr<gccl::Topology> topo;
   int staleness = 0;
@@ -171,7 +173,6 @@ gcclResult_t waitAndFold(gcclGossip* g, bool hasThrough, uint64_t through, bool 
     g->broken = true;
     return r;
   }
-  size_t elem = kernels::typeSize(g->type);
   for (auto it = g->steps.begin(); it != g->steps.end();) {
     StepRecord& rec = **it;
     bool allFolded = true;
@@ -181,9 +182,14 @@ gcclResult_t waitAndFold(gcclGossip* g, bool hasThrough, uint64_t through, bool 
         allFolded = false;
         continue;
       }
-      if (g->count > 0)
-        kernels::axpy(g->x, rec.in[j].weight, rec.received.data() + j * g->count * elem, g->count,
-                      g->type);
+      if (g->count > 0) {
+        r = g->exec->axpy(g->x, rec.in[j].weight, rec.received.data() + j * g->bytes, g->count,
+                          g->type, g->mem);
+        if (r != gcclSuccess) {
+          g->broken = true;
+          return r;
+        }
+      }
       *g->psWeight += rec.in[j].weight * rec.weightsIn[j];
       rec.folded[j] = 1;
     }
@@ -214,6 +220,8 @@ gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclD
     size_t bytes;
     GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
+    MemoryType mem;
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), x, x, call, &mem, &mem));
     GCCL_REQUIRE(psWeight != nullptr && *psWeight > 0, gcclInvalidArgument,
                  "%s: psWeight must point to a positive weight", call);
     GCCL_REQUIRE(staleness >= 0 && staleness <= 1000, gcclInvalidArgument,
@@ -226,6 +234,8 @@ gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclD
     g->count = count;
     g->type = datatype;
     g->bytes = bytes;
+    g->mem = mem;
+    g->exec = comm->engine->executor();
     g->psWeight = psWeight;
     g->topo = std::move(t);
     g->staleness = staleness;
@@ -247,23 +257,29 @@ gcclResult_t gcclGossipStart(gcclGossip_t g, uint64_t step) {
     double self = 1;
     g->topo->outPeers(step, comm->rank, &rec->out, &self);
     g->topo->inPeers(step, comm->rank, &rec->in);
-    rec->snapshot.assign(static_cast<uint8_t*>(g->x), static_cast<uint8_t*>(g->x) + g->bytes);
+    GCCL_CHECK(rec->snapshot.allocate(g->exec, g->bytes, g->mem));
+    GCCL_CHECK(rec->received.allocate(g->exec, rec->in.size() * g->bytes, g->mem));
+    GCCL_CHECK(g->exec->copy(rec->snapshot.data(), g->mem, g->x, g->mem, g->bytes));
     rec->weightSent = *g->psWeight;
     rec->sends.resize(2 * rec->out.size());
     rec->recvs.resize(2 * rec->in.size());
     rec->weightsIn.assign(rec->in.size(), 0);
-    rec->received.resize(rec->in.size() * g->bytes);
     rec->arrived.assign(rec->in.size(), 0);
     rec->folded.assign(rec->in.size(), 0);
     // Keep this rank's own share now; the rest is counted where it lands.
-    if (g->count > 0) kernels::scale(g->x, self, g->count, g->type);
+    if (g->count > 0) {
+      gcclResult_t r = g->exec->scale(g->x, self, g->count, g->type, g->mem);
+      if (r != gcclSuccess) {
+        g->broken = true;
+        return r;
+      }
+    }
     *g->psWeight *= self;
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto op = std::make_unique<PostOp>(
         rec.get(),
         makeGossipMeta(OpKind::kPushSum, g->type, step, g->topo->fingerprint(step), g->count),
         g->bytes, req);
-    op->seq = comm->collectiveSeq++;
     g->steps.push_back(std::move(rec));
     gcclResult_t r = launch(comm, std::move(op), req, nullptr);
     if (r != gcclSuccess) g->broken = true;

@@ -13,19 +13,17 @@
 // (x_i + x_j) / 2. The lock is the consistency contract: a partner's model is
 // read and updated between the trainer's locked sections, never inside one.
 #include <algorithm>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <vector>
 
 #include "core/api_call.h"
+#include "core/executor.h"
 #include "core/request.h"
 #include "core/handle_registry.h"
 #include "gossip/gossip_checks.h"
 #include "gossip/topology.h"
-#include "kernels/cpu/mix.h"
-#include "kernels/cpu/reduce.h"
 
 namespace gccl {
 
@@ -46,21 +44,25 @@ struct Model {
   size_t count = 0;
   gcclDataType_t type = gcclFloat32;
   size_t bytes = 0;
+  MemoryType mem = MemoryType::kHost;  // where x lives; the exchange buffers too
   std::mutex lock;
 };
 
 class PairwiseService final : public Service {
  public:
-  PairwiseService(std::shared_ptr<Model> model, const std::vector<int>& peers,
-                  transport::MessageMeta meta, uint64_t id)
-      : model_(std::move(model)), meta_(meta), id_(id) {
+  PairwiseService(std::shared_ptr<Model> model, transport::MessageMeta meta, uint64_t id)
+      : model_(std::move(model)), meta_(meta), id_(id) {}
+
+  // A request and a reply buffer per neighbour, in the model's memory type.
+  gcclResult_t init(const std::vector<int>& peers, const std::shared_ptr<Executor>& exec) {
     for (int p : peers) {
       auto s = std::make_unique<Slot>();
       s->peer = p;
-      s->in.resize(model_->bytes);
-      s->out.resize(model_->bytes);
+      GCCL_CHECK(s->in.allocate(exec, model_->bytes, model_->mem));
+      GCCL_CHECK(s->out.allocate(exec, model_->bytes, model_->mem));
       slots_.push_back(std::move(s));
     }
+    return gcclSuccess;
   }
 
   bool wantsRetry() const override { return retry_; }
@@ -78,7 +80,7 @@ class PairwiseService final : public Service {
           ++s.seq;
         }
         if (!s.posted) {
-          GCCL_CHECK(ctx.conn(s.peer)->irecv(s.in.data(), s.in.size(), requestTag(id_, s.seq),
+          GCCL_CHECK(ctx.conn(s.peer)->irecv(s.in.data(), model_->bytes, requestTag(id_, s.seq),
                                              meta_, &s.request.req));
           s.posted = true;
         }
@@ -90,13 +92,15 @@ class PairwiseService final : public Service {
                             s.peer, describeMeta(s.request.req.peerMeta).c_str());
           return setError(gcclRemoteError, "request from rank %d failed", s.peer);
         }
-        if (!serve(s)) {
+        bool served = false;
+        GCCL_CHECK(serve(ctx, s, &served));
+        if (!served) {
           // The trainer holds the model's lock: try again on a later pass
           // rather than block the loop (the caller may be the one driving it).
           retry_ = true;
           break;
         }
-        GCCL_CHECK(ctx.conn(s.peer)->isend(s.out.data(), s.out.size(), replyTag(id_, s.seq), meta_,
+        GCCL_CHECK(ctx.conn(s.peer)->isend(s.out.data(), model_->bytes, replyTag(id_, s.seq), meta_,
                                            &s.reply.req));
         s.replying = true;
       }
@@ -117,18 +121,20 @@ class PairwiseService final : public Service {
     uint64_t seq = 0;
     bool posted = false, replying = false;
     Transfer request, reply;
-    std::vector<uint8_t> in, out;
+    ExecBuffer in, out;
   };
 
   // s_j = x_j; x_j = x_j/2 + s_i/2 (= x_j + (s_i - s_j)/2 while locked).
-  bool serve(Slot& s) {
+  // *served is false when the trainer holds the lock.
+  gcclResult_t serve(OpContext& ctx, Slot& s, bool* served) {
     std::unique_lock<std::mutex> guard(model_->lock, std::try_to_lock);
-    if (!guard.owns_lock()) return false;
-    if (model_->bytes > 0) memcpy(s.out.data(), model_->x, model_->bytes);
+    *served = guard.owns_lock();
+    if (!*served) return gcclSuccess;
+    Model& m = *model_;
+    GCCL_CHECK(ctx.exec->copy(s.out.data(), m.mem, m.x, m.mem, m.bytes));
     const void* ys[1] = {s.in.data()};
     const double bs[1] = {0.5};
-    kernels::mix(model_->x, 0.5, ys, bs, 1, model_->count, model_->type);
-    return true;
+    return ctx.exec->mix(m.x, 0.5, ys, bs, 1, m.count, m.type, m.mem);
   }
 
   std::shared_ptr<Model> model_;
@@ -208,7 +214,8 @@ struct gcclPairwise {
   uint64_t seed = 0;
   uint64_t id = 0;
   gccl::transport::MessageMeta meta;
-  std::vector<uint8_t> snapshot, reply;
+  std::shared_ptr<gccl::Executor> exec;  // copies and mixes on the caller's thread
+  gccl::ExecBuffer snapshot, reply;      // in the model's memory type
 };
 
 namespace gccl {
@@ -252,6 +259,8 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
     size_t bytes;
     GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
     GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
+    MemoryType mem;
+    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), x, x, call, &mem, &mem));
     std::shared_ptr<Topology> t;
     GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixDoublyStochastic, call, &t));
     auto* p = new gcclPairwise();
@@ -261,6 +270,8 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
     p->model->count = count;
     p->model->type = datatype;
     p->model->bytes = bytes;
+    p->model->mem = mem;
+    p->exec = comm->engine->executor();
     p->topo = t;
     p->seed = seed;
     p->meta = makeMeta(OpKind::kPairwise, datatype, gcclSum, 0, count);
@@ -278,12 +289,13 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
     }
     p->neighbours.assign(peers.begin(), peers.end());
     p->sendSeq.assign(static_cast<size_t>(comm->nranks), 0);
-    p->snapshot.resize(p->model->bytes);
-    p->reply.resize(p->model->bytes);
     p->id = comm->asyncObjects++;
-    p->service = std::make_shared<PairwiseService>(p->model, p->neighbours, p->meta, p->id);
+    p->service = std::make_shared<PairwiseService>(p->model, p->meta, p->id);
+    gcclResult_t r = p->snapshot.allocate(p->exec, bytes, p->model->mem);
+    if (r == gcclSuccess) r = p->reply.allocate(p->exec, bytes, p->model->mem);
+    if (r == gcclSuccess) r = p->service->init(p->neighbours, p->exec);
     // Every rank serves before any rank asks: register, then meet in a barrier.
-    gcclResult_t r = runServiceOp(p, true);
+    if (r == gcclSuccess) r = runServiceOp(p, true);
     if (r == gcclSuccess) r = gcclBarrier(comm, nullptr, nullptr);
     if (r != gcclSuccess) {
       delete p;
@@ -323,7 +335,7 @@ gcclResult_t gcclPairwiseExchange(gcclPairwise_t p, uint64_t step, int* partner)
     Model& m = *p->model;
     {
       std::lock_guard<std::mutex> guard(m.lock);
-      if (m.bytes > 0) memcpy(p->snapshot.data(), m.x, m.bytes);
+      GCCL_CHECK(p->exec->copy(p->snapshot.data(), m.mem, m.x, m.mem, m.bytes));
     }
     gcclRequest* req = newRequest(p->comm->timeoutMs);
     uint64_t seq = p->sendSeq[static_cast<size_t>(peer)]++;
@@ -336,7 +348,7 @@ gcclResult_t gcclPairwiseExchange(gcclPairwise_t p, uint64_t step, int* partner)
       std::lock_guard<std::mutex> guard(m.lock);
       const void* ys[2] = {p->reply.data(), p->snapshot.data()};
       const double bs[2] = {0.5, -0.5};
-      kernels::mix(m.x, 1.0, ys, bs, 2, m.count, m.type);
+      GCCL_CHECK(p->exec->mix(m.x, 1.0, ys, bs, 2, m.count, m.type, m.mem));
     }
     if (partner != nullptr) *partner = peer;
     return gcclSuccess;

@@ -407,7 +407,7 @@ uint32_t Topology::fingerprint(uint64_t step) const {
   };
   auto bits = [](double d) {
     uint64_t u;
-    memcpy(&u, &d, sizeof(u));
+    memcpy(&u, &d, sizeof(u));  // the weight's bits for the hash, not tensor data
     return u;
   };
   std::vector<PeerWeight> out;
