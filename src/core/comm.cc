@@ -95,15 +95,20 @@ gcclResult_t resolveConfig(const gcclConfig_t* config, ResolvedConfig* out) {
 }
 
 // GCCL_SPIN_US: how long a blocked caller polls without sleeping after the
-// last event. Automatic (-1): while this machine runs no more ranks than this
-// process may use cores, 50 us; with more ranks than cores, spinning would
-// take the core from the rank that has work, so never.
-int64_t resolveSpinUs(int localRanks) {
-  int64_t spin = param::SpinUs();
-  if (spin >= 0) return spin;
+// last event, and for how much of that it pauses the core rather than yield
+// it. Automatic (-1): while this machine runs no more ranks than this process
+// may use cores, 50 us, the first quarter pausing; with more ranks than
+// cores, 20 us of yielding only: a yield hands the core to a rank with work
+// at once, where a sleeping rank would need a wake-up for every message
+// (measured in perf/RESULTS.md, "4 ranks on 2 cores").
+void resolveSpin(int localRanks, int64_t* spinUs, int64_t* pauseUs) {
   cpu_set_t set;
   int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-  return localRanks <= cores ? 50 : 0;
+  bool dedicated = localRanks <= cores;
+  int64_t spin = param::SpinUs();
+  if (spin < 0) spin = dedicated ? 50 : 20;
+  *spinUs = spin;
+  *pauseUs = dedicated ? spin / 4 : 0;
 }
 
 OpParams resolveOpParams() {
@@ -177,7 +182,9 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
                   r, comm->transports[r].c_str());
         break;
       }
-  comm->engine->setSpinUs(resolveSpinUs(registry.localRanks()));
+  int64_t spinUs, pauseUs;
+  resolveSpin(registry.localRanks(), &spinUs, &pauseUs);
+  comm->engine->setSpin(spinUs, pauseUs);
   GCCL_CHECK(comm->engine->start(std::move(conns), std::move(listeners)));
   GCCL_INFO(kLogInit, "rank %d/%d ready: %s", comm->rank, comm->nranks,
             registry.describe().c_str());

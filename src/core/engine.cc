@@ -345,7 +345,7 @@ void Engine::drive(gcclRequest* req, int64_t deadlineMs) {
       if (n > 0) {
         lastEventUs = nowUs();
       } else if (spin) {
-        if (sinceEventUs < opt_.spinUs / 4)
+        if (sinceEventUs < opt_.spinPauseUs)
           cpuRelax();
         else
           sched_yield();

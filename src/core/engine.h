@@ -53,6 +53,7 @@ struct EngineOptions {
   bool callerProgress = true;  // blocked callers drive the loop (GCCL_CALLER_PROGRESS)
   int64_t leaseUs = 500;       // GCCL_PROGRESS_LEASE_US
   int64_t spinUs = 0;          // GCCL_SPIN_US
+  int64_t spinPauseUs = 0;     // the start of the window that pauses instead of yielding
   OpParams params;
 };
 
@@ -93,8 +94,12 @@ class Engine final : public transport::Poller {
   const std::string& livenessReport() const override;
 
   const OpParams& params() const { return opt_.params; }
-  // Before start(): the spin window of a driving caller (GCCL_SPIN_US, resolved).
-  void setSpinUs(int64_t us) { opt_.spinUs = us; }
+  // Before start(): the spin window of a driving caller (GCCL_SPIN_US,
+  // resolved) and how much of it pauses the core before yielding it.
+  void setSpin(int64_t spinUs, int64_t pauseUs) {
+    opt_.spinUs = spinUs;
+    opt_.spinPauseUs = pauseUs;
+  }
   // Driver only (from an op's start): services polled on every pass.
   void addService(std::shared_ptr<Service> service) { services_.push_back(std::move(service)); }
   void removeService(Service* service);
