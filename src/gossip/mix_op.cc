@@ -46,20 +46,15 @@ class MixOp final : public Op {
     sliceBytes_ = (sliceBytes_ + 63) & ~size_t{63};
     window_ = std::min(kWindow, slices_);
     size_t npeers = in_.size();
-    // Scratch: the snapshot (when sending what is about to be overwritten),
-    // then window_ x npeers receive slots.
-    bool snapshot = a_.send == a_.recv && !out_.empty();
-    size_t snapBytes = snapshot ? ((bytes_ + 63) & ~size_t{63}) : 0;
+    // Scratch: window_ x npeers receive slots. In place, what is sent is
+    // what gets mixed: a slice is folded only once every out-peer has its
+    // copy of it (its send is complete), so no snapshot of x is needed.
+    inPlace_ = a_.send == a_.recv;
     void* p = nullptr;
-    GCCL_CHECK(ctx.scratch(snapBytes + window_ * npeers * sliceBytes_ + 64, a_.recvMem, &p));
-    auto* scratch = static_cast<uint8_t*>(p);
+    GCCL_CHECK(ctx.scratch(window_ * npeers * sliceBytes_ + 64, a_.recvMem, &p));
+    slots_ = static_cast<uint8_t*>(p);
     const uint8_t* source = static_cast<const uint8_t*>(a_.send);
-    if (snapshot) {
-      GCCL_CHECK(ctx.exec->copy(scratch, a_.recvMem, a_.send, a_.sendMem, bytes_));
-      source = scratch;
-    }
-    slots_ = scratch + snapBytes;
-    GCCL_CHECK(ctx.exec->copy(a_.recv, a_.recvMem, a_.send, a_.sendMem, bytes_));
+    if (!inPlace_) GCCL_CHECK(ctx.exec->copy(a_.recv, a_.recvMem, a_.send, a_.sendMem, bytes_));
     if (a_.pushSum) __atomic_load(a_.psWeight, &weightOut_, __ATOMIC_ACQUIRE);
 
     sends_.resize(out_.size() * (slices_ + 1));
@@ -104,6 +99,11 @@ class MixOp final : public Op {
         bool ready = true;
         for (size_t j = 0; j < in_.size(); ++j) {
           const Transfer& t = recvs_[j * (slices_ + 1) + 1 + folded_];
+          GCCL_CHECK(checkTransfer(t));
+          ready = ready && t.done();
+        }
+        for (size_t k = 0; inPlace_ && k < out_.size(); ++k) {
+          const Transfer& t = sends_[k * (slices_ + 1) + 1 + folded_];
           GCCL_CHECK(checkTransfer(t));
           ready = ready && t.done();
         }
@@ -169,6 +169,7 @@ class MixOp final : public Op {
   double self_ = 1;
   size_t slices_ = 1, sliceBytes_ = 0, window_ = 1, posted_ = 0, folded_ = 0;
   uint8_t* slots_ = nullptr;
+  bool inPlace_ = false;
   double weightOut_ = 0;
   std::vector<double> weightsIn_;
   std::vector<Transfer> sends_, recvs_;

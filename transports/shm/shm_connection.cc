@@ -398,9 +398,13 @@ gcclResult_t ShmConnection::singleCopyStep(InLane& in, size_t* budget, bool* mov
       e->req->state = RequestState::kFailed;
       releaseEntry(e);
       finishSingleCopy(in);
-      if (err == ESRCH)
+      if (err == ESRCH) {
+        // It may have said why before it went: an abort notice names the
+        // rank at fault, which its mere absence does not.
+        if (readControl() != gcclSuccess && !abortReason_.empty()) return failed();
         return setError(gcclRemoteError, "rank %d is gone (its process no longer exists)",
                         ep_.peer);
+      }
       // The handshake proved such reads work; a refusal now means the peer
       // changed its credentials or dumpability since.
       return setError(gcclRemoteError,
@@ -514,16 +518,19 @@ void ShmConnection::pausedFrames(std::vector<std::pair<uint64_t, MessageMeta>>* 
 }
 
 // After the peer's goodbye and end of file: what it wrote before is still in
-// the rings, but a receive that nothing there can satisfy never will be.
+// the rings, but a receive that nothing there can satisfy never will be. (A
+// message paused forever ahead of it is a mismatch the engine's liveness
+// probe reports: a departed peer never answers.)
 gcclResult_t ShmConnection::checkDeparted() {
   if (socketOpen_ || !peerClosed_) return gcclSuccess;
   bool expecting = !posted_.empty();
   bool bad = false;
   for (InLane& in : in_) {
-    if (in.state == InState::kSingleCopy) return gcclSuccess;
+    // A message paused at the head waits for its own receive, which may be
+    // posted after the one expected here: what follows it still counts.
+    if (in.state == InState::kSingleCopy || in.state == InState::kPaused) return gcclSuccess;
     if (in.target != nullptr) expecting = true;
-    if (in.state != InState::kPaused && in.ring.readable(kRecordBytes, &bad) >= kRecordBytes)
-      return gcclSuccess;
+    if (in.ring.readable(kRecordBytes, &bad) >= kRecordBytes) return gcclSuccess;
   }
   if (!expecting) return gcclSuccess;
   return setError(gcclRemoteError,
