@@ -398,13 +398,14 @@ gcclResult_t ShmConnection::singleCopyStep(InLane& in, size_t* budget, bool* mov
       e->req->state = RequestState::kFailed;
       releaseEntry(e);
       finishSingleCopy(in);
-      if (err == ESRCH) {
-        // It may have said why before it went: an abort notice names the
-        // rank at fault, which its mere absence does not.
-        if (readControl() != gcclSuccess && !abortReason_.empty()) return failed();
+      // A peer that fails mid-read is usually on its way out (ESRCH once it
+      // is gone, EFAULT while its memory is being torn down). It may have
+      // said why before it went: an abort notice names the rank at fault,
+      // which its absence does not; a bare end of file says it left.
+      if (readControl() != gcclSuccess && (!abortReason_.empty() || !socketOpen_)) return failed();
+      if (err == ESRCH)
         return setError(gcclRemoteError, "rank %d is gone (its process no longer exists)",
                         ep_.peer);
-      }
       // The handshake proved such reads work; a refusal now means the peer
       // changed its credentials or dumpability since.
       return setError(gcclRemoteError,
