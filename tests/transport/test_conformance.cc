@@ -49,13 +49,13 @@ class TestPoller final : public transport::Poller {
   TestPoller() : epfd_(epoll_create1(EPOLL_CLOEXEC)) {}
   ~TestPoller() override { close(epfd_); }
   gcclResult_t watch(int fd, uint32_t events, void* owner) override {
+    (void)owner;  // one connection per end: events go to it by fd
     epoll_event ev{};
     ev.events = events;
-    ev.data.ptr = owner;
+    ev.data.fd = fd;
     if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0 &&
         epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
       return setError(gcclSystemError, "epoll_ctl: %s", strerror(errno));
-    fds_.push_back({fd, owner});
     return gcclSuccess;
   }
   void unwatch(int fd) override { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
@@ -72,18 +72,14 @@ class TestPoller final : public transport::Poller {
       if (moved || done()) continue;
       epoll_event evs[16];
       int n = epoll_wait(epfd_, evs, 16, c->needsPolling() && !c->armForSleep() ? 0 : 5);
-      for (int i = 0; i < n; ++i) {
-        // The event carries the owner, not the fd: find which fd fired.
-        for (const auto& [fd, owner] : fds_)
-          if (owner == evs[i].data.ptr) GCCL_CHECK(c->onEvents(fd, evs[i].events));
-      }
+      for (int i = 0; i < n; ++i)
+        GCCL_CHECK(c->onEvents(evs[i].data.fd, evs[i].events));
     }
     return gcclSuccess;
   }
 
  private:
   int epfd_;
-  std::vector<std::pair<int, void*>> fds_;
   std::string report_ = "conformance";
 };
 
@@ -266,7 +262,7 @@ TEST_P(Conformance, SizesFromZeroToSixtyFourMebibytesArriveIntactBothWays) {
       DRIVE(e, !s.pending() && !r.pending(), 60000);
       RANK_CHECK(s.done() && r.done() && r.bytes == n, "%zu bytes: send %d, receive %d (%zu)", n,
                  static_cast<int>(s.state), static_cast<int>(r.state), r.bytes);
-      RANK_CHECK(memcmp(in.data(), want.data(), n) == 0 && in[n] == 0xee,
+      RANK_CHECK((n == 0 || memcmp(in.data(), want.data(), n) == 0) && in[n] == 0xee,
                  "%zu bytes arrived damaged or overran the buffer", n);
     }
     return goodbye(e);

@@ -132,6 +132,11 @@ gcclResult_t ShmConnection::flushControl() {
         controlOut_.clear();
         break;
       }
+      // It went away: what it said before it went (an abort notice and its
+      // reason) is still on this side of the socket, and says more.
+      int err = errno;
+      if (readControl() != gcclSuccess && !abortReason_.empty()) return failed();
+      errno = err;
       return setError(gcclRemoteError,
                       "the shared-memory connection to rank %d failed while sending: %s (did it "
                       "exit?)",
