@@ -347,6 +347,9 @@ TEST(PreAuth, StrangersWhileAcceptFailsWithEmfileDoNotMakeTheProgressThreadSpin)
   auto outcomes = runRanksWithControl(
       2,
       [board](int rank, int n, const gcclUniqueId& id) {
+        // The TCP listener is what is attacked; TCP carries the collectives
+        // too, so that nothing else polls while descriptors are exhausted.
+        setenv("GCCL_TRANSPORT", "tcp", 1);
         gcclComm_t comm;
         RANK_OK(initWithTimeout(&comm, n, id, rank, 10000));
         int32_t v = rank + 1;
