@@ -22,6 +22,14 @@ gcclResult_t checkFloatingType(gcclDataType_t type, const char* call) {
   return gcclSuccess;
 }
 
+gcclResult_t checkGossipModel(gcclComm* comm, void* x, size_t count, gcclDataType_t type,
+                              const char* call, size_t* bytes, MemoryType* mem) {
+  GCCL_CHECK(checkFloatingType(type, call));
+  GCCL_CHECK(checkCount(count, type, 1, "count", call, bytes));
+  GCCL_CHECK(checkBuffer(x, count, type, "x", call));
+  return checkMemoryTypes(*comm->engine->executor(), x, x, call, mem, mem);
+}
+
 gcclResult_t checkTopologyFor(gcclComm* comm, gcclTopology_t topo, gcclMixing_t mixing,
                               const char* call, std::shared_ptr<Topology>* out) {
   std::shared_ptr<Topology> t;

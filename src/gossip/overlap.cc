@@ -216,12 +216,9 @@ gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclD
   const char* call = "gcclGossipCreate";
   return apiCall(comm, call, nullptr, [&]() -> gcclResult_t {
     GCCL_REQUIRE(gossip != nullptr, gcclInvalidArgument, "%s: gossip (the output) is NULL", call);
-    GCCL_CHECK(checkFloatingType(datatype, call));
     size_t bytes;
-    GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
-    GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
     MemoryType mem;
-    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), x, x, call, &mem, &mem));
+    GCCL_CHECK(checkGossipModel(comm, x, count, datatype, call, &bytes, &mem));
     GCCL_REQUIRE(psWeight != nullptr && *psWeight > 0, gcclInvalidArgument,
                  "%s: psWeight must point to a positive weight", call);
     GCCL_REQUIRE(staleness >= 0 && staleness <= 1000, gcclInvalidArgument,

@@ -255,12 +255,9 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
   return apiCall(comm, call, nullptr, [&]() -> gcclResult_t {
     GCCL_REQUIRE(pairwise != nullptr, gcclInvalidArgument, "%s: pairwise (the output) is NULL",
                  call);
-    GCCL_CHECK(checkFloatingType(datatype, call));
     size_t bytes;
-    GCCL_CHECK(checkCount(count, datatype, 1, "count", call, &bytes));
-    GCCL_CHECK(checkBuffer(x, count, datatype, "x", call));
     MemoryType mem;
-    GCCL_CHECK(checkMemoryTypes(*comm->engine->executor(), x, x, call, &mem, &mem));
+    GCCL_CHECK(checkGossipModel(comm, x, count, datatype, call, &bytes, &mem));
     std::shared_ptr<Topology> t;
     GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixDoublyStochastic, call, &t));
     auto* p = new gcclPairwise();

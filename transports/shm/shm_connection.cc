@@ -275,15 +275,7 @@ bool ShmConnection::hasQueuedSends() const {
 gcclResult_t ShmConnection::irecv(void* data, size_t capacity, uint64_t tag, MessageMeta expect,
                                   Request* req) {
   if (!broken_.empty()) return failed();
-  RecvEntry* e;
-  if (freeEntries_.empty()) {
-    entryPool_.emplace_back(new RecvEntry());
-    e = entryPool_.back().get();
-  } else {
-    e = freeEntries_.back();
-    freeEntries_.pop_back();
-  }
-  *e = RecvEntry();
+  RecvEntry* e = entries_.take();
   e->tag = tag;
   e->buf = static_cast<uint8_t*>(data);
   e->capacity = capacity;
@@ -321,7 +313,7 @@ ShmConnection::RecvEntry* ShmConnection::takePosted(uint64_t tag) {
 
 void ShmConnection::releaseEntry(RecvEntry* e) {
   e->req = nullptr;
-  freeEntries_.push_back(e);
+  entries_.give(e);
 }
 
 gcclResult_t ShmConnection::checkRecord(const InLane& in, const Record& rec, size_t avail) const {

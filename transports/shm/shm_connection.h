@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "transports/shm/shm_setup.h"
+#include "transports/entry_pool.h"
 #include "transports/transport.h"
 
 namespace gccl::shm {
@@ -188,8 +189,7 @@ class ShmConnection final : public transport::Connection {
   OutLane out_[kLanes];
   InLane in_[kLanes];
   std::vector<RecvEntry*> posted_;
-  std::vector<std::unique_ptr<RecvEntry>> entryPool_;
-  std::vector<RecvEntry*> freeEntries_;
+  transport::EntryPool<RecvEntry> entries_;
   bool started_ = false;  // registered with the poller
   bool notify_ = false;   // published something the sleeping peer must hear of
   std::string broken_;    // set once the peer died or aborted

@@ -260,15 +260,7 @@ gcclResult_t TcpConnection::flush(Channel& ch) {
 
 gcclResult_t TcpConnection::irecv(void* data, size_t capacity, uint64_t tag, MessageMeta expect,
                                   Request* req) {
-  RecvEntry* e;
-  if (freeEntries_.empty()) {
-    entryPool_.emplace_back(new RecvEntry());
-    e = entryPool_.back().get();
-  } else {
-    e = freeEntries_.back();
-    freeEntries_.pop_back();
-  }
-  *e = RecvEntry();
+  RecvEntry* e = entries_.take();
   e->tag = tag;
   e->buf = static_cast<uint8_t*>(data);
   e->capacity = capacity;
@@ -303,7 +295,7 @@ void TcpConnection::cancel(Request* req) {
       }
     posted_[i] = posted_.back();
     posted_.pop_back();
-    freeEntries_.push_back(e);
+    entries_.give(e);
     req->state = RequestState::kFailed;
     return;
   }
@@ -316,7 +308,7 @@ void TcpConnection::completeEntry(RecvEntry* e) {
   auto it = std::find(posted_.begin(), posted_.end(), e);
   *it = posted_.back();
   posted_.pop_back();
-  freeEntries_.push_back(e);
+  entries_.give(e);
 }
 
 void TcpConnection::failEntry(RecvEntry* e, bool metaMismatch) {
@@ -330,7 +322,7 @@ void TcpConnection::failEntry(RecvEntry* e, bool metaMismatch) {
   auto it = std::find(posted_.begin(), posted_.end(), e);
   *it = posted_.back();
   posted_.pop_back();
-  freeEntries_.push_back(e);
+  entries_.give(e);
 }
 
 // Matches ch.header to a posted receive and sets up the payload phase.

@@ -27,6 +27,7 @@
 
 #include "transports/tcp/frame.h"
 #include "transports/tcp/ring_queue.h"
+#include "transports/entry_pool.h"
 #include "transports/transport.h"
 
 namespace gccl::tcp {
@@ -134,8 +135,7 @@ class TcpConnection final : public transport::Connection {
   std::vector<Channel> channels_;
   size_t nextChannel_ = 0;
   std::vector<RecvEntry*> posted_;
-  std::vector<std::unique_ptr<RecvEntry>> entryPool_;  // owns all entries
-  std::vector<RecvEntry*> freeEntries_;
+  transport::EntryPool<RecvEntry> entries_;
   std::string abortReason_;
   bool peerClosed_ = false;
   bool drainingControl_ = false;
