@@ -136,6 +136,10 @@ gcclResult_t ShmConnection::flushControl() {
       // reason) is still on this side of the socket, and says more.
       int err = errno;
       if (readControl() != gcclSuccess && !abortReason_.empty()) return failed();
+      if (peerClosed_) {  // its goodbye was waiting there: it left normally
+        controlOut_.clear();
+        break;
+      }
       errno = err;
       return setError(gcclRemoteError,
                       "the shared-memory connection to rank %d failed while sending: %s (did it "
