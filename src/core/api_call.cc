@@ -196,9 +196,12 @@ gcclResult_t launch(gcclComm* comm, std::unique_ptr<Op> op, gcclRequest* req,
   req->submitted = true;
   std::vector<std::unique_ptr<Op>> batch;
   batch.push_back(std::move(op));
-  comm->engine->submit(std::move(batch), /*callerDrives=*/userRequest == nullptr);
-  if (userRequest != nullptr) return gcclSuccess;
-  return waitAndRelease(req, comm->engine.get());
+  if (userRequest != nullptr) {
+    comm->engine->submit(std::move(batch));
+    return gcclSuccess;
+  }
+  comm->engine->submitAndDrive(std::move(batch), req, nowMs() + waitBoundMs(req->timeoutMs));
+  return waitAndRelease(req);
 }
 
 }  // namespace gccl

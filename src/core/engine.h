@@ -70,14 +70,15 @@ class Engine final : public transport::Poller {
 
   // Any thread. The ops of one batch start together. If the communicator is
   // already broken, the ops complete at once with its error.
-  // `callerDrives`: the caller will call drive() for this batch at once
-  // (saves waking the progress thread only to park it again).
-  void submit(std::vector<std::unique_ptr<Op>> batch, bool callerDrives = false);
+  void submit(std::vector<std::unique_ptr<Op>> batch);
   // Any thread, blocked on `req` (an op of this engine): runs the progress
   // loop on this thread until `req` completes or `deadlineMs` (monotonic)
   // passes. Returns at once when caller-driven progress is off or the engine
   // is stopping; the caller then waits on the request as usual.
   void drive(gcclRequest* req, int64_t deadlineMs);
+  // submit(batch, true) then drive(req, deadlineMs), in one trip through the
+  // engine's lock (a blocking call's path).
+  void submitAndDrive(std::vector<std::unique_ptr<Op>> batch, gcclRequest* req, int64_t deadlineMs);
   // Any thread: breaks the communicator with `code` and `reason`.
   void abort(gcclResult_t code, const std::string& reason);
   // Waits (up to the timeout) for submitted ops, says goodbye to peers and
@@ -122,11 +123,15 @@ class Engine final : public transport::Poller {
   static constexpr int64_t kFirstCheckMs = 50;
 
   void run();
+  // drive() once this caller counts among drivers_: runs the loop.
+  void driveLoop(gcclRequest* req, int64_t deadlineMs, bool needWake);
   // One pass of the loop (driver only): waits for events up to `waitMs`
   // (-1: until the next deadline), handles them, starts and advances ops.
   // Returns the number of events, or -1 when epoll failed (the engine is broken).
   // With `until`, does not wait once that request is done.
-  int pollOnce(int waitMs, gcclRequest* until = nullptr);
+  // A `light` pass (a spinning caller, every connection polled) skips the
+  // epoll_wait system call on most passes: see kLightPasses.
+  int pollOnce(int waitMs, gcclRequest* until = nullptr, bool light = false);
   // Polls the connections of polled transports; returns how many moved something.
   int pollConnections();
   // Arms every polled connection's wake-up; false if one cannot sleep now.
@@ -180,6 +185,11 @@ class Engine final : public transport::Poller {
   gcclResult_t error_ = gcclSuccess;
   std::string errorReason_;
   std::atomic<bool> running_{false};
+  // Set (under mutex_) whenever submitted_, abortRequested_ or
+  // stopRequested_ has something for the driver, so that a polling pass
+  // looks without taking the lock.
+  std::atomic<bool> inbox_{false};
+  std::atomic<bool> stopFlag_{false};  // stopRequested_, readable without the lock
 
   // Driver only (the progress thread or a driving caller).
   std::deque<std::vector<std::unique_ptr<Op>>> queue_;
@@ -207,6 +217,10 @@ class Engine final : public transport::Poller {
   mutable bool reportStale_ = true;
   bool broken_ = false;
   bool mismatchChecked_ = false;
+  // Every connection to a peer is polled (none needs epoll to be noticed):
+  // a spinning caller may skip most epoll_wait calls.
+  bool allPolled_ = false;
+  int lightPasses_ = 0;  // light passes since the last full one
   // Declared last and in this order: the pool hands its buffers back to the
   // executor before the executor goes.
   std::shared_ptr<Executor> exec_ = makeCpuExecutor();

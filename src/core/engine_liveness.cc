@@ -219,7 +219,9 @@ void Engine::checkDeadlines(int64_t now) {
 }
 
 void Engine::noteProgress() {
-  lastProgressMs_ = nowMs();
+  // Stalls are judged in tens of milliseconds: the coarse clock will do,
+  // and it is read on every message.
+  lastProgressMs_ = coarseNowMs();
   mismatchChecked_ = false;
   nextProbeMs_ = 0;
 }

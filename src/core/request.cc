@@ -42,6 +42,12 @@ void releaseRequest(gcclRequest* req) {
 }
 
 gcclResult_t waitRequest(gcclRequest* req, int64_t waitMs, std::string* reason) {
+  // Done already (the usual case after a driving caller): result and reason
+  // were stored before the flag was released, and are never written again.
+  if (req->doneFlag.load(std::memory_order_acquire)) {
+    *reason = req->reason;
+    return req->result;
+  }
   std::unique_lock<std::mutex> lock(req->mutex);
   bool done =
       req->cv.wait_for(lock, std::chrono::milliseconds(waitMs), [req] { return req->done; });

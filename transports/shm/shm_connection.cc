@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "base/clock.h"
 
 namespace gccl::shm {
 
@@ -32,12 +33,6 @@ constexpr size_t kSingleCopyStep = 4 << 20;
 
 size_t roundUp(size_t n) {
   return (n + kRecordBytes - 1) & ~(kRecordBytes - 1);
-}
-
-int64_t coarseMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 }  // namespace
@@ -92,7 +87,7 @@ gcclResult_t ShmConnection::poll(bool* moved) {
   // control socket (a goodbye, an abort, the peer's death, a ping) is read
   // here too, once per tick of the coarse clock (1 to 4 ms).
   if (socketOpen_) {
-    int64_t now = coarseMs();
+    int64_t now = coarseNowMs();
     if (now != lastControlCheckMs_) {
       lastControlCheckMs_ = now;
       GCCL_CHECK(readControl());
