@@ -145,6 +145,10 @@ class Connection {
   // its peer signals) arms it and returns true; false means it cannot sleep
   // now (work is pending) or has no way to be woken (keep polling).
   virtual bool armForSleep() { return !needsPolling(); }
+  // When the engine's driver leaves the loop (its caller's request is done):
+  // a polled transport that defers signalling its peer (a wake-up owed for
+  // data it published) delivers it now, as nothing may poll it for a while.
+  virtual void settle() {}
 
   // ---- data ----
   // Queues `len` bytes at `data` for the peer under `tag`. `data` must stay

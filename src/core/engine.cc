@@ -394,6 +394,8 @@ void Engine::driveLoop(gcclRequest* req, int64_t deadlineMs, bool needWake) {
           sched_yield();
       }
     }
+    for (transport::Connection* c : polled_)
+      c->settle();
     bool idle = idleForLease();
     std::lock_guard<std::mutex> lock(mutex_);
     --drivers_;

@@ -111,6 +111,7 @@ gcclResult_t ShmConnection::progress(size_t singleCopyBudget, bool* moved) {
 
 bool ShmConnection::armForSleep() {
   if (!broken_.empty()) return false;
+  wakePeer();  // a wake-up this side still owes
   for (const InLane& in : in_)
     if (in.state == InState::kSingleCopy) return false;
   // See the header: the flag, then a full fence, then a second look.
@@ -177,11 +178,10 @@ gcclResult_t ShmConnection::isend(const void* data, size_t len, uint64_t tag, Me
   it.meta = meta;
   it.single = useCma_ && len > 0 && len >= tuning_.cmaMinBytes;
   out_[lane].queue.push_back(it);
-  // Into the ring at once when it has room: no extra pass for latency.
+  // Into the ring at once when it has room: no extra pass for latency (the
+  // wake-up, if the peer sleeps, is owed until the next poll: see the header).
   bool moved = false;
-  gcclResult_t r = flush(lane, &moved);
-  wakePeer();
-  return r;
+  return flush(lane, &moved);
 }
 
 gcclResult_t ShmConnection::flush(int lane, bool* moved) {

@@ -36,6 +36,12 @@
 // With both fences, at least one side sees the other's store: either the
 // sleeper sees the new state and stays awake, or the peer sees the flag and
 // rings. Clearing with an exchange rings each sleep at most once.
+// isend does not fence: the fence would wait for its stores to reach the
+// peer, on the sender's critical path. It notes the debt (notify_), and the
+// fence and the look at the flag follow at the end of the next poll(), in
+// armForSleep() before this side sleeps, or in settle() when the engine's
+// driver leaves the loop: always before this side stops looking at the
+// connection.
 //
 // Control channel: the unix socket of the handshake (SOCK_SEQPACKET, one
 // frame per message: type, length, payload): liveness pings and pongs (with
@@ -82,6 +88,7 @@ class ShmConnection final : public transport::Connection {
   // One-shot: poll() and the doorbell's event disarm it, so it must be the
   // last call on this connection before the engine sleeps.
   bool armForSleep() override;
+  void settle() override { wakePeer(); }
 
   gcclResult_t isend(const void* data, size_t len, uint64_t tag, transport::MessageMeta meta,
                      transport::Request* req) override;
