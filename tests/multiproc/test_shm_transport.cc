@@ -327,6 +327,71 @@ TEST(ShmTransport, AsynchronousTrafficPassesAnUnmatchedMessage) {
   expectBothSucceeded(outcomes);
 }
 
+// A ring line is read as a record when its first word carries the stamp
+// that position expects (shm_connection.h, "Publication"). Payload bytes
+// from the lap before may say exactly that: here every payload line that
+// will lie where a later message's record goes, one lap on, is made into a
+// perfect forgery of that record (an inline message of 8 bytes with the
+// right tag and meta). The receiver must still wait for the real one. The
+// layout below is the record's wire format: stamp, tag, meta info, meta
+// count, total, length, then 16 inline bytes.
+TEST(ShmTransport, PayloadForgingTheNextLapsRecordIsNotReadAsOne) {
+  PairOptions opt = withSingleCopy(false);
+  for (ShmTuning& t : opt.tuning)
+    t.ringBytes = 64 << 10;
+  auto outcomes = runShmPair(
+      [](PairRank& me) {
+        constexpr uint64_t kCap = 64 << 10, kLine = 64, kMessages = 40;
+        constexpr size_t kBytes = 16000;  // at most a quarter of the ring: one piece
+        constexpr uint64_t kStride = kLine + (kBytes + kLine - 1) / kLine * kLine;
+        const MessageMeta meta{7, kBytes};
+        auto payload = [&](uint64_t m, std::vector<uint8_t>* out, int* forged) {
+          out->assign(kBytes, 0);
+          fillRandom(out->data(), kBytes, 1000 + m);
+          uint64_t start = m * kStride + kLine;  // the stream position of the payload
+          for (uint64_t at = 0; at + kLine <= kBytes; at += kLine) {
+            uint64_t ahead = start + at + kCap;  // this line's position one lap on
+            if (ahead % kStride != 0) continue;
+            uint64_t victim = ahead / kStride;
+            uint64_t words[8] = {(ahead / kLine + 1) << 8 | 3, victim, meta.info, meta.count, 8, 8,
+                                 0xabababababababab,           0};
+            memcpy(out->data() + at, words, sizeof(words));
+            ++*forged;
+          }
+        };
+        int forged = 0;
+        for (uint64_t m = 0; m < kMessages; ++m) {
+          std::vector<uint8_t> data;
+          payload(m, &data, &forged);
+          Request req, ack;
+          uint8_t one = 1;
+          if (me.rank == 0) {
+            // One message at a time (the ring is empty when each is
+            // written), so that the stream positions are the ones above.
+            RANK_OK(me.conn->irecv(&one, 1, 1000 + m, MessageMeta{}, &ack));
+            RANK_OK(me.conn->isend(data.data(), kBytes, m, meta, &req));
+            RANK_OK(me.driveUntil([&] { return !req.pending() && !ack.pending(); }, 20000));
+            RANK_CHECK(req.done() && ack.done(), "message %llu: send %d, ack %d",
+                       static_cast<unsigned long long>(m), static_cast<int>(req.state),
+                       static_cast<int>(ack.state));
+            continue;
+          }
+          std::vector<uint8_t> in(kBytes, 0);
+          RANK_OK(me.conn->irecv(in.data(), kBytes, m, meta, &req));
+          RANK_OK(me.driveUntil([&] { return !req.pending(); }, 20000));
+          RANK_CHECK(req.done() && req.bytes == kBytes && in == data,
+                     "message %llu: state %d, %zu bytes, %s", static_cast<unsigned long long>(m),
+                     static_cast<int>(req.state), req.bytes, in == data ? "intact" : "other bytes");
+          RANK_OK(me.conn->isend(&one, 1, 1000 + m, MessageMeta{}, &ack));
+          RANK_OK(me.driveUntil([&] { return !ack.pending(); }, 20000));
+        }
+        RANK_CHECK(forged >= 5, "only %d forged records: the test proves nothing", forged);
+        return 0;
+      },
+      opt);
+  expectBothSucceeded(outcomes);
+}
+
 class ShmWake : public testing::TestWithParam<bool> {};
 
 // Both sides sleep whenever nothing moves, for up to 10 s at a time: a lost

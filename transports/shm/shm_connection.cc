@@ -25,6 +25,9 @@ namespace {
 constexpr size_t kRecordBytes = sizeof(uint64_t) * 8;
 constexpr uint32_t kPiece = 1;
 constexpr uint32_t kDescriptor = 2;
+constexpr uint32_t kInline = 3;  // a whole message of at most kInlineBytes, in the record
+constexpr size_t kInlineBytes = 16;
+constexpr size_t kInlineAt = 48;  // where in the record (offset and addr)
 // A corrupt size must not make a receiver wait for ever.
 constexpr uint64_t kMaxMessageBytes = 1ull << 46;
 // Single-copy reads per progress call: a 64 MiB message does not hold the
@@ -35,11 +38,17 @@ size_t roundUp(size_t n) {
   return (n + kRecordBytes - 1) & ~(kRecordBytes - 1);
 }
 
+uint64_t lineStamp(uint64_t position) {
+  return position / kRecordBytes + 1;
+}
+
 }  // namespace
 
 ShmConnection::ShmConnection(const Endpoint& ep, const ShmTuning& tuning, transport::Poller* poller)
     : ep_(ep), tuning_(tuning), poller_(poller), shared_(static_cast<SharedHeader*>(ep.base)) {
   static_assert(sizeof(Record) == kRecordBytes, "record header size");
+  static_assert(offsetof(Record, offset) == kInlineAt && kInlineAt + kInlineBytes == kRecordBytes,
+                "inline bytes fill the record's end");
   RegionLayout layout = makeLayout(ep.laneBytes[kDataLane], ep.laneBytes[kAsyncLane]);
   auto* base = static_cast<uint8_t*>(ep.base);
   int me = ep.side, other = 1 - ep.side;
@@ -126,7 +135,7 @@ bool ShmConnection::armForSleep() {
 }
 
 size_t ShmConnection::minWritable(const SendItem& it, size_t capacity) {
-  if (it.single) return kRecordBytes;
+  if (it.single || it.len <= kInlineBytes) return kRecordBytes;
   size_t piece = std::min(it.len - it.written, capacity / 4);
   return kRecordBytes + roundUp(std::min(piece, capacity / 16));
 }
@@ -134,8 +143,7 @@ size_t ShmConnection::minWritable(const SendItem& it, size_t capacity) {
 bool ShmConnection::workVisible() {
   bool bad = false;
   for (InLane& in : in_)
-    if ((in.state == InState::kIdle || in.state == InState::kPieces) &&
-        in.ring.readable(kRecordBytes, &bad) >= kRecordBytes)
+    if ((in.state == InState::kIdle || in.state == InState::kPieces) && recordVisible(in))
       return true;
   for (OutLane& o : out_) {
     if (!o.queue.empty()) {
@@ -184,6 +192,14 @@ gcclResult_t ShmConnection::isend(const void* data, size_t len, uint64_t tag, Me
   return flush(lane, &moved);
 }
 
+void ShmConnection::putRecord(OutLane& o, Record* rec, uint32_t kind) {
+  uint8_t* slot = o.ring.slot(0);
+  rec->stamp = lineStamp(o.ring.position()) << 8 | kind;
+  memcpy(slot + sizeof(uint64_t), reinterpret_cast<const uint8_t*>(rec) + sizeof(uint64_t),
+         kRecordBytes - sizeof(uint64_t));
+  __atomic_store_n(reinterpret_cast<uint64_t*>(slot), rec->stamp, __ATOMIC_RELEASE);
+}
+
 gcclResult_t ShmConnection::flush(int lane, bool* moved) {
   OutLane& o = out_[lane];
   size_t cap = o.ring.capacity();
@@ -199,14 +215,30 @@ gcclResult_t ShmConnection::flush(int lane, bool* moved) {
       size_t w = o.ring.writable(kRecordBytes, &bad);
       if (bad) return corrupt("its ring tail is impossible");
       if (w < kRecordBytes) break;
-      rec.kind = kDescriptor;
       rec.addr = reinterpret_cast<uintptr_t>(it.data);
-      o.ring.put(0, &rec, kRecordBytes);
+      putRecord(o, &rec, kDescriptor);
       o.ring.publish(kRecordBytes);
       o.waiting.push_back({it.req, it.len});
       o.queue.pop_front();
       notify_ = true;
       *moved = true;
+      continue;
+    }
+    if (it.len <= kInlineBytes) {
+      // The whole message in the record's line.
+      size_t w = o.ring.writable(kRecordBytes, &bad);
+      if (bad) return corrupt("its ring tail is impossible");
+      if (w < kRecordBytes) break;
+      rec.length = it.len;
+      if (it.data != nullptr && it.len > 0)
+        memcpy(reinterpret_cast<uint8_t*>(&rec) + kInlineAt, it.data, it.len);
+      putRecord(o, &rec, kInline);
+      o.ring.publish(kRecordBytes);
+      bytesSent_ += it.len;
+      notify_ = true;
+      *moved = true;
+      if (it.req != nullptr) it.req->state = RequestState::kDone;
+      o.queue.pop_front();
       continue;
     }
     // Pieces of at most a quarter of the ring, so that the peer copies one
@@ -221,14 +253,14 @@ gcclResult_t ShmConnection::flush(int lane, bool* moved) {
       piece = std::min(piece, (w - kRecordBytes) & ~(kRecordBytes - 1));
       need = kRecordBytes + roundUp(piece);
     }
-    rec.kind = kPiece;
     rec.offset = it.written;
     rec.length = piece;
-    o.ring.put(0, &rec, kRecordBytes);
+    // The payload first: the record's stamp publishes both.
     if (it.data != nullptr)
       o.ring.put(kRecordBytes, it.data + it.written, piece);
     else
       o.ring.putZeros(kRecordBytes, piece);
+    putRecord(o, &rec, kPiece);
     o.ring.publish(need);
     it.written += piece;
     it.started = true;
@@ -311,27 +343,53 @@ void ShmConnection::releaseEntry(RecvEntry* e) {
   entries_.give(e);
 }
 
-gcclResult_t ShmConnection::checkRecord(const InLane& in, const Record& rec, size_t avail) const {
+gcclResult_t ShmConnection::checkRecord(const InLane& in, const Record& rec) const {
+  uint32_t kind = static_cast<uint32_t>(rec.stamp & 0xff);
   bool ok = rec.total <= kMaxMessageBytes;
-  if (rec.kind == kPiece)
+  if (kind == kPiece)
     ok = ok && rec.offset <= rec.total && rec.length <= rec.total - rec.offset &&
-         (rec.length > 0 || rec.total == 0) && kRecordBytes + roundUp(rec.length) <= avail;
-  else if (rec.kind == kDescriptor)
-    ok = ok && ep_.iReadPeer && rec.total > 0 && rec.offset == 0 && rec.length == 0;
+         (rec.length > 0 || rec.total == 0) &&
+         kRecordBytes + roundUp(rec.length) <= in.ring.capacity();
+  else if (kind == kDescriptor)
+    ok = ok && ep_.iReadPeer && rec.total > 0 && rec.length == 0;
+  else if (kind == kInline)
+    ok = ok && rec.total == rec.length && rec.length <= kInlineBytes;
   else
     ok = false;
   if (in.state == InState::kIdle)
-    ok = ok && rec.offset == 0;
+    ok = ok && (kind == kInline || rec.offset == 0);
   else
-    ok = ok && rec.kind == kPiece && rec.tag == in.rec.tag && rec.total == in.rec.total &&
+    ok = ok && kind == kPiece && rec.tag == in.rec.tag && rec.total == in.rec.total &&
          rec.offset == in.got;
   if (ok) return gcclSuccess;
   char what[160];
   snprintf(what, sizeof(what),
-           "a record of kind %u, tag 0x%" PRIx64 ", %" PRIu64 " bytes at offset %" PRIu64
-           " of %" PRIu64 " does not fit",
-           rec.kind, rec.tag, rec.length, rec.offset, rec.total);
+           "a record of kind %u, tag 0x%" PRIx64 ", %" PRIu64 " bytes of %" PRIu64 " does not fit",
+           kind, rec.tag, rec.length, rec.total);
   return corrupt(what);
+}
+
+bool ShmConnection::peekRecord(const InLane& in, Record* rec) {
+  const uint8_t* slot = in.ring.slot(0);
+  uint64_t stamp = __atomic_load_n(reinterpret_cast<const uint64_t*>(slot), __ATOMIC_ACQUIRE);
+  if ((stamp >> 8) != lineStamp(in.ring.position())) return false;
+  memcpy(rec, slot, kRecordBytes);
+  rec->stamp = stamp;
+  return true;
+}
+
+bool ShmConnection::recordVisible(const InLane& in) {
+  const uint8_t* slot = in.ring.slot(0);
+  uint64_t stamp = __atomic_load_n(reinterpret_cast<const uint64_t*>(slot), __ATOMIC_ACQUIRE);
+  return (stamp >> 8) == lineStamp(in.ring.position());
+}
+
+void ShmConnection::scrubPayload(InLane& in, uint64_t len) {
+  uint64_t cap = in.ring.capacity();
+  for (uint64_t at = kRecordBytes; at < kRecordBytes + len; at += kRecordBytes) {
+    auto* word = reinterpret_cast<uint64_t*>(in.ring.slot(at));
+    if ((*word >> 8) == lineStamp(in.ring.position() + at + cap)) *word = 0;
+  }
 }
 
 // The message at the head (in.rec) meets its receive.
@@ -344,7 +402,7 @@ gcclResult_t ShmConnection::beginMessage(InLane& in, RecvEntry* e) {
   bool tooLarge = !mismatch && rec.total > e->capacity;
   if (!mismatch && !tooLarge) {
     in.target = e;
-    in.state = rec.kind == kDescriptor ? InState::kSingleCopy : InState::kPieces;
+    in.state = (rec.stamp & 0xff) == kDescriptor ? InState::kSingleCopy : InState::kPieces;
     return gcclSuccess;
   }
   // The receive fails; the message is dropped (a descriptor at once, pieces as they come).
@@ -353,7 +411,7 @@ gcclResult_t ShmConnection::beginMessage(InLane& in, RecvEntry* e) {
   req->state = RequestState::kFailed;
   releaseEntry(e);
   in.target = nullptr;
-  if (rec.kind == kDescriptor)
+  if ((rec.stamp & 0xff) == kDescriptor)
     finishSingleCopy(in);
   else
     in.state = InState::kPieces;
@@ -421,13 +479,9 @@ gcclResult_t ShmConnection::drain(int lane, size_t* budget, bool* moved) {
       if (in.state == InState::kSingleCopy) return gcclSuccess;
       continue;
     }
-    bool bad = false;
-    size_t avail = in.ring.readable(kRecordBytes, &bad);
-    if (bad) return corrupt("its ring head is impossible");
-    if (avail < kRecordBytes) return gcclSuccess;
     Record rec;
-    in.ring.get(0, &rec, kRecordBytes);
-    GCCL_CHECK(checkRecord(in, rec, avail));
+    if (!peekRecord(in, &rec)) return gcclSuccess;
+    GCCL_CHECK(checkRecord(in, rec));
     if (in.state == InState::kIdle) {
       in.rec = rec;
       in.got = 0;
@@ -439,9 +493,16 @@ gcclResult_t ShmConnection::drain(int lane, size_t* budget, bool* moved) {
       GCCL_CHECK(beginMessage(in, e));
       if (in.state != InState::kPieces) continue;
     }
-    if (in.target != nullptr && rec.length > 0)
-      in.ring.get(kRecordBytes, in.target->buf + rec.offset, rec.length);
-    in.ring.consume(kRecordBytes + roundUp(rec.length));
+    if ((rec.stamp & 0xff) == kInline) {
+      if (in.target != nullptr && rec.length > 0)
+        memcpy(in.target->buf, reinterpret_cast<const uint8_t*>(&rec) + kInlineAt, rec.length);
+      in.ring.consume(kRecordBytes);
+    } else {
+      if (in.target != nullptr && rec.length > 0)
+        in.ring.get(kRecordBytes, in.target->buf + rec.offset, rec.length);
+      scrubPayload(in, rec.length);
+      in.ring.consume(kRecordBytes + roundUp(rec.length));
+    }
     notify_ = true;
     *moved = true;
     bytesReceived_ += rec.length;
@@ -512,13 +573,12 @@ void ShmConnection::pausedFrames(std::vector<std::pair<uint64_t, MessageMeta>>* 
 gcclResult_t ShmConnection::checkDeparted() {
   if (socketOpen_ || !peerClosed_) return gcclSuccess;
   bool expecting = !posted_.empty();
-  bool bad = false;
   for (InLane& in : in_) {
     // A message paused at the head waits for its own receive, which may be
     // posted after the one expected here: what follows it still counts.
     if (in.state == InState::kSingleCopy || in.state == InState::kPaused) return gcclSuccess;
     if (in.target != nullptr) expecting = true;
-    if (in.ring.readable(kRecordBytes, &bad) >= kRecordBytes) return gcclSuccess;
+    if (recordVisible(in)) return gcclSuccess;
   }
   if (!expecting) return gcclSuccess;
   return setError(gcclRemoteError,

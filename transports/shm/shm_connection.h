@@ -27,6 +27,18 @@
 // Sends complete when their last byte is in the ring (or when a descriptor's
 // ack arrives); a full ring leaves them queued (hasQueuedSends()).
 //
+// Publication. A record is visible to the receiver by its first word, the
+// stamp: (the index of its 64-byte line in the ring's stream of bytes + 1)
+// << 8 | its kind, stored with release after the record's other words and
+// its payload. The receiver polls the stamp of the line at its tail (one
+// cache line, which also holds a message of up to 16 bytes inline) rather
+// than the ring's head counter, so a small message costs one cache miss
+// instead of two. A stale line cannot pass for a record: the record that
+// last used it carries the stamp of an earlier lap, and a payload line whose
+// first word happens to equal the next lap's stamp is cleared by the
+// receiver before it releases the line (scrubPayload). The head counter is
+// still published (the producer's bookkeeping, and tests of the ring).
+//
 // Sleep and wake-up (a Dekker-style handshake, both sides fence):
 //   sleeper:  sleeping[me] = 1;  seq_cst fence;  look at the rings again;
 //             sleep only when they show nothing to do (armForSleep()).
@@ -114,17 +126,18 @@ class ShmConnection final : public transport::Connection {
   bool singleCopyToPeer() const { return useCma_; }
 
  private:
-  // A ring record's header; the payload of a piece follows it.
+  // A ring record's header; the payload of a piece follows it. The record is
+  // published by its first word, the stamp, stored last (see the header).
   struct Record {
-    uint32_t kind;
-    uint32_t reserved;
+    uint64_t stamp;  // (its line's index in the ring's stream + 1) << 8 | kind
     uint64_t tag;
     uint64_t metaInfo;
     uint64_t metaCount;
     uint64_t total;   // the message's size
+    uint64_t length;  // piece: payload bytes after this header; inline: bytes in the record
     uint64_t offset;  // piece: where its payload goes in the message
-    uint64_t length;  // piece: payload bytes after this header
     uint64_t addr;    // descriptor: the sender's buffer
+    // An inline message (at most 16 bytes) lies where offset and addr are.
   };
   static_assert(sizeof(Record) == 64, "a record header is one cache line");
 
@@ -168,7 +181,15 @@ class ShmConnection final : public transport::Connection {
   gcclResult_t flush(int lane, bool* moved);
   gcclResult_t collectAcks(int lane, bool* moved);
   gcclResult_t drain(int lane, size_t* budget, bool* moved);
-  gcclResult_t checkRecord(const InLane& in, const Record& rec, size_t avail) const;
+  gcclResult_t checkRecord(const InLane& in, const Record& rec) const;
+  // Writes `rec` at the head of `o`'s ring, its stamp last (release).
+  static void putRecord(OutLane& o, Record* rec, uint32_t kind);
+  // The record at the tail of `in`'s ring, once its stamp says it is there.
+  static bool peekRecord(const InLane& in, Record* rec);
+  static bool recordVisible(const InLane& in);
+  // Before `len` payload bytes after the record at the tail are consumed:
+  // clears any of their lines that would pass for the stamp one lap ahead.
+  static void scrubPayload(InLane& in, uint64_t len);
   gcclResult_t beginMessage(InLane& in, RecvEntry* e);
   gcclResult_t singleCopyStep(InLane& in, size_t* budget, bool* moved);
   void finishSingleCopy(InLane& in);

@@ -61,6 +61,11 @@ class RingProducer {
   void publish(size_t n);
   // Everything published has been consumed (reloads the tail).
   bool drained() const { return ctl_->tail.load(std::memory_order_acquire) == head_; }
+  // Bytes ever published (the position of the next byte written).
+  uint64_t position() const { return head_; }
+  // Where the byte `at` past the head lies in the array (a 64-byte record
+  // that starts on a 64-byte boundary of the stream never wraps).
+  uint8_t* slot(size_t at) const { return data_ + ((head_ + at) & (capacity_ - 1)); }
   // The consumer's acknowledgement counter.
   uint64_t acks() const { return ctl_->acks.load(std::memory_order_acquire); }
 
@@ -86,6 +91,10 @@ class RingConsumer {
   void consume(size_t n);
   // Counts one more acknowledgement (see acks above).
   void ack();
+  // Bytes ever consumed (the position of the next byte read).
+  uint64_t position() const { return tail_; }
+  // Where the byte `at` past the tail lies in the array (see RingProducer::slot).
+  uint8_t* slot(size_t at) const { return data_ + ((tail_ + at) & (capacity_ - 1)); }
 
  private:
   RingControl* ctl_ = nullptr;

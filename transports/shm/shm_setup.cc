@@ -24,7 +24,7 @@ namespace {
 
 constexpr char kBlobMagic[8] = {'G', 'C', 'C', 'L', 'S', 'H', 'M', '1'};
 constexpr uint64_t kRegionMagic = 0x314e4f4947455253ull;  // "SREGION1"
-constexpr uint32_t kRegionVersion = 1;
+constexpr uint32_t kRegionVersion = 2;
 constexpr size_t kPage = 4096;
 
 void toHex(const uint8_t* p, size_t n, char* out) {
