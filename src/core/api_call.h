@@ -68,7 +68,7 @@ inline gcclResult_t apiCall(gcclComm* comm, const char* call, gcclRequest_t* req
   clearThreadLastError();
   ApiGuard guard(comm, call);
   if (guard.result() != gcclSuccess) return guard.result();
-  gcclResult_t r = checkCommReady(comm, call);
+  gcclResult_t r = checkCommState(comm, call);
   IssueGuard issuing(comm, call, r == gcclSuccess);
   if (r == gcclSuccess) r = issuing.result();
   if (r == gcclSuccess) r = body();

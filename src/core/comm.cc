@@ -263,18 +263,26 @@ ApiGuard::~ApiGuard() {
 
 IssueGuard::IssueGuard(gcclComm* comm, const char* call, bool active) {
   if (!active) return;
+  static thread_local char token;  // its address names this thread
+  const void* me = &token;
   std::string reason;
   {
-    std::lock_guard<std::mutex> lock(comm->issueMutex);
-    std::thread::id me = std::this_thread::get_id();
-    if (comm->issueDepth == 0 || comm->issuer == me) {
-      if (comm->issueDepth++ == 0) comm->issuingCall = call;
-      comm->issuer = me;
+    // Acquire on taking it pairs with the release of the thread that issued
+    // before: what that thread's calls wrote (sequence numbers) is seen here.
+    const void* expected = nullptr;
+    if (comm->issuer.load(std::memory_order_acquire) == me) {
+      ++comm->issueDepth;
+      comm_ = comm;
+      return;
+    }
+    if (comm->issuer.compare_exchange_strong(expected, me, std::memory_order_acq_rel)) {
+      comm->issueDepth = 1;
+      comm->issuingCall.store(call, std::memory_order_relaxed);
       comm_ = comm;
       return;
     }
     reason = std::string(call) + " was called while another thread was inside " +
-             comm->issuingCall +
+             comm->issuingCall.load(std::memory_order_relaxed) +
              " on the same communicator: calls that issue operations must come from one "
              "thread at a time, since ranks match them by the order each one issues them "
              "(two threads at once could pair different calls on different ranks)";
@@ -288,8 +296,7 @@ IssueGuard::IssueGuard(gcclComm* comm, const char* call, bool active) {
 
 IssueGuard::~IssueGuard() {
   if (comm_ == nullptr) return;
-  std::lock_guard<std::mutex> lock(comm_->issueMutex);
-  --comm_->issueDepth;
+  if (--comm_->issueDepth == 0) comm_->issuer.store(nullptr, std::memory_order_release);
 }
 
 void waitForCalls(gcclComm* comm) {
@@ -313,6 +320,10 @@ gcclResult_t checkComm(gcclComm* comm, const char* call, bool hold) {
 
 gcclResult_t checkCommReady(gcclComm* comm, const char* call) {
   GCCL_CHECK(checkComm(comm, call));
+  return checkCommState(comm, call);
+}
+
+gcclResult_t checkCommState(gcclComm* comm, const char* call) {
   gcclResult_t state = comm->initState.load();
   GCCL_REQUIRE(state != gcclInProgress, gcclInProgress,
                "%s: the communicator is still initializing (poll gcclCommGetAsyncError)", call);

@@ -37,11 +37,11 @@ struct gcclComm {
   // API calls running inside this communicator (destroy waits for them).
   std::atomic<int> activeCalls{0};
 
-  // The thread inside an issuing call (IssueGuard) and how deep (calls nest).
-  std::mutex issueMutex;
-  std::thread::id issuer;
+  // The thread inside an issuing call (IssueGuard: a token of that thread,
+  // null when none) and how deep (calls nest; written by that thread only).
+  std::atomic<const void*> issuer{nullptr};
   int issueDepth = 0;
-  const char* issuingCall = "";
+  std::atomic<const char*> issuingCall{""};
 
   // gcclGetLastError(comm).
   std::mutex errorMutex;
@@ -56,6 +56,9 @@ namespace gccl {
 gcclResult_t checkComm(gcclComm* comm, const char* call, bool hold = false);
 // Checks that `comm` finished initializing successfully and is not broken.
 gcclResult_t checkCommReady(gcclComm* comm, const char* call);
+// checkCommReady without the registry check, for a caller that holds an
+// ApiGuard on `comm`.
+gcclResult_t checkCommState(gcclComm* comm, const char* call);
 // Holds a communicator for the duration of one API call: checks that it is
 // live and keeps gcclCommDestroy/Abort from freeing it until the call returns.
 class ApiGuard {

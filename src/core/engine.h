@@ -189,7 +189,9 @@ class Engine final : public transport::Poller {
   // stopRequested_ has something for the driver, so that a polling pass
   // looks without taking the lock.
   std::atomic<bool> inbox_{false};
-  std::atomic<bool> stopFlag_{false};  // stopRequested_, readable without the lock
+  std::atomic<bool> stopFlag_{false};
+  std::atomic<bool> failed_{false};  // error_ is set (read without the lock while healthy)  //
+                                     // stopRequested_, readable without the lock
 
   // Driver only (the progress thread or a driving caller).
   std::deque<std::vector<std::unique_ptr<Op>>> queue_;

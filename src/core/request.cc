@@ -22,14 +22,18 @@ gcclRequest* newRequest(int64_t timeoutMs) {
 }
 
 void completeRequest(gcclRequest* req, gcclResult_t result, const std::string& reason) {
-  {
-    std::lock_guard<std::mutex> lock(req->mutex);
-    req->done = true;
-    req->result = result;
-    req->reason = reason;
-    req->doneFlag.store(true, std::memory_order_release);
+  req->result = result;
+  req->reason = reason;
+  // Dekker with waitRequest: it counts itself in waiters, then looks at
+  // doneFlag; this stores doneFlag, then looks at waiters (all seq_cst). One
+  // of the two sees the other; a waiter seen here is either still before its
+  // look (it will see doneFlag) or asleep on cv, which the mutex orders
+  // before this notify.
+  req->doneFlag.store(true, std::memory_order_seq_cst);
+  if (req->waiters.load(std::memory_order_seq_cst) != 0) {
+    { std::lock_guard<std::mutex> lock(req->mutex); }
+    req->cv.notify_all();
   }
-  req->cv.notify_all();
   releaseRequest(req);
 }
 
@@ -49,8 +53,10 @@ gcclResult_t waitRequest(gcclRequest* req, int64_t waitMs, std::string* reason) 
     return req->result;
   }
   std::unique_lock<std::mutex> lock(req->mutex);
-  bool done =
-      req->cv.wait_for(lock, std::chrono::milliseconds(waitMs), [req] { return req->done; });
+  req->waiters.fetch_add(1, std::memory_order_seq_cst);
+  bool done = req->cv.wait_for(lock, std::chrono::milliseconds(waitMs),
+                               [req] { return req->doneFlag.load(std::memory_order_seq_cst); });
+  req->waiters.fetch_sub(1, std::memory_order_relaxed);
   if (!done) {
     *reason = "the operation did not complete within " + std::to_string(waitMs) +
               " ms (the progress thread is not answering)";

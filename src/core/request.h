@@ -15,10 +15,13 @@
 #include "gccl/gccl.h"
 
 struct gcclRequest {
+  // Threads that found the request running sleep on cv (waiters counts
+  // them); completion takes the mutex only when there are some.
   std::mutex mutex;
   std::condition_variable cv;
-  bool done = false;
-  std::atomic<bool> doneFlag{false};  // `done`, readable without the mutex
+  std::atomic<int> waiters{0};
+  // Set once, after result and reason (which are never written again).
+  std::atomic<bool> doneFlag{false};
   gcclResult_t result = gcclSuccess;
   std::string reason;
   std::atomic<int> refs{2};  // the waiter and the operation
