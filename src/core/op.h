@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/small_vector.h"
 #include "core/request.h"
 #include "gccl/gccl.h"
 #include "transports/tags.h"
@@ -160,7 +161,7 @@ class Op {
  private:
   void track(Transfer* t);
   gcclRequest* request_;
-  std::vector<Transfer*> live_;
+  SmallVector<Transfer*, 8> live_;
   size_t liveAfterCompact_ = 32;
 };
 

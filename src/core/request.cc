@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <unordered_set>
+#include <vector>
 
 #include "base/check.h"
 
@@ -13,10 +14,40 @@ std::unordered_set<gcclRequest*>& userRequests() {
   static auto* live = new std::unordered_set<gcclRequest*>();
   return *live;
 }
+
+// Finished requests a thread keeps for its next calls: a blocking call
+// allocates nothing for its request once the cache holds one. A request is
+// only cached by the thread that drops its last reference; the cache goes
+// with its thread.
+struct RequestCache {
+  static constexpr size_t kMax = 16;
+  std::vector<gcclRequest*> free;
+  ~RequestCache() {
+    gone = true;
+    for (gcclRequest* r : free)
+      delete r;
+  }
+  static thread_local bool gone;  // trivially destroyed: readable to the very end
+};
+thread_local bool RequestCache::gone = false;
+thread_local RequestCache tRequests;
+
 }  // namespace
 
 gcclRequest* newRequest(int64_t timeoutMs) {
-  auto* r = new gcclRequest();
+  gcclRequest* r;
+  if (!RequestCache::gone && !tRequests.free.empty()) {
+    r = tRequests.free.back();
+    tRequests.free.pop_back();
+    r->doneFlag.store(false, std::memory_order_relaxed);
+    r->result = gcclSuccess;
+    r->reason.clear();
+    r->refs.store(2, std::memory_order_relaxed);
+    r->comm = nullptr;
+    r->submitted.store(false, std::memory_order_relaxed);
+  } else {
+    r = new gcclRequest();
+  }
   r->timeoutMs = timeoutMs;
   return r;
 }
@@ -42,7 +73,11 @@ bool requestDone(gcclRequest* req) {
 }
 
 void releaseRequest(gcclRequest* req) {
-  if (req->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete req;
+  if (req->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (!RequestCache::gone && tRequests.free.size() < RequestCache::kMax)
+    tRequests.free.push_back(req);
+  else
+    delete req;
 }
 
 gcclResult_t waitRequest(gcclRequest* req, int64_t waitMs, std::string* reason) {
