@@ -155,7 +155,8 @@ typedef struct {
    * whose peers send nothing). At least 1000: a smaller value makes init fail
    * with gcclInvalidArgument. Default GCCL_TIMEOUT_MS. */
   int timeoutMs;
-  /* TCP sockets per peer, striped for bandwidth. Default GCCL_NSOCKS_PERPEER. */
+  /* TCP data sockets per peer, striped for bandwidth (1-16; 0: 1 to a peer on
+   * this host, 2 to others). Default GCCL_NSOCKS_PERPEER. */
   int nSocketsPerPeer;
   /* Interface selection in NCCL's syntax ("eth", "^docker", "=eth0").
    * Default GCCL_SOCKET_IFNAME. */

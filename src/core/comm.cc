@@ -50,7 +50,7 @@ gcclResult_t checkTimeout(int64_t timeoutMs, const char* source) {
 struct ResolvedConfig {
   bool blocking = true;
   int64_t timeoutMs = 0;
-  int dataSockets = 2;
+  int dataSockets = 0;  // 0: automatic (TcpOptions)
   std::string ifname;
   std::string transport;
 };
@@ -86,8 +86,9 @@ gcclResult_t resolveConfig(const gcclConfig_t* config, ResolvedConfig* out) {
       rc.transport = config->transport;
   }
   GCCL_CHECK(checkTimeout(rc.timeoutMs, timeoutSource));
-  GCCL_REQUIRE(rc.dataSockets >= 1 && rc.dataSockets <= 16, gcclInvalidArgument,
-               "nSocketsPerPeer is %d; it must be between 1 and 16", rc.dataSockets);
+  GCCL_REQUIRE(rc.dataSockets >= 0 && rc.dataSockets <= 16, gcclInvalidArgument,
+               "nSocketsPerPeer is %d; it must be between 1 and 16, or 0 (automatic)",
+               rc.dataSockets);
   std::vector<std::string> names;
   GCCL_CHECK(transport::parseTransportPreference(rc.transport, &names));
   *out = rc;
@@ -152,6 +153,7 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   ro.tcp.family = param::SocketFamily();
   ro.tcp.dataSockets = rc.dataSockets;
   ro.tcp.sockBufBytes = param::SockBufBytes();
+  ro.tcp.congestion = param::TcpCongestion();
   ro.tcp.helloTimeoutMs = std::min<int64_t>(rc.timeoutMs, tcp::kMaxHelloWaitMs);
   ro.tcp.tuning.stripeMinBytes = static_cast<size_t>(std::max<int64_t>(param::StripeMinBytes(), 1));
   ro.tcp.tuning.delayUs = std::max<int64_t>(param::BenchDelayUs(), 0);

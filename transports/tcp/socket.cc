@@ -1,17 +1,20 @@
 #include "transports/tcp/socket.h"
 
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 
 #include "base/check.h"
+#include "base/log.h"
 
 namespace gccl::tcp {
 
@@ -22,7 +25,67 @@ gcclResult_t setNonBlocking(int fd) {
   return gcclSuccess;
 }
 
-void tuneDataSocket(int fd, int64_t bufBytes) {
+bool addressIsLocal(const SockAddr& addr) {
+  const sockaddr_storage& peer = addr.storage;
+  if (peer.ss_family == AF_INET) {
+    const auto* p = reinterpret_cast<const sockaddr_in*>(&peer);
+    if ((ntohl(p->sin_addr.s_addr) >> 24) == 127) return true;
+  } else if (peer.ss_family == AF_INET6) {
+    const auto* p = reinterpret_cast<const sockaddr_in6*>(&peer);
+    if (IN6_IS_ADDR_LOOPBACK(&p->sin6_addr)) return true;
+  } else {
+    return false;
+  }
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return false;
+  bool local = false;
+  for (ifaddrs* i = list; i != nullptr && !local; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != peer.ss_family) continue;
+    if (peer.ss_family == AF_INET)
+      local = reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr ==
+              reinterpret_cast<const sockaddr_in*>(&peer)->sin_addr.s_addr;
+    else
+      local =
+          memcmp(&reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr,
+                 &reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr, sizeof(in6_addr)) == 0;
+  }
+  freeifaddrs(list);
+  return local;
+}
+
+bool peerIsLocal(int fd) {
+  SockAddr peer;
+  peer.len = sizeof(peer.storage);
+  if (getpeername(fd, peer.sa(), &peer.len) != 0) return false;
+  return addressIsLocal(peer);
+}
+
+namespace {
+
+// The congestion control of `fd` ("" when it cannot be read).
+std::string congestionOf(int fd) {
+  char name[32] = {};
+  socklen_t len = sizeof(name) - 1;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &len) != 0) return "";
+  return std::string(name, strnlen(name, len));
+}
+
+void setCongestion(int fd, const std::string& want) {
+  if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, want.data(),
+                 static_cast<socklen_t>(want.size())) == 0)
+    return;
+  int err = errno;
+  static std::atomic<bool> warned{false};
+  if (!warned.exchange(true))
+    GCCL_WARN(kLogNet,
+              "GCCL_TCP_CONGESTION: the kernel refused congestion control \"%s\" (%s); keeping "
+              "\"%s\" (see net.ipv4.tcp_allowed_congestion_control)",
+              want.c_str(), strerror(err), congestionOf(fd).c_str());
+}
+
+}  // namespace
+
+void tuneDataSocket(int fd, int64_t bufBytes, const std::string& congestion) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
@@ -31,6 +94,15 @@ void tuneDataSocket(int fd, int64_t bufBytes) {
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof(b));
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &b, sizeof(b));
   }
+  if (congestion.empty() || congestion == "system") return;
+  if (congestion != "auto") {
+    setCongestion(fd, congestion);
+    return;
+  }
+  // BBR paces each burst out over its model of the path (by a timer when the
+  // device has no fq qdisc, as loopback has not): between two processes of
+  // one host that only delays every message after the first bulk transfer.
+  if (congestionOf(fd) == "bbr" && peerIsLocal(fd)) setCongestion(fd, "cubic");
 }
 
 gcclResult_t listenOn(const SockAddr& addr, int* fd, SockAddr* bound) {

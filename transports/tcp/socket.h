@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "base/clock.h"
 #include "base/net_if.h"
@@ -24,8 +25,19 @@ gcclResult_t waitConnected(int fd, int64_t deadlineMs);
 // Accepts one pending connection; *fd = -1 when none is waiting.
 gcclResult_t acceptOne(int listenFd, int* fd, SockAddr* from);
 gcclResult_t setNonBlocking(int fd);
-// TCP_NODELAY, keep-alive and (bytes > 0) fixed buffer sizes for a data socket.
-void tuneDataSocket(int fd, int64_t bufBytes);
+// TCP_NODELAY, keep-alive, (bytes > 0) fixed buffer sizes, and the
+// congestion control `congestion` asks for (GCCL_TCP_CONGESTION) for a data
+// socket: "system" keeps the system's; "auto" replaces a pacing one (bbr) by
+// cubic on a connection between two addresses of this host, where pacing
+// only delays bursts (see docs/PARAMETERS.md); any other value is the name
+// of the algorithm to use. A refusal is logged, never fatal.
+void tuneDataSocket(int fd, int64_t bufBytes, const std::string& congestion);
+// Whether `addr` is an address of this host (in this network namespace): a
+// loopback address or one of its interfaces'. Traffic to it never leaves the
+// loopback path.
+bool addressIsLocal(const SockAddr& addr);
+// addressIsLocal for the peer of connected socket `fd`.
+bool peerIsLocal(int fd);
 // Blocking with a deadline (poll): exactly `len` bytes, or an error naming `what`.
 gcclResult_t writeAllUntil(int fd, const void* data, size_t len, int64_t deadlineMs,
                            const char* what);

@@ -61,13 +61,17 @@ std::unique_ptr<transport::Listener> TcpMesh::releaseListener() {
 
 // Accepts the sockets of every higher rank, authenticated by the acceptor;
 // anything else is closed and logged.
-gcclResult_t TcpMesh::acceptLoop(const std::vector<bool>& wanted, int64_t deadlineMs,
+gcclResult_t TcpMesh::acceptLoop(const std::vector<int>& dataSockets, int64_t deadlineMs,
                                  const std::atomic<bool>* stop,
                                  std::vector<std::vector<int>>* fds) {
-  int perPeer = opt_.dataSockets + 2;  // control, asynchronous lane, data
+  // Control, asynchronous lane, data; none from a peer another transport serves.
+  auto perPeer = [&dataSockets](int r) {
+    int d = dataSockets[static_cast<size_t>(r)];
+    return d > 0 ? d + 2 : 0;
+  };
   int expected = 0;
   for (int r = opt_.rank + 1; r < opt_.nranks; ++r)
-    expected += wanted[static_cast<size_t>(r)] ? perPeer : 0;
+    expected += perPeer(r);
   std::vector<Admitted> admitted;
   while (expected > 0) {
     int64_t now = nowMs();
@@ -76,7 +80,7 @@ gcclResult_t TcpMesh::acceptLoop(const std::vector<bool>& wanted, int64_t deadli
     if (now >= deadlineMs) {
       std::string missing;
       for (int r = opt_.rank + 1; r < opt_.nranks; ++r)
-        for (int c = 0; c < perPeer && wanted[static_cast<size_t>(r)]; ++c)
+        for (int c = 0; c < perPeer(r); ++c)
           if ((*fds)[static_cast<size_t>(r)][static_cast<size_t>(c)] < 0) {
             missing += (missing.empty() ? "" : ", ") + std::to_string(r);
             break;
@@ -95,8 +99,7 @@ gcclResult_t TcpMesh::acceptLoop(const std::vector<bool>& wanted, int64_t deadli
       const HelloInfo& info = a.info;
       bool valid = info.purpose == Purpose::kData && info.toRank == opt_.rank &&
                    info.fromRank > opt_.rank && info.fromRank < opt_.nranks &&
-                   wanted[static_cast<size_t>(info.fromRank)] &&
-                   info.channel < static_cast<uint32_t>(perPeer);
+                   info.channel < static_cast<uint32_t>(perPeer(info.fromRank));
       int* slot = valid ? &(*fds)[static_cast<size_t>(info.fromRank)][info.channel] : nullptr;
       if (slot != nullptr && *slot < 0) {
         *slot = a.fd;
@@ -114,10 +117,13 @@ gcclResult_t TcpMesh::acceptLoop(const std::vector<bool>& wanted, int64_t deadli
 }
 
 gcclResult_t TcpMesh::connectAll(const std::vector<SockAddr>& peers,
-                                 const std::vector<bool>& wanted, int64_t deadlineMs,
+                                 const std::vector<int>& dataSockets, int64_t deadlineMs,
                                  std::vector<std::vector<int>>* fds) {
-  int perPeer = opt_.dataSockets + 2;  // control, asynchronous lane, data
-  fds->assign(static_cast<size_t>(opt_.nranks), std::vector<int>(static_cast<size_t>(perPeer), -1));
+  fds->assign(static_cast<size_t>(opt_.nranks), {});
+  for (int r = 0; r < opt_.nranks; ++r) {
+    int d = dataSockets[static_cast<size_t>(r)];
+    (*fds)[static_cast<size_t>(r)].assign(d > 0 ? static_cast<size_t>(d) + 2 : 0, -1);
+  }
   auto closeAll = [fds] {
     for (auto& v : *fds)
       for (int& fd : v)
@@ -129,12 +135,12 @@ gcclResult_t TcpMesh::connectAll(const std::vector<SockAddr>& peers,
   std::string acceptError;
   std::atomic<bool> stop{false};
   std::thread acceptor([&] {
-    acceptResult = acceptLoop(wanted, deadlineMs, &stop, fds);
+    acceptResult = acceptLoop(dataSockets, deadlineMs, &stop, fds);
     if (acceptResult != gcclSuccess) acceptError = threadLastError();
   });
   gcclResult_t r = gcclSuccess;
   for (int peer = 0; peer < opt_.rank && r == gcclSuccess; ++peer) {
-    if (!wanted[static_cast<size_t>(peer)]) continue;
+    int perPeer = static_cast<int>((*fds)[static_cast<size_t>(peer)].size());
     for (int c = 0; c < perPeer && r == gcclSuccess; ++c) {
       HelloInfo hello;
       hello.purpose = Purpose::kData;
@@ -161,7 +167,7 @@ gcclResult_t TcpMesh::connectAll(const std::vector<SockAddr>& peers,
   }
   for (auto& v : *fds)
     for (int fd : v)
-      if (fd >= 0) tuneDataSocket(fd, opt_.sockBufBytes);
+      if (fd >= 0) tuneDataSocket(fd, opt_.sockBufBytes, opt_.congestion);
   return gcclSuccess;
 }
 

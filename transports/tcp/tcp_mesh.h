@@ -1,6 +1,6 @@
 // Establishing the TCP connections of a communicator: every pair of ranks is
 // joined by 1 control socket, 1 socket for asynchronous traffic and N data
-// sockets; the higher rank connects, the
+// sockets (N per pair, agreed by both); the higher rank connects, the
 // lower one accepts, and every socket is authenticated (handshake.h). Bytes
 // from anyone else on the listening port are rejected and logged; they never
 // disturb the connections being made, and what they may hold is bounded
@@ -24,8 +24,8 @@ namespace gccl::tcp {
 struct MeshOptions {
   int rank = 0;
   int nranks = 1;
-  int dataSockets = 2;  // per peer, besides the control socket
   int64_t sockBufBytes = 0;
+  std::string congestion = "auto";           // GCCL_TCP_CONGESTION (socket.h)
   int64_t helloTimeoutMs = kMaxHelloWaitMs;  // for each connection accepted
   Credentials creds;
 };
@@ -35,17 +35,19 @@ class TcpMesh {
   explicit TcpMesh(const MeshOptions& options) : opt_(options) {}
   // Listens on `addr` (its port may be 0); *bound is the address peers use.
   gcclResult_t listen(const SockAddr& addr, SockAddr* bound);
-  // Connects to and accepts from every peer r with wanted[r] (the others use
-  // another transport). `peers[r]` is rank r's listening address. On success
-  // fds[r] holds rank r's sockets, control socket first.
-  gcclResult_t connectAll(const std::vector<SockAddr>& peers, const std::vector<bool>& wanted,
+  // Connects to and accepts from every peer r with dataSockets[r] > 0 (the
+  // others use another transport), with that many data sockets (both ranks
+  // of a pair must ask for the same number). `peers[r]` is rank r's
+  // listening address. On success fds[r] holds rank r's sockets: control,
+  // asynchronous lane, then data.
+  gcclResult_t connectAll(const std::vector<SockAddr>& peers, const std::vector<int>& dataSockets,
                           int64_t deadlineMs, std::vector<std::vector<int>>* fds);
   // Hands over the listening socket and the strangers still on it: the
   // engine keeps refusing late comers.
   std::unique_ptr<transport::Listener> releaseListener();
 
  private:
-  gcclResult_t acceptLoop(const std::vector<bool>& wanted, int64_t deadlineMs,
+  gcclResult_t acceptLoop(const std::vector<int>& dataSockets, int64_t deadlineMs,
                           const std::atomic<bool>* stop, std::vector<std::vector<int>>* fds);
   MeshOptions opt_;
   std::unique_ptr<Acceptor> acceptor_;

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "transports/tcp/socket.h"
 
 namespace gccl::tcp {
 
@@ -20,8 +21,8 @@ gcclResult_t TcpTransport::listen(std::string* blob) {
   MeshOptions mo;
   mo.rank = ctx_.rank;
   mo.nranks = ctx_.nranks;
-  mo.dataSockets = opt_.dataSockets;
   mo.sockBufBytes = opt_.sockBufBytes;
+  mo.congestion = opt_.congestion;
   mo.helloTimeoutMs = opt_.helloTimeoutMs;
   mo.creds.commHash = ctx_.commHash;
   memcpy(mo.creds.secret, ctx_.secret, sizeof(mo.creds.secret));
@@ -42,21 +43,31 @@ gcclResult_t TcpTransport::connect(const std::vector<int>& peers,
                                    std::vector<std::unique_ptr<transport::Connection>>* out) {
   GCCL_REQUIRE(mesh_ != nullptr, gcclInternalError, "tcp: connect before listen");
   std::vector<SockAddr> addrs(static_cast<size_t>(ctx_.nranks));
-  std::vector<bool> wanted(static_cast<size_t>(ctx_.nranks), false);
+  std::vector<int> sockets(static_cast<size_t>(ctx_.nranks), 0);
   for (int p : peers) {
     const std::string& b = blobs[static_cast<size_t>(p)];
     GCCL_REQUIRE(b.size() == kSockAddrBytes, gcclInternalError,
                  "tcp: rank %d published an address of %zu bytes", p, b.size());
-    GCCL_CHECK(
-        decodeSockAddr(reinterpret_cast<const uint8_t*>(b.data()), &addrs[static_cast<size_t>(p)]));
-    wanted[static_cast<size_t>(p)] = true;
+    SockAddr& a = addrs[static_cast<size_t>(p)];
+    GCCL_CHECK(decodeSockAddr(reinterpret_cast<const uint8_t*>(b.data()), &a));
+    // Both ranks of a pair decide alike: an address of this host's is one of
+    // theirs too (the same network namespace).
+    sockets[static_cast<size_t>(p)] = dataSocketsTo(a);
   }
   std::vector<std::vector<int>> fds;
-  GCCL_CHECK(mesh_->connectAll(addrs, wanted, deadlineMs, &fds));
+  GCCL_CHECK(mesh_->connectAll(addrs, sockets, deadlineMs, &fds));
   for (int p : peers)
     (*out)[static_cast<size_t>(p)].reset(
         new TcpConnection(p, ctx_.commHash, fds[static_cast<size_t>(p)], opt_.tuning, ctx_.poller));
   return gcclSuccess;
+}
+
+int TcpTransport::dataSocketsTo(const SockAddr& peer) const {
+  if (opt_.dataSockets > 0) return opt_.dataSockets;
+  // Striping pays where parallel flows meet parallel hardware (NIC queues,
+  // links); between two processes of one host every flow is copied by the
+  // same cores, and a second socket only adds system calls.
+  return addressIsLocal(peer) ? 1 : 2;
 }
 
 std::unique_ptr<transport::Listener> TcpTransport::takeListener() {
@@ -64,7 +75,9 @@ std::unique_ptr<transport::Listener> TcpTransport::takeListener() {
 }
 
 std::string TcpTransport::describe() const {
-  return "tcp " + bound_.toString() + " (" + ifname_ + "), " + std::to_string(opt_.dataSockets) +
+  return "tcp " + bound_.toString() + " (" + ifname_ + "), " +
+         (opt_.dataSockets > 0 ? std::to_string(opt_.dataSockets)
+                               : std::string("1 (this host) or 2 (others)")) +
          " data socket(s) per peer";
 }
 

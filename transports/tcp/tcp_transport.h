@@ -16,10 +16,11 @@
 namespace gccl::tcp {
 
 struct TcpOptions {
-  std::string ifname;  // GCCL_SOCKET_IFNAME syntax
-  std::string family;  // "AF_INET", "AF_INET6" or "" (either): GCCL_SOCKET_FAMILY
-  int dataSockets = 2;
+  std::string ifname;   // GCCL_SOCKET_IFNAME syntax
+  std::string family;   // "AF_INET", "AF_INET6" or "" (either): GCCL_SOCKET_FAMILY
+  int dataSockets = 0;  // per peer; 0: 1 to an address of this host, 2 to others
   int64_t sockBufBytes = 0;
+  std::string congestion = "auto";  // GCCL_TCP_CONGESTION
   int64_t helloTimeoutMs = kMaxHelloWaitMs;
   TcpTuning tuning;
 };
@@ -42,6 +43,8 @@ class TcpTransport final : public transport::Transport {
   const std::string& interfaceName() const { return ifname_; }
 
  private:
+  // Data sockets to the peer listening at `peer` (TcpOptions::dataSockets).
+  int dataSocketsTo(const SockAddr& peer) const;
   transport::TransportContext ctx_;
   TcpOptions opt_;
   std::unique_ptr<TcpMesh> mesh_;
