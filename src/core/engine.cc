@@ -394,6 +394,10 @@ void Engine::driveLoop(gcclRequest* req, int64_t deadlineMs, bool needWake) {
           pollOnce(spin ? 0 : static_cast<int>(std::min<int64_t>(deadlineMs - now, 50)), req, spin);
       if (n < 0) break;
       if (n > 0) {
+        // The window runs from the end of the pass: one that moved a large
+        // message (a single-copy read of tens of microseconds) must not use
+        // it up.
+        nowU = nowUs();
         lastEventUs = nowU;
       } else if (spin) {
         if (sinceEventUs < opt_.spinPauseUs)
