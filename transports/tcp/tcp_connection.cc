@@ -385,14 +385,15 @@ void TcpConnection::finishFrame(Channel& ch) {
   if (e->got == e->total) completeEntry(e);
 }
 
-gcclResult_t TcpConnection::fillStage(Channel& ch, bool* wouldBlock) {
+gcclResult_t TcpConnection::fillStage(Channel& ch, bool* wouldBlock, size_t limit) {
   if (ch.stageBegin > 0) {
     size_t have = ch.stageEnd - ch.stageBegin;
     memmove(ch.stage.get(), ch.stage.get() + ch.stageBegin, have);
     ch.stageBegin = 0;
     ch.stageEnd = have;
   }
-  ssize_t n = recv(ch.fd, ch.stage.get() + ch.stageEnd, kStageBytes - ch.stageEnd, MSG_DONTWAIT);
+  size_t room = std::min(kStageBytes - ch.stageEnd, limit);
+  ssize_t n = recv(ch.fd, ch.stage.get() + ch.stageEnd, room, MSG_DONTWAIT);
   if (n > 0) {
     ch.stageEnd += static_cast<size_t>(n);
     *wouldBlock = false;
@@ -416,8 +417,10 @@ gcclResult_t TcpConnection::receive(Channel& ch) {
         return gcclSuccess;
       case RxState::kHeader: {
         if (staged < kFrameHeaderBytes) {
+          // A header, and what follows it up to the size from which payloads
+          // are read straight into their buffers: more would be copied twice.
           bool wouldBlock;
-          GCCL_CHECK(fillStage(ch, &wouldBlock));
+          GCCL_CHECK(fillStage(ch, &wouldBlock, kDirectReadBytes));
           if (wouldBlock) return gcclSuccess;
           continue;
         }

@@ -115,7 +115,8 @@ class TcpConnection final : public transport::Connection {
   // Arms the timer for the earliest held frame (emulated latency only).
   gcclResult_t armDelayTimer();
   gcclResult_t receive(Channel& ch);
-  gcclResult_t fillStage(Channel& ch, bool* wouldBlock);
+  // Reads what the socket has into the stage, at most `limit` bytes.
+  gcclResult_t fillStage(Channel& ch, bool* wouldBlock, size_t limit = SIZE_MAX);
   gcclResult_t beginPayload(Channel& ch, bool* paused);
   void finishFrame(Channel& ch);
   void completeEntry(RecvEntry* e);
