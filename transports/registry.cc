@@ -244,6 +244,12 @@ gcclResult_t Registry::connect(const std::vector<std::string>& blobs, int64_t de
   return gcclSuccess;
 }
 
+bool Registry::socketAddress(SockAddr* addr, std::string* ifname) const {
+  for (const auto& t : transports_)
+    if (t->socketAddress(addr, ifname)) return true;
+  return false;
+}
+
 std::string Registry::describe() const {
   std::string out;
   for (const auto& t : transports_) {

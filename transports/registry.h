@@ -53,6 +53,9 @@ class Registry {
   int localRanks() const { return localRanks_; }
   // The transport of that name, if this rank made it.
   Transport* find(const std::string& name) const;
+  // The first transport that listens on a socket address (socketAddress),
+  // false when none does.
+  bool socketAddress(SockAddr* addr, std::string* ifname) const;
   // "tcp: ranks 2,3 (...); shm: rank 1 (...)".
   std::string describe() const;
 

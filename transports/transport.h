@@ -30,6 +30,7 @@
 
 #include <memory>
 
+#include "base/net_if.h"
 #include "gccl/gccl.h"
 #include "transports/tags.h"
 
@@ -228,6 +229,13 @@ class Transport {
   virtual std::unique_ptr<Listener> takeListener() { return nullptr; }
   // Where this rank listens, for logs ("127.0.0.1:40123 on lo").
   virtual std::string describe() const { return name(); }
+  // After listen: the socket address and interface peers reach this rank
+  // at, for a transport that listens on one (false otherwise).
+  virtual bool socketAddress(SockAddr* addr, std::string* ifname) const {
+    (void)addr;
+    (void)ifname;
+    return false;
+  }
 };
 inline constexpr size_t kMaxAddressBlobBytes = 1024;
 

@@ -165,10 +165,7 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   transport::Registry registry(ro);
   std::string blob;
   GCCL_CHECK(registry.open(&blob));
-  if (auto* t = dynamic_cast<tcp::TcpTransport*>(registry.find("tcp"))) {
-    comm->listenAddr = t->boundAddress();
-    comm->ifname = t->interfaceName();
-  }
+  registry.socketAddress(&comm->listenAddr, &comm->ifname);
   std::vector<std::string> table;
   GCCL_CHECK(bootstrapExchange(id, comm->rank, comm->nranks, blob, deadline, &table));
   std::vector<std::unique_ptr<transport::Connection>> conns;

@@ -39,8 +39,11 @@ class TcpTransport final : public transport::Transport {
   std::unique_ptr<transport::Listener> takeListener() override;
   std::string describe() const override;
 
-  const SockAddr& boundAddress() const { return bound_; }
-  const std::string& interfaceName() const { return ifname_; }
+  bool socketAddress(SockAddr* addr, std::string* ifname) const override {
+    *addr = bound_;
+    *ifname = ifname_;
+    return true;
+  }
 
  private:
   // Data sockets to the peer listening at `peer` (TcpOptions::dataSockets).
