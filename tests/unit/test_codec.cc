@@ -128,20 +128,14 @@ std::vector<double> castInputs(size_t n, uint64_t seed) {
   std::uniform_real_distribution<double> mant(1.0, 2.0);
   std::uniform_int_distribution<int> ex(-140, 130);
   std::vector<double> v(n);
-  const double specials[] = {0.0,
-                             -0.0,
-                             INFINITY,
-                             -INFINITY,
-                             NAN,
-                             65504.0,
-                             65520.0,
-                             65519.99,
-                             1.0 + std::ldexp(1.0, -11),
-                             std::ldexp(1.0, -24),
-                             std::ldexp(1.0, -25),
-                             std::ldexp(1.0, -26),
-                             3.4e38,
-                             -1e300};
+  const double specials[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, 65504.0, 65520.0, 65519.99,
+                             1.0 + std::ldexp(1.0, -11), std::ldexp(1.0, -24), std::ldexp(1.0, -25),
+                             std::ldexp(1.0, -26), 3.4e38, -1e300,
+                             // Just above a tie of the 16-bit format, by less than float32 keeps:
+                             // rounding through float32 first would round these down.
+                             1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -40),
+                             -(1.0 + std::ldexp(1.0, -8) + std::ldexp(1.0, -40)),
+                             std::ldexp(1.0 + std::ldexp(1.0, -40), -25)};
   for (size_t i = 0; i < n; ++i) {
     if (i < sizeof specials / sizeof specials[0]) {
       v[i] = specials[i];
