@@ -15,6 +15,14 @@
 #include <immintrin.h>
 #endif
 
+// No multiply-add is fused, whatever the command line says: the scalar and
+// vector paths must round the same way (see mix.cc).
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 // Loops are written as in mix.cc: fixed blocks plus a scalar tail, built for
 // AVX2 as well on x86-64 (picked at load time).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
@@ -29,7 +37,7 @@ namespace gccl::kernels::codec {
 namespace {
 
 constexpr size_t kChunk = 256;  // elements per pass over L1-resident buffers; a multiple of 4
-constexpr size_t kLanes = 16;
+constexpr size_t kLanes = 32;
 constexpr size_t kBlock = 64;  // fixed inner trip count, which GCC's -O2 cost model vectorises
 
 const char* typeName(gcclDataType_t t) {
@@ -388,6 +396,63 @@ struct Range {
   C max() const { return *std::max_element(mx, mx + kLanes); }
 };
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(GCCL_NO_TARGET_CLONES)
+#define GCCL_CODEC_AVX2 1
+#define GCCL_AVX2_FN __attribute__((target("avx2")))
+
+bool cpuHasAvx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+
+// Range<float>::add with the same lanes (lane j: the elements i % 32 == j of
+// the full blocks; lane 0: the tail) and the same comparisons (MINPS(a, b) is
+// a < b ? a : b, MAXPS(a, b) is a > b ? a : b), so the same result bits,
+// signed zeros included.
+GCCL_AVX2_FN void rangeF32Avx2(const float* v, size_t n, Range<float>& r) {
+  static_assert(kLanes == 32 && kChunk % kLanes == 0, "four vectors of lanes");
+  // Four named accumulators of each: an array of vectors indexed in a loop
+  // stays in memory at -O2.
+  __m256 mn0 = _mm256_loadu_ps(r.mn), mn1 = _mm256_loadu_ps(r.mn + 8);
+  __m256 mn2 = _mm256_loadu_ps(r.mn + 16), mn3 = _mm256_loadu_ps(r.mn + 24);
+  __m256 mx0 = _mm256_loadu_ps(r.mx), mx1 = _mm256_loadu_ps(r.mx + 8);
+  __m256 mx2 = _mm256_loadu_ps(r.mx + 16), mx3 = _mm256_loadu_ps(r.mx + 24);
+  __m256i bad = _mm256_setzero_si256();
+  const __m256i expo = _mm256_set1_epi32(0x7F800000);
+  auto nonFiniteLanes = [&](__m256 x) __attribute__((always_inline)) {
+    const __m256i e = _mm256_and_si256(_mm256_castps_si256(x), expo);
+    return _mm256_cmpeq_epi32(e, expo);
+  };
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m256 x0 = _mm256_loadu_ps(v + i), x1 = _mm256_loadu_ps(v + i + 8);
+    const __m256 x2 = _mm256_loadu_ps(v + i + 16), x3 = _mm256_loadu_ps(v + i + 24);
+    mn0 = _mm256_min_ps(x0, mn0);
+    mn1 = _mm256_min_ps(x1, mn1);
+    mn2 = _mm256_min_ps(x2, mn2);
+    mn3 = _mm256_min_ps(x3, mn3);
+    mx0 = _mm256_max_ps(x0, mx0);
+    mx1 = _mm256_max_ps(x1, mx1);
+    mx2 = _mm256_max_ps(x2, mx2);
+    mx3 = _mm256_max_ps(x3, mx3);
+    bad = _mm256_or_si256(bad,
+                          _mm256_or_si256(_mm256_or_si256(nonFiniteLanes(x0), nonFiniteLanes(x1)),
+                                          _mm256_or_si256(nonFiniteLanes(x2), nonFiniteLanes(x3))));
+  }
+  _mm256_storeu_ps(r.mn, mn0);
+  _mm256_storeu_ps(r.mn + 8, mn1);
+  _mm256_storeu_ps(r.mn + 16, mn2);
+  _mm256_storeu_ps(r.mn + 24, mn3);
+  _mm256_storeu_ps(r.mx, mx0);
+  _mm256_storeu_ps(r.mx + 8, mx1);
+  _mm256_storeu_ps(r.mx + 16, mx2);
+  _mm256_storeu_ps(r.mx + 24, mx3);
+  // Only whether any lane saw NaN/Inf matters (anyBad()).
+  r.bad[0] |= _mm256_testz_si256(bad, bad) ? 0u : 1u;
+  if (i < n) r.add(v + i, n - i);
+}
+#endif
+
 template <class Fmt>
 gcclResult_t nonFiniteError(const typename Fmt::T* src, size_t base, size_t m, const char* what) {
   for (size_t i = 0; i < m; ++i) {
@@ -439,17 +504,68 @@ GCCL_CODEC_INLINE void quantizeCodes(const C* __restrict v, size_t n, W off, W i
     q[i] = quantizeOne<C, W, kStochastic>(v[i], off, inv, top, key, first + i);
 }
 
+#ifdef GCCL_CODEC_AVX2
+// quantizeCodes<float, float, false> eight lanes at a time: the same
+// operations in the same order, so the same codes.
+GCCL_AVX2_FN void quantizeNearestF32Avx2(const float* v, size_t n, float off, float inv,
+                                         uint32_t levels, uint8_t* q) {
+  const __m256 voff = _mm256_set1_ps(off), vinv = _mm256_set1_ps(inv);
+  const __m256 half = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();
+  const __m256 top = _mm256_set1_ps(static_cast<float>(levels));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  auto codes = [&](const float* p) __attribute__((always_inline)) {
+    __m256 r = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p), voff), vinv), half);
+    r = _mm256_max_ps(_mm256_min_ps(r, top), zero);
+    return _mm256_cvttps_epi32(r);
+  };
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i c01 = _mm256_packs_epi32(codes(v + i), codes(v + i + 8));
+    const __m256i c23 = _mm256_packs_epi32(codes(v + i + 16), codes(v + i + 24));
+    // Bytes in 4-element groups 0,8,16,24,4,12,20,28 (by first element): reorder.
+    const __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(c01, c23), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), b);
+  }
+  const float ftop = static_cast<float>(levels);
+  for (; i < n; ++i)
+    q[i] = quantizeOne<float, float, false>(v[i], off, inv, ftop, 0, 0);
+}
+#endif
+
 template <class Fmt, class W>
 GCCL_CODEC_INLINE void quantizeBucket(const Params& p, const typename Fmt::T* src, size_t base,
-                                      size_t m, W off, W inv, uint8_t* out) {
+                                      size_t m, W off, W inv, uint8_t* out,
+                                      [[maybe_unused]] bool avx2) {
   using C = typename Fmt::C;
   const uint32_t levels = (1u << p.bits) - 1;
   const uint64_t key = streamKey(p.seed);
   C buf[kChunk];
   uint8_t q[kChunk];
+#ifdef GCCL_CODEC_AVX2
+  if constexpr (std::is_same_v<Fmt, F32> && std::is_same_v<W, float>) {
+    if (avx2 && p.rounding == Rounding::kNearest && p.bits == 8) {
+      quantizeNearestF32Avx2(src + base, m, off, inv, levels, out);
+      return;
+    }
+  }
+#endif
   for (size_t c = 0; c < m; c += kChunk) {
     const size_t n = std::min(kChunk, m - c);
     const C* v = loadChunk<Fmt>(src + base + c, n, buf);
+#ifdef GCCL_CODEC_AVX2
+    if constexpr (std::is_same_v<Fmt, F32> && std::is_same_v<W, float>) {
+      if (avx2 && p.rounding == Rounding::kNearest) {
+        uint8_t* dst = out + c * static_cast<size_t>(p.bits) / 8;
+        if (p.bits == 8) {
+          quantizeNearestF32Avx2(v, n, off, inv, levels, dst);
+        } else {
+          quantizeNearestF32Avx2(v, n, off, inv, levels, q);
+          pack(q, n, p.bits, dst);
+        }
+        continue;
+      }
+    }
+#endif
     if (p.rounding == Rounding::kStochastic) {
       quantizeCodes<C, W, true>(v, n, off, inv, levels, key, base + c, q);
     } else {
@@ -461,7 +577,7 @@ GCCL_CODEC_INLINE void quantizeBucket(const Params& p, const typename Fmt::T* sr
 
 template <class Fmt>
 GCCL_CODEC_INLINE gcclResult_t quantizeEncode(const Params& p, const void* srcv, size_t count,
-                                              uint8_t* out) {
+                                              uint8_t* out, [[maybe_unused]] bool avx2) {
   using T = typename Fmt::T;
   using C = typename Fmt::C;
   const T* src = static_cast<const T*>(srcv);
@@ -472,7 +588,18 @@ GCCL_CODEC_INLINE gcclResult_t quantizeEncode(const Params& p, const void* srcv,
     const size_t base = b * p.bucket;
     const size_t m = std::min(p.bucket, count - base);
     Range<C> r;
-    for (size_t c = 0; c < m; c += kChunk) {
+    bool scanned = false;
+#ifdef GCCL_CODEC_AVX2
+    // The whole bucket at once: kChunk is a multiple of kLanes, so the lanes
+    // get the same elements as chunk by chunk.
+    if constexpr (std::is_same_v<Fmt, F32>) {
+      if (avx2) {
+        rangeF32Avx2(src + base, m, r);
+        scanned = true;
+      }
+    }
+#endif
+    for (size_t c = 0; c < m && !scanned; c += kChunk) {
       const size_t n = std::min(kChunk, m - c);
       r.add(loadChunk<Fmt>(src + base + c, n, buf), n);
     }
@@ -502,9 +629,10 @@ GCCL_CODEC_INLINE gcclResult_t quantizeEncode(const Params& p, const void* srcv,
     }
     if (std::is_same_v<C, float> && !std::isfinite(mx - mn)) {
       // x - offset overflows float32: compute this bucket in double.
-      quantizeBucket<Fmt, double>(p, src, base, m, static_cast<double>(mn), 1.0 / scale, codes);
+      quantizeBucket<Fmt, double>(p, src, base, m, static_cast<double>(mn), 1.0 / scale, codes,
+                                  avx2);
     } else {
-      quantizeBucket<Fmt, C>(p, src, base, m, mn, C(1) / scale, codes);
+      quantizeBucket<Fmt, C>(p, src, base, m, mn, C(1) / scale, codes, avx2);
     }
   }
   return gcclSuccess;
@@ -562,16 +690,16 @@ GCCL_CODEC_INLINE void quantizeDecode(const Params& p, const uint8_t* in, size_t
 }
 
 GCCL_CODEC_KERNEL gcclResult_t quantizeEncodeTyped(const Params& p, const void* src, size_t count,
-                                                   gcclDataType_t type, uint8_t* out) {
+                                                   gcclDataType_t type, uint8_t* out, bool avx2) {
   switch (type) {
     case gcclFloat32:
-      return quantizeEncode<F32>(p, src, count, out);
+      return quantizeEncode<F32>(p, src, count, out, avx2);
     case gcclFloat64:
-      return quantizeEncode<F64>(p, src, count, out);
+      return quantizeEncode<F64>(p, src, count, out, avx2);
     case gcclFloat16:
-      return quantizeEncode<F16>(p, src, count, out);
+      return quantizeEncode<F16>(p, src, count, out, avx2);
     default:
-      return quantizeEncode<BF16>(p, src, count, out);
+      return quantizeEncode<BF16>(p, src, count, out, avx2);
   }
 }
 
@@ -762,7 +890,7 @@ size_t sizeFor(const Params& p, size_t count, gcclDataType_t type) {
 }
 
 gcclResult_t encodeImpl(const Params& p, const void* src, size_t count, gcclDataType_t type,
-                        void* out, size_t outBytes, size_t* written, float* residual, bool f16c) {
+                        void* out, size_t outBytes, size_t* written, float* residual, bool vector) {
   GCCL_CHECK(checkParams(p, count, type));
   if (written != nullptr) *written = 0;
   const size_t need = sizeFor(p, count, type);
@@ -797,7 +925,7 @@ gcclResult_t encodeImpl(const Params& p, const void* src, size_t count, gcclData
       if (type == gcclFloat64) {
         castF64(static_cast<const double*>(src), d, count, half);
 #ifdef GCCL_CODEC_F16C
-      } else if (half && f16c && cpuHasF16c()) {
+      } else if (half && vector && cpuHasF16c()) {
         castF32HalfF16c(static_cast<const float*>(src), d, count);
 #endif
       } else {
@@ -806,7 +934,11 @@ gcclResult_t encodeImpl(const Params& p, const void* src, size_t count, gcclData
       break;
     }
     case Codec::kQuantize:
-      GCCL_CHECK(quantizeEncodeTyped(p, src, count, type, o));
+#ifdef GCCL_CODEC_AVX2
+      GCCL_CHECK(quantizeEncodeTyped(p, src, count, type, o, vector && cpuHasAvx2()));
+#else
+      GCCL_CHECK(quantizeEncodeTyped(p, src, count, type, o, false));
+#endif
       break;
     case Codec::kLattice:
       switch (type) {
@@ -828,14 +960,14 @@ gcclResult_t encodeImpl(const Params& p, const void* src, size_t count, gcclData
       break;
   }
   if (written != nullptr) *written = need;
-  (void)f16c;
+  (void)vector;
   return gcclSuccess;
 }
 
 gcclResult_t decodeImpl(const Params& p, const void* in, size_t inBytes, size_t count,
-                        gcclDataType_t type, void* dst, const void* reference, bool f16c) {
+                        gcclDataType_t type, void* dst, const void* reference, bool vector) {
   GCCL_CHECK(checkParams(p, count, type));
-  (void)f16c;
+  (void)vector;
   if (p.codec == Codec::kTopK) {
     GCCL_REQUIRE(inBytes >= 8 && in != nullptr, gcclInvalidArgument,
                  "codec: a top-k encoding has at least 8 bytes, got %zu", inBytes);
@@ -881,7 +1013,7 @@ gcclResult_t decodeImpl(const Params& p, const void* in, size_t inBytes, size_t 
       if (type == gcclFloat64) {
         uncastF64(s, static_cast<double*>(dst), count, half);
 #ifdef GCCL_CODEC_F16C
-      } else if (half && f16c && cpuHasF16c()) {
+      } else if (half && vector && cpuHasF16c()) {
         uncastF32HalfF16c(s, static_cast<float*>(dst), count);
 #endif
       } else {

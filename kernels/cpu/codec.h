@@ -21,7 +21,8 @@
 //             values beyond the largest finite become Inf, Inf stays Inf, NaN
 //             stays NaN (quiet, with its sign and top payload bits). Decode
 //             widens exactly. The F16C path and the portable one give the same
-//             bits (detail::encodePortable() lets tests compare them).
+//             bits, as do the AVX2 and portable quantization paths
+//             (detail::encodePortable() lets tests compare them).
 //
 //  kQuantize  b-bit uniform quantization (Params::bits in {8, 4, 2}) per bucket
 //             of Params::bucket elements, any floating input (float16 and
@@ -135,8 +136,9 @@ gcclResult_t topkSelect(const Params& p, const float* x, float* residual, size_t
                         uint32_t* indices, float* values, size_t* kept);
 
 namespace detail {
-// encode() and decode() without the F16C conversions (the portable float16
-// path, also on CPUs that have F16C), so tests can compare the bits.
+// encode() and decode() without the hand-vectorised paths (the F16C float16
+// casts, the AVX2 float32 quantization), also on CPUs that have them, so
+// that tests can compare the bits.
 gcclResult_t encodePortable(const Params& p, const void* src, size_t count, gcclDataType_t type,
                             void* out, size_t outBytes, size_t* written = nullptr,
                             float* residual = nullptr);

@@ -309,6 +309,40 @@ TEST(CodecQuantize, RoundTripWithinTheBound) {
   }
 }
 
+// The vector paths (AVX2 float32 scan and quantization, where the CPU has
+// them) give the bytes of the portable ones, signed zeros and ties included.
+TEST(CodecQuantize, VectorAndPortablePathsGiveTheSameBytes) {
+  for (gcclDataType_t t : kFloatTypes) {
+    for (int bits : kBits) {
+      for (Rounding r : {Rounding::kNearest, Rounding::kStochastic}) {
+        for (size_t bucket : {size_t{1000}, size_t{777}, size_t{32}}) {
+          Params p;
+          p.codec = Codec::kQuantize;
+          p.bits = bits;
+          p.bucket = bucket;
+          p.rounding = r;
+          const size_t n = 100003;
+          std::vector<uint8_t> x = tensor(t, n);
+          std::mt19937_64 rng(bits * 7 + bucket);
+          for (size_t i = 0; i < n; ++i) {
+            const uint64_t k = rng() % 8;
+            // Signed zeros, values on the code grid, ties, and random ones.
+            const double v = k == 0   ? 0.0
+                             : k == 1 ? -0.0
+                             : k == 2 ? static_cast<double>(rng() % 4) / 3.0
+                                      : std::ldexp(static_cast<double>(rng() % 100000), -14);
+            put(x, t, i, (i / 5000) % 3 == 2 ? 0.0 : v);
+          }
+          const std::vector<uint8_t> a = encodeOk(p, x.data(), n, t);
+          std::vector<uint8_t> b(a.size());
+          ASSERT_EQ(detail::encodePortable(p, x.data(), n, t, b.data(), b.size()), gcclSuccess);
+          ASSERT_EQ(a, b) << "type " << t << " bits " << bits << " bucket " << bucket;
+        }
+      }
+    }
+  }
+}
+
 TEST(CodecQuantize, ConstantBucketIsExactAndLayoutSizeIsExact) {
   for (gcclDataType_t t : kFloatTypes) {
     for (int bits : kBits) {
