@@ -627,8 +627,9 @@ GCCL_CODEC_INLINE gcclResult_t quantizeEncode(const Params& p, const void* srcv,
       std::memset(codes, 0, codeBytes(m, p.bits));
       continue;
     }
-    if (std::is_same_v<C, float> && !std::isfinite(mx - mn)) {
-      // x - offset overflows float32: compute this bucket in double.
+    if (std::is_same_v<C, float> && (!std::isfinite(mx - mn) || !std::isfinite(C(1) / scale))) {
+      // x - offset or 1 / scale (a subnormal scale) overflows float32:
+      // compute this bucket in double.
       quantizeBucket<Fmt, double>(p, src, base, m, static_cast<double>(mn), 1.0 / scale, codes,
                                   avx2);
     } else {

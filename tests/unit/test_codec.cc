@@ -404,6 +404,21 @@ TEST(CodecQuantize, HugeFloat32RangeStaysFinite) {
   }
 }
 
+// A range of a few subnormals: 1 / scale overflows float32, and the codes
+// must still be exact (k units of 2^-149 are codes 0..3).
+TEST(CodecQuantize, SubnormalRangeIsExact) {
+  Params p;
+  p.codec = Codec::kQuantize;
+  p.bucket = 8;
+  std::vector<float> x(8);
+  for (size_t i = 0; i < 8; ++i)
+    x[i] = std::ldexp(static_cast<float>(i % 4), -149);
+  const std::vector<uint8_t> enc = encodeOk(p, x.data(), x.size(), gcclFloat32);
+  std::vector<float> y(8);
+  ASSERT_EQ(decode(p, enc.data(), enc.size(), 8, gcclFloat32, y.data()), gcclSuccess);
+  EXPECT_EQ(0, std::memcmp(x.data(), y.data(), sizeof(float) * 8));
+}
+
 // The mean of 10^4 stochastic encodings (seeds 0..9999) of one tensor is
 // within 4 sigma of it, sigma from each element's rounding variance
 // scale^2 f (1 - f) (f the fractional part of (x - offset) / scale).
