@@ -885,7 +885,7 @@ size_t sizeFor(const Params& p, size_t count, gcclDataType_t type) {
     case Codec::kLattice:
       return bucketLayout(count, p.bucket, p.bits, 8).total;
     case Codec::kTopK:
-      return 8 + 8 * p.k;
+      return count == 0 ? 0 : 8 + 8 * p.k;
   }
   return 0;
 }
@@ -897,20 +897,17 @@ gcclResult_t encodeImpl(const Params& p, const void* src, size_t count, gcclData
   const size_t need = sizeFor(p, count, type);
   GCCL_REQUIRE(outBytes >= need, gcclInvalidArgument,
                "codec: the output buffer has %zu bytes, the encoding needs %zu", outBytes, need);
-  if (count == 0 && p.codec != Codec::kTopK) return gcclSuccess;
+  if (count == 0) return gcclSuccess;
   GCCL_REQUIRE(out != nullptr, gcclInvalidArgument, "codec: null output buffer");
   if (p.codec == Codec::kTopK) {
-    // The header alone for count == 0.
     auto* o = static_cast<uint8_t*>(out);
     size_t kept = 0;
-    if (count > 0) {
-      GCCL_REQUIRE(src != nullptr, gcclInvalidArgument, "codec: null source tensor");
-      GCCL_CHECK(topkSelect(p, static_cast<const float*>(src), residual, count,
-                            reinterpret_cast<uint32_t*>(o + 8),
-                            reinterpret_cast<float*>(o + 8 + 4 * p.k), &kept));
-      // Values were written after room for k indices: close the gap.
-      if (kept < p.k) std::memmove(o + 8 + 4 * kept, o + 8 + 4 * p.k, 4 * kept);
-    }
+    GCCL_REQUIRE(src != nullptr, gcclInvalidArgument, "codec: null source tensor");
+    GCCL_CHECK(topkSelect(p, static_cast<const float*>(src), residual, count,
+                          reinterpret_cast<uint32_t*>(o + 8),
+                          reinterpret_cast<float*>(o + 8 + 4 * p.k), &kept));
+    // Values were written after room for k indices: close the gap.
+    if (kept < p.k) std::memmove(o + 8 + 4 * kept, o + 8 + 4 * p.k, 4 * kept);
     const uint64_t k64 = kept;
     std::memcpy(o, &k64, 8);
     if (written != nullptr) *written = 8 + 8 * kept;
@@ -969,6 +966,7 @@ gcclResult_t decodeImpl(const Params& p, const void* in, size_t inBytes, size_t 
                         gcclDataType_t type, void* dst, const void* reference, bool vector) {
   GCCL_CHECK(checkParams(p, count, type));
   (void)vector;
+  if (count == 0) return gcclSuccess;
   if (p.codec == Codec::kTopK) {
     GCCL_REQUIRE(inBytes >= 8 && in != nullptr, gcclInvalidArgument,
                  "codec: a top-k encoding has at least 8 bytes, got %zu", inBytes);
@@ -978,7 +976,6 @@ gcclResult_t decodeImpl(const Params& p, const void* in, size_t inBytes, size_t 
     GCCL_REQUIRE(kept <= p.k && inBytes >= 8 + 8 * kept, gcclInvalidArgument,
                  "codec: the top-k encoding holds %llu entries (k = %zu) in %zu bytes",
                  static_cast<unsigned long long>(kept), p.k, inBytes);
-    if (count == 0) return gcclSuccess;
     GCCL_REQUIRE(dst != nullptr, gcclInvalidArgument, "codec: null destination tensor");
     auto* d = static_cast<float*>(dst);
     uint32_t prev = 0;

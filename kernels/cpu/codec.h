@@ -6,7 +6,8 @@
 // largest size), encode() writes it, decode() reads it. Every function returns
 // gcclSuccess or gcclInvalidArgument with the reason recorded by setError()
 // (base/check.h), naming the parameter or the element at fault. count == 0
-// touches no memory (null pointers are then accepted). After a failure the
+// touches no memory (null pointers are then accepted) and its encoding is 0
+// bytes long, for every codec. After a failure the
 // output buffer holds unspecified bytes (decode(): whole buckets decoded
 // before the failing one are written, the failing bucket is not).
 //
@@ -80,9 +81,9 @@
 //             count >= 1 it keeps at least one. A NaN or Inf in acc is an
 //             error naming its index (nothing is written).
 //             Layout: a uint64 kept count, kept uint32 indices in ascending
-//             order, then kept float32 values: 8 + 8 * kept bytes;
-//             encodedBytes() gives 8 + 8 * k, encode() reports the bytes it
-//             wrote. decode() writes a dense float32 tensor (zeros elsewhere).
+//             order, then kept float32 values: 8 + 8 * kept bytes (0 bytes
+//             when count == 0); encodedBytes() gives 8 + 8 * k, encode()
+//             reports the bytes it wrote. decode() writes a dense float32 tensor (zeros elsewhere).
 //             topkSelect() is the same selection into separate arrays.
 #pragma once
 

@@ -829,6 +829,13 @@ TEST(CodecArguments, CountZeroTouchesNothing) {
   }
   Params t;
   t.codec = Codec::kTopK;
+  size_t bytes = 99, written = 99;
+  ASSERT_EQ(encodedBytes(t, 0, gcclFloat32, &bytes), gcclSuccess);
+  EXPECT_EQ(bytes, 0u);
+  EXPECT_EQ(encode(t, nullptr, 0, gcclFloat32, nullptr, 0, &written, nullptr), gcclSuccess)
+      << threadLastError();
+  EXPECT_EQ(written, 0u);
+  EXPECT_EQ(decode(t, nullptr, 0, 0, gcclFloat32, nullptr), gcclSuccess) << threadLastError();
   size_t kept = 9;
   EXPECT_EQ(topkSelect(t, nullptr, nullptr, 0, nullptr, nullptr, &kept), gcclSuccess);
   EXPECT_EQ(kept, 0u);
