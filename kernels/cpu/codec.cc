@@ -392,8 +392,28 @@ struct Range {
       b |= bad[j];
     return b != 0;
   }
-  C min() const { return *std::min_element(mn, mn + kLanes); }
-  C max() const { return *std::max_element(mx, mx + kLanes); }
+  // Pairwise over the lanes (a short dependency chain): lane j against lane
+  // j + w, the upper one taken only when strictly smaller (larger). Every
+  // path reduces the same lanes this way, so a choice between -0 and +0 is
+  // the same everywhere.
+  C min() const {
+    C t[kLanes];
+    std::memcpy(t, mn, sizeof t);
+    for (size_t w = kLanes / 2; w > 0; w /= 2) {
+      for (size_t j = 0; j < w; ++j)
+        t[j] = t[j + w] < t[j] ? t[j + w] : t[j];
+    }
+    return t[0];
+  }
+  C max() const {
+    C t[kLanes];
+    std::memcpy(t, mx, sizeof t);
+    for (size_t w = kLanes / 2; w > 0; w /= 2) {
+      for (size_t j = 0; j < w; ++j)
+        t[j] = t[j] < t[j + w] ? t[j + w] : t[j];
+    }
+    return t[0];
+  }
 };
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(GCCL_NO_TARGET_CLONES)
