@@ -50,18 +50,21 @@
 //             n = round(x / delta) (kNearest, ties to even) or
 //             n = floor(x / delta + u) (kStochastic), and sends n mod 2^b
 //             (b in {8, 4, 2}). decode() takes the receiver's own tensor r
-//             (Params-independent argument `reference`, same type and count)
-//             and picks the n' = code (mod 2^b) closest to r / delta, in
+//             (the argument `reference`, same type and count as dst) and
+//             picks the n' = code (mod 2^b) closest to r / delta, in
 //             [round(r / delta) - 2^(b-1), round(r / delta) + 2^(b-1) - 1];
 //             it outputs n' * delta rounded to the element type.
 //             Exact: n' = n whenever
 //               |x - r| < (2^(b-1) - 1) * delta     (kNearest)
 //               |x - r| < (2^(b-1) - 1.5) * delta   (kStochastic)
-//             (for b = 2: delta and delta/2). Per bucket the encoder also sends
-//             a 64-bit hash of the bucket's integers n (and its index); the
-//             decoder recomputes it from its n' and fails, naming the bucket
-//             and its elements, when they differ, instead of returning wrong
-//             values. |x / delta| and |r / delta| must stay below 2^52.
+//             (for b = 2: delta and delta/2; x / delta and r / delta are
+//             computed in double, whose rounding is ignored here). Per bucket
+//             the encoder also sends a 64-bit hash of the bucket's integers n
+//             (and its index); the decoder recomputes it from its n' and
+//             fails, naming the bucket and its elements, when they differ,
+//             instead of returning wrong values (a wrong n' goes unnoticed
+//             only if the 64-bit hashes collide). |x / delta| and |r / delta|
+//             must stay below 2^52.
 //             Layout: nb 64-bit check values, then the packed codes as for
 //             kQuantize.
 //
