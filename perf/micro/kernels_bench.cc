@@ -16,6 +16,11 @@
 //   scale               x = a*x                      2 n  (read x; write x)
 //   axpy                x = x + b*y                  3 n  (read x, y; write x)
 //   mix, k inputs       x = a*x + sum_j b_j*y_j      (k + 2) n
+//   codec encode        wire = encode(x)             n + e  (read x; write e bytes)
+//   codec decode        x = decode(wire)             e + n
+//   codec round trip    encode, then decode          2 (n + e)
+// where e is the encoded size: n/4 plus 8 bytes per bucket of 1024 elements
+// for 8-bit quantization of float32, n/2 for the float16 cast of float32.
 //
 // A kernel that moves more arrays needs a larger working set for the same
 // argument: at 256 KiB, mix with 8 inputs touches 2.5 MiB while the triad
@@ -36,6 +41,7 @@
 #include <vector>
 
 #include "gccl/gccl.h"
+#include "kernels/cpu/codec.h"
 #include "kernels/cpu/half.h"
 #include "kernels/cpu/mix.h"
 #include "kernels/cpu/reduce.h"
@@ -227,6 +233,42 @@ void BM_Mix(benchmark::State& state, gcclDataType_t type, int k) {
   countBytes(state, k + 2);
 }
 
+// Wire codecs (kernels/cpu/codec.h) on a float32 tensor of the argument's
+// size: 8-bit quantization (buckets of 1024, round to nearest) and the float16
+// cast. kPass: 0 encode, 1 decode, 2 encode then decode.
+void BM_Codec(benchmark::State& state, int codec, int pass) {
+  namespace cc = gccl::kernels::codec;
+  const size_t bytes = static_cast<size_t>(state.range(0));
+  const size_t n = bytes / sizeof(float);
+  cc::Params p;
+  p.codec = codec == 0 ? cc::Codec::kQuantize : cc::Codec::kCast;
+  p.bits = 8;
+  p.bucket = 1024;
+  p.castTo = gcclFloat16;
+  size_t encoded = 0;
+  if (cc::encodedBytes(p, n, gcclFloat32, &encoded) != gcclSuccess)
+    return state.SkipWithError("bad codec parameters");
+  Arrays m(2, bytes);
+  Arrays wire(1, encoded);
+  if (!m.ok() || !wire.ok()) return state.SkipWithError("out of memory");
+  m.fill(0, gcclFloat32, 1.0f);
+  bool ok = cc::encode(p, m[0], n, gcclFloat32, wire[0], encoded) == gcclSuccess;
+  for (auto _ : state) {
+    if (pass != 1) ok &= cc::encode(p, m[0], n, gcclFloat32, wire[0], encoded) == gcclSuccess;
+    if (pass != 0) ok &= cc::decode(p, wire[0], encoded, n, gcclFloat32, m[1]) == gcclSuccess;
+    benchmark::DoNotOptimize(m[1]);
+    benchmark::ClobberMemory();
+  }
+  if (!ok) return state.SkipWithError("the codec failed");
+  const int64_t perPass = static_cast<int64_t>(bytes + encoded);
+  state.SetBytesProcessed(state.iterations() * perPass * (pass == 2 ? 2 : 1));
+}
+
+// 1 MiB and 16 MiB tensors.
+void codecSizes(benchmark::internal::Benchmark* b) {
+  b->Arg(1 << 20)->Arg(16 << 20);
+}
+
 // 4 KiB .. 64 MiB per array, by factors of 8 (64 MiB included).
 void sizes(benchmark::internal::Benchmark* b) {
   b->RangeMultiplier(8)->Range(4 << 10, 64 << 20);
@@ -249,6 +291,14 @@ BENCHMARK_CAPTURE(BM_Mix, f16_axpy, gcclFloat16, 1)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_Mix, f16_k4, gcclFloat16, 4)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_Mix, bf16_axpy, gcclBfloat16, 1)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_Mix, bf16_k4, gcclBfloat16, 4)->Apply(sizes);
+// memcpy at 1 MiB too, beside the codecs (16 MiB is in the sizes above).
+BENCHMARK(BM_Memcpy)->Arg(1 << 20);
+BENCHMARK_CAPTURE(BM_Codec, int8_encode, 0, 0)->Apply(codecSizes);
+BENCHMARK_CAPTURE(BM_Codec, int8_decode, 0, 1)->Apply(codecSizes);
+BENCHMARK_CAPTURE(BM_Codec, int8_roundtrip, 0, 2)->Apply(codecSizes);
+BENCHMARK_CAPTURE(BM_Codec, f16_encode, 1, 0)->Apply(codecSizes);
+BENCHMARK_CAPTURE(BM_Codec, f16_decode, 1, 1)->Apply(codecSizes);
+BENCHMARK_CAPTURE(BM_Codec, f16_roundtrip, 1, 2)->Apply(codecSizes);
 
 }  // namespace
 
