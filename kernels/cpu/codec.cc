@@ -429,6 +429,13 @@ bool cpuHasAvx2() {
 // the full blocks; lane 0: the tail) and the same comparisons (MINPS(a, b) is
 // a < b ? a : b, MAXPS(a, b) is a > b ? a : b), so the same result bits,
 // signed zeros included.
+// Lanes whose element is NaN or Inf (all exponent bits set). Functions, not
+// lambdas: a lambda does not inherit its caller's target attribute (clang).
+GCCL_AVX2_FN inline __m256i nonFiniteLanes(__m256 x, __m256i expo) {
+  const __m256i e = _mm256_and_si256(_mm256_castps_si256(x), expo);
+  return _mm256_cmpeq_epi32(e, expo);
+}
+
 GCCL_AVX2_FN void rangeF32Avx2(const float* v, size_t n, Range<float>& r) {
   static_assert(kLanes == 32 && kChunk % kLanes == 0, "four vectors of lanes");
   // Four named accumulators of each: an array of vectors indexed in a loop
@@ -439,10 +446,6 @@ GCCL_AVX2_FN void rangeF32Avx2(const float* v, size_t n, Range<float>& r) {
   __m256 mx2 = _mm256_loadu_ps(r.mx + 16), mx3 = _mm256_loadu_ps(r.mx + 24);
   __m256i bad = _mm256_setzero_si256();
   const __m256i expo = _mm256_set1_epi32(0x7F800000);
-  auto nonFiniteLanes = [&](__m256 x) __attribute__((always_inline)) {
-    const __m256i e = _mm256_and_si256(_mm256_castps_si256(x), expo);
-    return _mm256_cmpeq_epi32(e, expo);
-  };
   size_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     const __m256 x0 = _mm256_loadu_ps(v + i), x1 = _mm256_loadu_ps(v + i + 8);
@@ -455,9 +458,9 @@ GCCL_AVX2_FN void rangeF32Avx2(const float* v, size_t n, Range<float>& r) {
     mx1 = _mm256_max_ps(x1, mx1);
     mx2 = _mm256_max_ps(x2, mx2);
     mx3 = _mm256_max_ps(x3, mx3);
-    bad = _mm256_or_si256(bad,
-                          _mm256_or_si256(_mm256_or_si256(nonFiniteLanes(x0), nonFiniteLanes(x1)),
-                                          _mm256_or_si256(nonFiniteLanes(x2), nonFiniteLanes(x3))));
+    bad = _mm256_or_si256(
+        bad, _mm256_or_si256(_mm256_or_si256(nonFiniteLanes(x0, expo), nonFiniteLanes(x1, expo)),
+                             _mm256_or_si256(nonFiniteLanes(x2, expo), nonFiniteLanes(x3, expo))));
   }
   _mm256_storeu_ps(r.mn, mn0);
   _mm256_storeu_ps(r.mn + 8, mn1);
@@ -527,21 +530,26 @@ GCCL_CODEC_INLINE void quantizeCodes(const C* __restrict v, size_t n, W off, W i
 #ifdef GCCL_CODEC_AVX2
 // quantizeCodes<float, float, false> eight lanes at a time: the same
 // operations in the same order, so the same codes.
+// Eight codes: clamp((x - off) * inv + 1/2, 0, top), truncated.
+GCCL_AVX2_FN inline __m256i nearestCodes(const float* p, __m256 voff, __m256 vinv, __m256 half,
+                                         __m256 top, __m256 zero) {
+  __m256 r = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p), voff), vinv), half);
+  r = _mm256_max_ps(_mm256_min_ps(r, top), zero);
+  return _mm256_cvttps_epi32(r);
+}
+
 GCCL_AVX2_FN void quantizeNearestF32Avx2(const float* v, size_t n, float off, float inv,
                                          uint32_t levels, uint8_t* q) {
   const __m256 voff = _mm256_set1_ps(off), vinv = _mm256_set1_ps(inv);
   const __m256 half = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();
   const __m256 top = _mm256_set1_ps(static_cast<float>(levels));
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  auto codes = [&](const float* p) __attribute__((always_inline)) {
-    __m256 r = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p), voff), vinv), half);
-    r = _mm256_max_ps(_mm256_min_ps(r, top), zero);
-    return _mm256_cvttps_epi32(r);
-  };
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m256i c01 = _mm256_packs_epi32(codes(v + i), codes(v + i + 8));
-    const __m256i c23 = _mm256_packs_epi32(codes(v + i + 16), codes(v + i + 24));
+    const __m256i c01 = _mm256_packs_epi32(nearestCodes(v + i, voff, vinv, half, top, zero),
+                                           nearestCodes(v + i + 8, voff, vinv, half, top, zero));
+    const __m256i c23 = _mm256_packs_epi32(nearestCodes(v + i + 16, voff, vinv, half, top, zero),
+                                           nearestCodes(v + i + 24, voff, vinv, half, top, zero));
     // Bytes in 4-element groups 0,8,16,24,4,12,20,28 (by first element): reorder.
     const __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(c01, c23), order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), b);
