@@ -251,7 +251,9 @@ typedef struct {
  * Counted is every message gccl moved for this communicator: point-to-point
  * calls, the messages collectives and gossip exchange (as many as their
  * algorithm needs), one per completed send or receive, and the payload bytes
- * each carried. Failed and cancelled messages do not count.
+ * each carried (a message without payload counts as a message of 0 bytes).
+ * Failed and cancelled sends and receives are not counted as messages (payload
+ * a transport had already moved for one may be in the byte counts).
  *
  * Any thread may call it at any time after initialization, also while other
  * threads are inside calls on `comm`, and after the communicator broke (a
@@ -262,10 +264,11 @@ typedef struct {
  *
  * `counters->size` must cover at least bytesSent (a struct compiled against
  * an older header is filled as far as its size reaches, nothing beyond) and
- * `counters->magic` must be GCCL_PEER_COUNTERS_MAGIC: otherwise, as for a
- * NULL comm or counters, a peer out of range, or a communicator that is
- * destroyed, still initializing or failed to initialize, the call fails
- * (gcclInvalidArgument, gcclInvalidUsage, gcclInProgress) and writes nothing. */
+ * `counters->magic` must be GCCL_PEER_COUNTERS_MAGIC. Errors, after which
+ * nothing is written: gcclInvalidArgument for a NULL comm or counters, a bad
+ * magic, a size too small, or a peer out of range; gcclInvalidUsage for a
+ * communicator that is destroyed or failed to initialize; gcclInProgress while
+ * a non-blocking initialization runs. */
 GCCL_EXPORT gcclResult_t gcclCommGetPeerCounters(gcclComm_t comm, int peer,
                                                  gcclPeerCounters_t* counters);
 
