@@ -24,6 +24,7 @@ gcclResult_t LoopbackConnection::match(const Pending& send, const Pending& recv)
   }
   if (send.len > 0) memcpy(recv.data, send.data, send.len);
   bytes_ += send.len;
+  ++messages_;
   recv.req->bytes = send.len;
   send.req->bytes = send.len;
   recv.req->state = RequestState::kDone;

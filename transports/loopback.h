@@ -24,8 +24,11 @@ class LoopbackConnection final : public Connection {
   bool peerClosed() const override { return false; }
   gcclResult_t sendPing() override { return gcclSuccess; }
   int64_t lastPongMs() const override { return 0; }
+  // A matched pair is one message sent and one received, of the same bytes.
   uint64_t bytesSent() const override { return bytes_; }
   uint64_t bytesReceived() const override { return bytes_; }
+  uint64_t messagesSent() const override { return messages_; }
+  uint64_t messagesReceived() const override { return messages_; }
   int peer() const override { return rank_; }
 
  private:
@@ -41,6 +44,7 @@ class LoopbackConnection final : public Connection {
   int rank_;
   std::vector<Pending> sends_, recvs_;
   uint64_t bytes_ = 0;
+  uint64_t messages_ = 0;
   std::string empty_;
 };
 

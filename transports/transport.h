@@ -188,9 +188,18 @@ class Connection {
   // Frames accepted by isend (and completed) but not yet written: the
   // engine waits for them before it says goodbye (emulated latency holds them).
   virtual bool hasQueuedSends() const { return false; }
-  // Bytes moved in each direction, for counters and progress tracking.
+  // Payload bytes moved in each direction since the connection was created,
+  // for counters and progress tracking (frame headers and control frames are
+  // not counted).
   virtual uint64_t bytesSent() const = 0;
   virtual uint64_t bytesReceived() const = 0;
+  // Messages since the connection was created: a send counts once its
+  // request completed (isend), a receive once its request completed with the
+  // message (irecv); failed and cancelled requests do not count. Written by
+  // the driver alone, as plain counters: only the driver reads them (the
+  // engine publishes them for other threads, see Engine::peerCounters).
+  virtual uint64_t messagesSent() const = 0;
+  virtual uint64_t messagesReceived() const = 0;
   virtual int peer() const = 0;
   // Messages that arrived but wait for a receive to be posted (tag and meta):
   // lets the engine spot a peer that called a different operation.

@@ -221,6 +221,57 @@ GCCL_EXPORT gcclResult_t gcclCommGetAsyncError(gcclComm_t comm, gcclResult_t* as
 GCCL_EXPORT gcclResult_t gcclCommCount(const gcclComm_t comm, int* count);
 GCCL_EXPORT gcclResult_t gcclCommUserRank(const gcclComm_t comm, int* rank);
 
+/* ---- Counters ------------------------------------------------------------
+ * Traffic between this rank and one peer since the communicator was created.
+ * A growable struct like gcclConfig_t: start from
+ * GCCL_PEER_COUNTERS_INITIALIZER, which fills in size, magic and version. */
+
+#define GCCL_PEER_COUNTERS_MAGIC 0x67636370u /* "gccp" */
+
+typedef struct {
+  size_t size;          /* sizeof(gcclPeerCounters_t) as the caller compiled it */
+  unsigned int magic;   /* GCCL_PEER_COUNTERS_MAGIC */
+  unsigned int version; /* GCCL_VERSION_CODE as the caller compiled it */
+  /* Payload bytes of this rank's messages to the peer that have been written
+   * to the transport (frame headers and control traffic are not counted). */
+  uint64_t bytesSent;
+  /* Payload bytes from the peer delivered into this rank's receive buffers. */
+  uint64_t bytesReceived;
+  /* Messages to the peer whose send completed. */
+  uint64_t messagesSent;
+  /* Messages from the peer whose receive completed. */
+  uint64_t messagesReceived;
+} gcclPeerCounters_t;
+
+#define GCCL_PEER_COUNTERS_INITIALIZER \
+  { sizeof(gcclPeerCounters_t), GCCL_PEER_COUNTERS_MAGIC, GCCL_VERSION_CODE, 0, 0, 0, 0 }
+
+/* Reads the traffic between this rank and `peer` (0 <= peer < nranks; this
+ * rank itself gives its sends to itself, each of which is also a receive).
+ * Counted is every message gccl moved for this communicator: point-to-point
+ * calls, the messages collectives and gossip exchange (as many as their
+ * algorithm needs), one per completed send or receive, and the payload bytes
+ * each carried (a message without payload counts as a message of 0 bytes).
+ * Failed and cancelled sends and receives are not counted as messages (payload
+ * a transport had already moved for one may be in the byte counts).
+ *
+ * Any thread may call it at any time after initialization, also while other
+ * threads are inside calls on `comm`, and after the communicator broke (a
+ * peer failed, an abort notice): the counts then stay as they were when it
+ * broke. Once a call (or its request) completed, its traffic is included.
+ * While traffic flows, each field is exact as of some recent moment, but the
+ * four may be from two different moments.
+ *
+ * `counters->size` must cover at least bytesSent (a struct compiled against
+ * an older header is filled as far as its size reaches, nothing beyond) and
+ * `counters->magic` must be GCCL_PEER_COUNTERS_MAGIC. Errors, after which
+ * nothing is written: gcclInvalidArgument for a NULL comm or counters, a bad
+ * magic, a size too small, or a peer out of range; gcclInvalidUsage for a
+ * communicator that is destroyed or failed to initialize; gcclInProgress while
+ * a non-blocking initialization runs. */
+GCCL_EXPORT gcclResult_t gcclCommGetPeerCounters(gcclComm_t comm, int peer,
+                                                 gcclPeerCounters_t* counters);
+
 /* ---- Requests ----------------------------------------------------------- */
 
 /* *done = 1 when the request finished; then it is released and its result

@@ -532,4 +532,50 @@ gcclResult_t gcclCommUserRank(const gcclComm_t comm, int* rank) {
   return gcclSuccess;
 }
 
+gcclResult_t gcclCommGetPeerCounters(gcclComm_t comm, int peer, gcclPeerCounters_t* counters) {
+  clearThreadLastError();
+  const char* call = "gcclCommGetPeerCounters";
+  ApiGuard guard(comm, call);
+  GCCL_CHECK(guard.result());
+  if (counters == nullptr)
+    return recordError(comm, setError(gcclInvalidArgument, "%s: counters is NULL", call));
+  if (counters->magic != GCCL_PEER_COUNTERS_MAGIC)
+    return recordError(comm, setError(gcclInvalidArgument,
+                                      "%s: counters->magic is 0x%x, not GCCL_PEER_COUNTERS_MAGIC: "
+                                      "initialize it with GCCL_PEER_COUNTERS_INITIALIZER",
+                                      call, counters->magic));
+  const size_t minSize = offsetof(gcclPeerCounters_t, bytesSent) + sizeof(uint64_t);
+  if (counters->size < minSize)
+    return recordError(comm,
+                       setError(gcclInvalidArgument,
+                                "%s: counters->size is %zu; it must be at least %zu (up to "
+                                "bytesSent): initialize it with GCCL_PEER_COUNTERS_INITIALIZER",
+                                call, counters->size, minSize));
+  if (peer < 0 || peer >= comm->nranks)
+    return recordError(comm, setError(gcclInvalidArgument,
+                                      "%s: peer %d is out of range for a communicator of %d ranks",
+                                      call, peer, comm->nranks));
+  gcclResult_t state = comm->initState.load();
+  if (state == gcclInProgress)
+    return recordError(comm, setError(gcclInProgress,
+                                      "%s: the communicator is still initializing (poll "
+                                      "gcclCommGetAsyncError)",
+                                      call));
+  if (state != gcclSuccess)
+    return recordError(
+        comm, setError(gcclInvalidUsage, "%s: the communicator failed to initialize: %s", call,
+                       comm->initError.c_str()));
+  Engine::PeerCounters c = comm->engine->peerCounters(peer);
+  // Only the fields the caller's struct has room for.
+  auto put = [counters](size_t offset, uint64_t value) {
+    if (counters->size >= offset + sizeof(uint64_t))
+      memcpy(reinterpret_cast<char*>(counters) + offset, &value, sizeof(value));
+  };
+  put(offsetof(gcclPeerCounters_t, bytesSent), c.bytesSent);
+  put(offsetof(gcclPeerCounters_t, bytesReceived), c.bytesReceived);
+  put(offsetof(gcclPeerCounters_t, messagesSent), c.messagesSent);
+  put(offsetof(gcclPeerCounters_t, messagesReceived), c.messagesReceived);
+  return gcclSuccess;
+}
+
 }  // extern "C"

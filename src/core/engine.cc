@@ -65,6 +65,7 @@ Engine::Engine(const EngineOptions& options) : opt_(options) {
   ctx_.exec = exec_.get();
   probeSentMs_.assign(static_cast<size_t>(opt_.nranks), 0);
   peerStatus_.resize(static_cast<size_t>(opt_.nranks));
+  published_.reset(new PublishedCounters[static_cast<size_t>(opt_.nranks)]);
   reportStale_ = true;
 }
 
@@ -194,6 +195,31 @@ gcclResult_t Engine::error(std::string* reason) const {
   return error_;
 }
 
+Engine::PeerCounters Engine::peerCounters(int peer) const {
+  // Relaxed loads: each value was stored by the driver before it completed
+  // the requests whose traffic it counts, and the caller saw that completion
+  // (with acquire), so nothing older than that can be read here.
+  const PublishedCounters& p = published_[static_cast<size_t>(peer)];
+  PeerCounters c;
+  c.bytesSent = p.bytesSent.load(std::memory_order_relaxed);
+  c.bytesReceived = p.bytesReceived.load(std::memory_order_relaxed);
+  c.messagesSent = p.messagesSent.load(std::memory_order_relaxed);
+  c.messagesReceived = p.messagesReceived.load(std::memory_order_relaxed);
+  return c;
+}
+
+void Engine::publishCounters() {
+  for (size_t i = 0; i < conns_.size(); ++i) {
+    const transport::Connection* c = conns_[i].get();
+    if (c == nullptr) continue;
+    PublishedCounters& p = published_[i];
+    p.bytesSent.store(c->bytesSent(), std::memory_order_relaxed);
+    p.bytesReceived.store(c->bytesReceived(), std::memory_order_relaxed);
+    p.messagesSent.store(c->messagesSent(), std::memory_order_relaxed);
+    p.messagesReceived.store(c->messagesReceived(), std::memory_order_relaxed);
+  }
+}
+
 // ---- the progress thread ------------------------------------------------------
 
 void Engine::run() {
@@ -300,6 +326,7 @@ int Engine::pollOnce(int waitMs, gcclRequest* until, bool light) {
   if (wait == 0 && (moved > 0 || (until != nullptr && requestDone(until))) && !polled_.empty()) {
     now = nowMs();
     checkDeadlines(now);
+    publishCounters();
     return moved;
   }
   int n = epoll_wait(epollFd_, events, 64, wait);
@@ -317,6 +344,7 @@ int Engine::pollOnce(int waitMs, gcclRequest* until, bool light) {
   checkDeadlines(now);
   for (auto& l : listeners_)
     if (now >= l->nextDeadlineMs()) l->poll();
+  publishCounters();
   return n + moved;
 }
 
@@ -559,6 +587,8 @@ void Engine::advance() {
     }
   }
   if (!allDone) return;
+  // Whoever sees a request complete finds its traffic in the counters.
+  publishCounters();
   for (auto& op : active_)
     completeOp(op.get(), gcclSuccess, "");
   active_.clear();
@@ -580,6 +610,8 @@ void Engine::connectionFailed(transport::Connection* conn, gcclResult_t code) {
 void Engine::fail(gcclResult_t code, const std::string& reason) {
   if (broken_) return;
   broken_ = true;
+  // The connections close below: their last counts stay readable.
+  publishCounters();
   std::string full = "rank " + std::to_string(opt_.rank) + ": " + reason;
   GCCL_WARN(kLogNet, "%s (%s)", full.c_str(), gcclGetErrorString(code));
   {

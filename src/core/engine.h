@@ -88,6 +88,24 @@ class Engine final : public transport::Poller {
   // The error that broke the communicator (gcclSuccess while healthy).
   gcclResult_t error(std::string* reason) const;
 
+  // Traffic with one peer since the communicator was created, as the
+  // connection counts it (Connection::bytesSent and the others).
+  struct PeerCounters {
+    uint64_t bytesSent = 0;
+    uint64_t bytesReceived = 0;
+    uint64_t messagesSent = 0;
+    uint64_t messagesReceived = 0;
+  };
+  // Any thread, 0 <= peer < nranks (this rank: its loopback connection): the
+  // counters the driver last published. The driver publishes them before it
+  // completes any operation's request, at the end of every full pass of its
+  // loop, and before a failure closes the connections, so once a call (or
+  // its request) has completed, its traffic is in what this returns, and
+  // after the communicator broke the last counts stay readable. Each field
+  // is read on its own: while traffic flows, the four may come from two
+  // different publications.
+  PeerCounters peerCounters(int peer) const;
+
   // Poller, for connections (driver only).
   gcclResult_t watch(int fd, uint32_t events, void* owner) override;
   void unwatch(int fd) override;
@@ -149,6 +167,8 @@ class Engine final : public transport::Poller {
   void probe(int64_t now, const std::vector<const Transfer*>& waiting);
 
   void fail(gcclResult_t code, const std::string& reason);
+  // Driver only: copies every connection's counters to published_.
+  void publishCounters();
   void completeOp(Op* op, gcclResult_t code, const std::string& reason);
   void checkMismatch();
   void noteProgress();
@@ -159,6 +179,16 @@ class Engine final : public transport::Poller {
   EngineOptions opt_;
   OpContext ctx_;
   std::vector<std::unique_ptr<transport::Connection>> conns_;
+  // The counters of each peer's connection as the driver last published
+  // them (publishCounters): written by the driver alone, with relaxed
+  // stores (no locked instruction), read by any thread with relaxed loads.
+  struct PublishedCounters {
+    std::atomic<uint64_t> bytesSent{0};
+    std::atomic<uint64_t> bytesReceived{0};
+    std::atomic<uint64_t> messagesSent{0};
+    std::atomic<uint64_t> messagesReceived{0};
+  };
+  std::unique_ptr<PublishedCounters[]> published_;
   std::vector<transport::Connection*> polled_;  // those that need poll() on every pass
   int epollFd_ = -1;
   int wakeFd_ = -1;

@@ -41,6 +41,7 @@ struct gcclApi {
   gcclResult_t (*commGetAsyncError)(gcclComm_t, gcclResult_t*);
   gcclResult_t (*commCount)(const gcclComm_t, int*);
   gcclResult_t (*commUserRank)(const gcclComm_t, int*);
+  gcclResult_t (*commGetPeerCounters)(gcclComm_t, int, gcclPeerCounters_t*);
   gcclResult_t (*test)(gcclRequest_t, int*);
   gcclResult_t (*wait)(gcclRequest_t);
   gcclResult_t (*groupStart)(void);
@@ -99,6 +100,7 @@ static const struct gcclApi api = {
     .commGetAsyncError = gcclCommGetAsyncError,
     .commCount = gcclCommCount,
     .commUserRank = gcclCommUserRank,
+    .commGetPeerCounters = gcclCommGetPeerCounters,
     .test = gcclTest,
     .wait = gcclWait,
     .groupStart = gcclGroupStart,
@@ -169,11 +171,11 @@ int main(void) {
   check(api.getVersion && api.getErrorString && api.getLastError && api.getUniqueId &&
             api.commInitRank && api.commInitRankConfig && api.commInitFromEnv && api.commDestroy &&
             api.commAbort && api.commGetAsyncError && api.commCount && api.commUserRank &&
-            api.test && api.wait && api.groupStart && api.groupEnd && api.allReduce &&
-            api.broadcast && api.reduce && api.allGather && api.reduceScatter && api.barrier &&
-            api.send && api.recv && api.topologyCreate && api.topologyCreateFromWeights &&
-            api.topologyDestroy && api.topologyPeriod && api.topologyOutPeers &&
-            api.topologyInPeers && api.topologyValidate,
+            api.commGetPeerCounters && api.test && api.wait && api.groupStart && api.groupEnd &&
+            api.allReduce && api.broadcast && api.reduce && api.allGather && api.reduceScatter &&
+            api.barrier && api.send && api.recv && api.topologyCreate &&
+            api.topologyCreateFromWeights && api.topologyDestroy && api.topologyPeriod &&
+            api.topologyOutPeers && api.topologyInPeers && api.topologyValidate,
         "every API function has an address");
 
   /* The calls that need no communicator. */
@@ -212,6 +214,20 @@ int main(void) {
           "gcclTopologyCreateFromWeights");
     check(api.topologyCreate(&topo, gcclTopoUser, 4, 1) == gcclInvalidArgument,
           "gcclTopologyCreate rejects gcclTopoUser");
+  }
+
+  {
+    gcclPeerCounters_t counters = GCCL_PEER_COUNTERS_INITIALIZER;
+    check(counters.size == sizeof(gcclPeerCounters_t) &&
+              counters.magic == GCCL_PEER_COUNTERS_MAGIC && counters.version == GCCL_VERSION_CODE,
+          "GCCL_PEER_COUNTERS_INITIALIZER sets size, magic and version");
+    check(counters.bytesSent == 0 && counters.bytesReceived == 0 && counters.messagesSent == 0 &&
+              counters.messagesReceived == 0,
+          "GCCL_PEER_COUNTERS_INITIALIZER zeroes the counters");
+    counters.bytesSent = 77;
+    check(api.commGetPeerCounters(NULL, 0, &counters) == gcclInvalidArgument &&
+              strstr(api.getLastError(NULL), "comm is NULL") != NULL && counters.bytesSent == 77,
+          "gcclCommGetPeerCounters refuses a NULL comm and writes nothing");
   }
 
   if (failures != 0) return 1;

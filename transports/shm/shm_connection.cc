@@ -237,7 +237,10 @@ gcclResult_t ShmConnection::flush(int lane, bool* moved) {
       bytesSent_ += it.len;
       notify_ = true;
       *moved = true;
-      if (it.req != nullptr) it.req->state = RequestState::kDone;
+      if (it.req != nullptr) {
+        it.req->state = RequestState::kDone;
+        ++messagesSent_;
+      }
       o.queue.pop_front();
       continue;
     }
@@ -268,7 +271,10 @@ gcclResult_t ShmConnection::flush(int lane, bool* moved) {
     notify_ = true;
     *moved = true;
     if (it.written == it.len) {
-      if (it.req != nullptr) it.req->state = RequestState::kDone;
+      if (it.req != nullptr) {
+        it.req->state = RequestState::kDone;
+        ++messagesSent_;
+      }
       o.queue.pop_front();
     }
   }
@@ -284,7 +290,10 @@ gcclResult_t ShmConnection::collectAcks(int lane, bool* moved) {
     Waiting w = o.waiting.front();
     o.waiting.pop_front();
     bytesSent_ += w.len;
-    if (w.req != nullptr) w.req->state = RequestState::kDone;
+    if (w.req != nullptr) {
+      w.req->state = RequestState::kDone;
+      ++messagesSent_;
+    }
     *moved = true;
   }
   return gcclSuccess;
@@ -465,6 +474,7 @@ gcclResult_t ShmConnection::singleCopyStep(InLane& in, size_t* budget, bool* mov
   if (in.got < in.rec.total) return gcclSuccess;
   e->req->bytes = in.rec.total;
   e->req->state = RequestState::kDone;
+  ++messagesReceived_;
   releaseEntry(e);
   finishSingleCopy(in);
   return gcclSuccess;
@@ -511,6 +521,7 @@ gcclResult_t ShmConnection::drain(int lane, size_t* budget, bool* moved) {
       if (in.target != nullptr) {
         in.target->req->bytes = in.rec.total;
         in.target->req->state = RequestState::kDone;
+        ++messagesReceived_;
         releaseEntry(in.target);
       }
       in.target = nullptr;

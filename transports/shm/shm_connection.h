@@ -119,6 +119,8 @@ class ShmConnection final : public transport::Connection {
   bool hasQueuedSends() const override;
   uint64_t bytesSent() const override { return bytesSent_; }
   uint64_t bytesReceived() const override { return bytesReceived_; }
+  uint64_t messagesSent() const override { return messagesSent_; }
+  uint64_t messagesReceived() const override { return messagesReceived_; }
   int peer() const override { return ep_.peer; }
   void pausedFrames(std::vector<std::pair<uint64_t, transport::MessageMeta>>* out) const override;
 
@@ -232,6 +234,8 @@ class ShmConnection final : public transport::Connection {
   std::string peerReport_;
   uint64_t bytesSent_ = 0;
   uint64_t bytesReceived_ = 0;
+  uint64_t messagesSent_ = 0;
+  uint64_t messagesReceived_ = 0;
 };
 
 }  // namespace gccl::shm

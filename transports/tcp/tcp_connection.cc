@@ -206,6 +206,7 @@ gcclResult_t TcpConnection::isend(const void* data, size_t len, uint64_t tag, Me
   if (release != 0) {
     req->priv[kPendingParts] = 0;
     req->state = RequestState::kDone;  // the copies are in flight
+    ++messagesSent_;
     GCCL_CHECK(armDelayTimer());
   }
   return gcclSuccess;
@@ -250,7 +251,10 @@ gcclResult_t TcpConnection::flush(Channel& ch) {
       Request* req = it.req;
       it.owned.reset();
       ch.sendq.pop();
-      if (req != nullptr && --req->priv[kPendingParts] == 0) req->state = RequestState::kDone;
+      if (req != nullptr && --req->priv[kPendingParts] == 0) {
+        req->state = RequestState::kDone;
+        ++messagesSent_;
+      }
     }
   }
   return updateInterest(ch);
@@ -305,6 +309,7 @@ void TcpConnection::cancel(Request* req) {
 void TcpConnection::completeEntry(RecvEntry* e) {
   e->req->bytes = e->total;
   e->req->state = RequestState::kDone;
+  ++messagesReceived_;
   auto it = std::find(posted_.begin(), posted_.end(), e);
   *it = posted_.back();
   posted_.pop_back();

@@ -64,6 +64,8 @@ class TcpConnection final : public transport::Connection {
   const std::string& peerLivenessReport() const override { return peerReport_; }
   uint64_t bytesSent() const override { return bytesSent_; }
   uint64_t bytesReceived() const override { return bytesReceived_; }
+  uint64_t messagesSent() const override { return messagesSent_; }
+  uint64_t messagesReceived() const override { return messagesReceived_; }
   int peer() const override { return peer_; }
   bool hasQueuedSends() const override;
   void pausedFrames(std::vector<std::pair<uint64_t, transport::MessageMeta>>* out) const override;
@@ -145,6 +147,8 @@ class TcpConnection final : public transport::Connection {
   int timerFd_ = -1;  // emulated latency: fires when a held frame is due
   uint64_t bytesSent_ = 0;
   uint64_t bytesReceived_ = 0;
+  uint64_t messagesSent_ = 0;
+  uint64_t messagesReceived_ = 0;
 };
 
 }  // namespace gccl::tcp
