@@ -10,6 +10,7 @@
 #include "base/check.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/half.h"
+#include "kernels/cpu/kernel_attrs.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -25,13 +26,6 @@
 
 // Loops are written as in mix.cc: fixed blocks plus a scalar tail, built for
 // AVX2 as well on x86-64 (picked at load time).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(GCCL_NO_TARGET_CLONES)
-#define GCCL_CODEC_KERNEL __attribute__((flatten, target_clones("avx2", "default")))
-#else
-#define GCCL_CODEC_KERNEL __attribute__((flatten))
-#endif
-#define GCCL_CODEC_INLINE inline __attribute__((always_inline))
 
 namespace gccl::kernels::codec {
 namespace {
@@ -75,18 +69,18 @@ bool isFloating(gcclDataType_t t) {
 
 // A bijective 64-bit finaliser (xor-shift / multiply, Stafford's "mix13"
 // constants): every input bit affects every output bit.
-GCCL_CODEC_INLINE uint64_t mix64(uint64_t z) {
+GCCL_KERNEL_INLINE uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
 
-GCCL_CODEC_INLINE uint64_t streamKey(uint64_t seed) {
+GCCL_KERNEL_INLINE uint64_t streamKey(uint64_t seed) {
   return mix64(seed ^ 0x6A09E667F3BCC909ull);
 }
 
 // 24 random bits of (key, index) as a float in [0, 1), exact.
-GCCL_CODEC_INLINE float uniformAt(uint64_t key, uint64_t index) {
+GCCL_KERNEL_INLINE float uniformAt(uint64_t key, uint64_t index) {
   const uint64_t h = mix64(key + index * 0x9E3779B97F4A7C15ull);
   return static_cast<float>(static_cast<uint32_t>(h >> 40)) * (1.0f / 16777216.0f);
 }
@@ -140,8 +134,7 @@ inline uint16_t doubleToBfloat16(double d) {
 
 // ---- Casts ------------------------------------------------------------------------
 
-GCCL_CODEC_KERNEL void castF32(const float* __restrict s, uint16_t* __restrict d, size_t n,
-                               bool half) {
+GCCL_KERNEL void castF32(const float* __restrict s, uint16_t* __restrict d, size_t n, bool half) {
   size_t i = 0;
   if (half) {
     for (; i + 64 <= n; i += 64) {
@@ -160,8 +153,7 @@ GCCL_CODEC_KERNEL void castF32(const float* __restrict s, uint16_t* __restrict d
   }
 }
 
-GCCL_CODEC_KERNEL void uncastF32(const uint16_t* __restrict s, float* __restrict d, size_t n,
-                                 bool half) {
+GCCL_KERNEL void uncastF32(const uint16_t* __restrict s, float* __restrict d, size_t n, bool half) {
   size_t i = 0;
   if (half) {
     for (; i + 64 <= n; i += 64) {
@@ -243,8 +235,8 @@ Layout bucketLayout(size_t count, size_t bucket, int bits, size_t headerPerBucke
 }
 
 // Packs n codes (each < 2^bits), low bits first.
-GCCL_CODEC_INLINE void pack(const uint8_t* __restrict q, size_t n, int bits,
-                            uint8_t* __restrict out) {
+GCCL_KERNEL_INLINE void pack(const uint8_t* __restrict q, size_t n, int bits,
+                             uint8_t* __restrict out) {
   if (bits == 8) {
     std::memcpy(out, q, n);
   } else if (bits == 4) {
@@ -266,8 +258,8 @@ GCCL_CODEC_INLINE void pack(const uint8_t* __restrict q, size_t n, int bits,
   }
 }
 
-GCCL_CODEC_INLINE void unpack(const uint8_t* __restrict in, size_t n, int bits,
-                              uint8_t* __restrict q) {
+GCCL_KERNEL_INLINE void unpack(const uint8_t* __restrict in, size_t n, int bits,
+                               uint8_t* __restrict q) {
   if (bits == 8) {
     std::memcpy(q, in, n);
   } else if (bits == 4) {
@@ -315,18 +307,18 @@ struct BF16 {
   static T narrowD(double v) { return doubleToBfloat16(v); }
 };
 
-GCCL_CODEC_INLINE bool nonFinite(float v) {
+GCCL_KERNEL_INLINE bool nonFinite(float v) {
   return (floatToBits(v) & 0x7F800000u) == 0x7F800000u;
 }
-GCCL_CODEC_INLINE bool nonFinite(double v) {
+GCCL_KERNEL_INLINE bool nonFinite(double v) {
   return (doubleToBits(v) & 0x7FF0000000000000ull) == 0x7FF0000000000000ull;
 }
 
 // Loads elements [i, i + n) of src as C: a pointer into src when no
 // conversion is needed, else widened into buf.
 template <class Fmt>
-GCCL_CODEC_INLINE const typename Fmt::C* loadChunk(const typename Fmt::T* __restrict src, size_t n,
-                                                   typename Fmt::C* __restrict buf) {
+GCCL_KERNEL_INLINE const typename Fmt::C* loadChunk(const typename Fmt::T* __restrict src, size_t n,
+                                                    typename Fmt::C* __restrict buf) {
   if constexpr (std::is_same_v<typename Fmt::T, typename Fmt::C>) {
     (void)n;
     (void)buf;
@@ -358,7 +350,7 @@ struct Range {
   }
   // The lanes are worked on in locals, which stay in registers; members
   // would be loaded and stored back on every block.
-  GCCL_CODEC_INLINE void add(const C* __restrict v, size_t n) {
+  GCCL_KERNEL_INLINE void add(const C* __restrict v, size_t n) {
     C lmn[kLanes], lmx[kLanes];
     uint32_t lbad[kLanes];
     for (size_t j = 0; j < kLanes; ++j) {
@@ -498,7 +490,7 @@ struct QHeader {
 
 // Codes of v[0..n) (elements first..first+n of the tensor) into q.
 template <class C, class W, bool kStochastic>
-GCCL_CODEC_INLINE uint8_t quantizeOne(C v, W off, W inv, W top, uint64_t key, uint64_t index) {
+GCCL_KERNEL_INLINE uint8_t quantizeOne(C v, W off, W inv, W top, uint64_t key, uint64_t index) {
   const W t = (static_cast<W>(v) - off) * inv;
   W r;
   if constexpr (kStochastic) {
@@ -515,8 +507,9 @@ GCCL_CODEC_INLINE uint8_t quantizeOne(C v, W off, W inv, W top, uint64_t key, ui
 
 // Codes of v[0..n) (elements first..first+n of the tensor) into q.
 template <class C, class W, bool kStochastic>
-GCCL_CODEC_INLINE void quantizeCodes(const C* __restrict v, size_t n, W off, W inv, uint32_t levels,
-                                     uint64_t key, uint64_t first, uint8_t* __restrict q) {
+GCCL_KERNEL_INLINE void quantizeCodes(const C* __restrict v, size_t n, W off, W inv,
+                                      uint32_t levels, uint64_t key, uint64_t first,
+                                      uint8_t* __restrict q) {
   const W top = static_cast<W>(levels);
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
@@ -561,9 +554,9 @@ GCCL_AVX2_FN void quantizeNearestF32Avx2(const float* v, size_t n, float off, fl
 #endif
 
 template <class Fmt, class W>
-GCCL_CODEC_INLINE void quantizeBucket(const Params& p, const typename Fmt::T* src, size_t base,
-                                      size_t m, W off, W inv, uint8_t* out,
-                                      [[maybe_unused]] bool avx2) {
+GCCL_KERNEL_INLINE void quantizeBucket(const Params& p, const typename Fmt::T* src, size_t base,
+                                       size_t m, W off, W inv, uint8_t* out,
+                                       [[maybe_unused]] bool avx2) {
   using C = typename Fmt::C;
   const uint32_t levels = (1u << p.bits) - 1;
   const uint64_t key = streamKey(p.seed);
@@ -604,8 +597,8 @@ GCCL_CODEC_INLINE void quantizeBucket(const Params& p, const typename Fmt::T* sr
 }
 
 template <class Fmt>
-GCCL_CODEC_INLINE gcclResult_t quantizeEncode(const Params& p, const void* srcv, size_t count,
-                                              uint8_t* out, [[maybe_unused]] bool avx2) {
+GCCL_KERNEL_INLINE gcclResult_t quantizeEncode(const Params& p, const void* srcv, size_t count,
+                                               uint8_t* out, [[maybe_unused]] bool avx2) {
   using T = typename Fmt::T;
   using C = typename Fmt::C;
   const T* src = static_cast<const T*>(srcv);
@@ -668,7 +661,7 @@ GCCL_CODEC_INLINE gcclResult_t quantizeEncode(const Params& p, const void* srcv,
 }
 
 template <class Fmt, class W>
-GCCL_CODEC_INLINE typename Fmt::T dequantizeOne(uint8_t q, W off, W scale) {
+GCCL_KERNEL_INLINE typename Fmt::T dequantizeOne(uint8_t q, W off, W scale) {
   const W v = off + static_cast<W>(q) * scale;
   if constexpr (std::is_same_v<typename Fmt::T, typename Fmt::C>) {
     return static_cast<typename Fmt::T>(v);
@@ -680,8 +673,8 @@ GCCL_CODEC_INLINE typename Fmt::T dequantizeOne(uint8_t q, W off, W scale) {
 }
 
 template <class Fmt, class W>
-GCCL_CODEC_INLINE void dequantizeBucket(const uint8_t* codes, size_t m, int bits, W off, W scale,
-                                        typename Fmt::T* __restrict dst) {
+GCCL_KERNEL_INLINE void dequantizeBucket(const uint8_t* codes, size_t m, int bits, W off, W scale,
+                                         typename Fmt::T* __restrict dst) {
   uint8_t q[kChunk];
   for (size_t c = 0; c < m; c += kChunk) {
     const size_t n = std::min(kChunk, m - c);
@@ -698,8 +691,8 @@ GCCL_CODEC_INLINE void dequantizeBucket(const uint8_t* codes, size_t m, int bits
 }
 
 template <class Fmt>
-GCCL_CODEC_INLINE void quantizeDecode(const Params& p, const uint8_t* in, size_t count,
-                                      void* dstv) {
+GCCL_KERNEL_INLINE void quantizeDecode(const Params& p, const uint8_t* in, size_t count,
+                                       void* dstv) {
   using C = typename Fmt::C;
   auto* dst = static_cast<typename Fmt::T*>(dstv);
   const Layout l = bucketLayout(count, p.bucket, p.bits, sizeof(QHeader<C>));
@@ -718,8 +711,8 @@ GCCL_CODEC_INLINE void quantizeDecode(const Params& p, const uint8_t* in, size_t
   }
 }
 
-GCCL_CODEC_KERNEL gcclResult_t quantizeEncodeTyped(const Params& p, const void* src, size_t count,
-                                                   gcclDataType_t type, uint8_t* out, bool avx2) {
+GCCL_KERNEL gcclResult_t quantizeEncodeTyped(const Params& p, const void* src, size_t count,
+                                             gcclDataType_t type, uint8_t* out, bool avx2) {
   switch (type) {
     case gcclFloat32:
       return quantizeEncode<F32>(p, src, count, out, avx2);
@@ -732,8 +725,8 @@ GCCL_CODEC_KERNEL gcclResult_t quantizeEncodeTyped(const Params& p, const void* 
   }
 }
 
-GCCL_CODEC_KERNEL void quantizeDecodeTyped(const Params& p, const uint8_t* in, size_t count,
-                                           gcclDataType_t type, void* dst) {
+GCCL_KERNEL void quantizeDecodeTyped(const Params& p, const uint8_t* in, size_t count,
+                                     gcclDataType_t type, void* dst) {
   switch (type) {
     case gcclFloat32:
       return quantizeDecode<F32>(p, in, count, dst);
@@ -750,10 +743,10 @@ GCCL_CODEC_KERNEL void quantizeDecodeTyped(const Params& p, const uint8_t* in, s
 
 constexpr double kLatticeLimit = 4503599627370496.0;  // 2^52
 
-GCCL_CODEC_INLINE uint64_t bucketHashStart(size_t bucketIndex) {
+GCCL_KERNEL_INLINE uint64_t bucketHashStart(size_t bucketIndex) {
   return mix64(0xB5AD4ECEDA1CE2A9ull ^ static_cast<uint64_t>(bucketIndex));
 }
-GCCL_CODEC_INLINE uint64_t bucketHashStep(uint64_t h, int64_t n) {
+GCCL_KERNEL_INLINE uint64_t bucketHashStep(uint64_t h, int64_t n) {
   return mix64(h ^ static_cast<uint64_t>(n));
 }
 

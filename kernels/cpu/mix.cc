@@ -8,6 +8,7 @@
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/half.h"
 #include "kernels/cpu/prefetch.h"
+#include "kernels/cpu/kernel_attrs.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -31,14 +32,7 @@
 // built for AVX2 as well on x86-64 (picked at load time). The baseline builds
 // behind detail:: share the source, so the tests can compare the two.
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(GCCL_NO_TARGET_CLONES)
-#define GCCL_MIX_KERNEL __attribute__((flatten, target_clones("avx2", "default")))
-#else
-#define GCCL_MIX_KERNEL __attribute__((flatten))
-#endif
 #define GCCL_MIX_BASELINE __attribute__((flatten))
-#define GCCL_MIX_INLINE inline __attribute__((always_inline))
 
 namespace gccl::kernels {
 namespace {
@@ -104,9 +98,9 @@ using Stream = const typename Fmt::T*;
 // No __restrict here: it would only promise no aliasing within one element,
 // and its scope would replace that of mixLoop's, which covers the whole loop.
 template <class Fmt, bool kFromX, bool kToX, size_t... Is>
-GCCL_MIX_INLINE void mixElement(typename Fmt::T* x, typename Fmt::Acc* acc, typename Fmt::Acc a,
-                                [[maybe_unused]] const typename Fmt::Acc* b, size_t k,
-                                Stream<Fmt, Is>... ys) {
+GCCL_KERNEL_INLINE void mixElement(typename Fmt::T* x, typename Fmt::Acc* acc, typename Fmt::Acc a,
+                                   [[maybe_unused]] const typename Fmt::Acc* b, size_t k,
+                                   Stream<Fmt, Is>... ys) {
   typename Fmt::Acc v;
   if constexpr (kFromX) {
     v = a * Fmt::widen(x[k]);
@@ -122,9 +116,9 @@ GCCL_MIX_INLINE void mixElement(typename Fmt::T* x, typename Fmt::Acc* acc, type
 }
 
 template <class Fmt, bool kFromX, bool kToX, size_t... Is>
-GCCL_MIX_INLINE void mixLoop(typename Fmt::T* __restrict x, typename Fmt::Acc* __restrict acc,
-                             typename Fmt::Acc a, const typename Fmt::Acc* __restrict b, size_t n,
-                             Stream<Fmt, Is> __restrict... ys) {
+GCCL_KERNEL_INLINE void mixLoop(typename Fmt::T* __restrict x, typename Fmt::Acc* __restrict acc,
+                                typename Fmt::Acc a, const typename Fmt::Acc* __restrict b,
+                                size_t n, Stream<Fmt, Is> __restrict... ys) {
   constexpr size_t kBlockBytes = kBlock * sizeof(typename Fmt::T);
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
@@ -140,17 +134,17 @@ GCCL_MIX_INLINE void mixLoop(typename Fmt::T* __restrict x, typename Fmt::Acc* _
 
 // The streams of one group, out of their array and into restrict parameters.
 template <class Fmt, bool kFromX, bool kToX, size_t... Is>
-GCCL_MIX_INLINE void mixGroup(typename Fmt::T* x, typename Fmt::Acc* acc, typename Fmt::Acc a,
-                              const typename Fmt::Acc* b, const typename Fmt::T* const* ys,
-                              size_t n, std::index_sequence<Is...>) {
+GCCL_KERNEL_INLINE void mixGroup(typename Fmt::T* x, typename Fmt::Acc* acc, typename Fmt::Acc a,
+                                 const typename Fmt::Acc* b, const typename Fmt::T* const* ys,
+                                 size_t n, std::index_sequence<Is...>) {
   mixLoop<Fmt, kFromX, kToX, Is...>(x, acc, a, b, n, ys[Is]...);
 }
 
 // A group of k <= kGroup streams, k known only at run time: one loop per k.
 template <class Fmt, bool kFromX, bool kToX>
-GCCL_MIX_INLINE void mixGroupOf(int k, typename Fmt::T* x, typename Fmt::Acc* acc,
-                                typename Fmt::Acc a, const typename Fmt::Acc* b,
-                                const typename Fmt::T* const* ys, size_t n) {
+GCCL_KERNEL_INLINE void mixGroupOf(int k, typename Fmt::T* x, typename Fmt::Acc* acc,
+                                   typename Fmt::Acc a, const typename Fmt::Acc* b,
+                                   const typename Fmt::T* const* ys, size_t n) {
   static_assert(kGroup == 8, "one case per group size");
   switch (k) {
     case 0:
@@ -175,8 +169,8 @@ GCCL_MIX_INLINE void mixGroupOf(int k, typename Fmt::T* x, typename Fmt::Acc* ac
 }
 
 template <class Fmt>
-GCCL_MIX_INLINE void mixAll(void* xv, double a, const void* const* ys, const double* b, int ny,
-                            size_t n) {
+GCCL_KERNEL_INLINE void mixAll(void* xv, double a, const void* const* ys, const double* b, int ny,
+                               size_t n) {
   using T = typename Fmt::T;
   using Acc = typename Fmt::Acc;
   T* x = static_cast<T*>(xv);
@@ -212,8 +206,8 @@ GCCL_MIX_INLINE void mixAll(void* xv, double a, const void* const* ys, const dou
   }
 }
 
-GCCL_MIX_INLINE void mixTyped(void* x, double a, const void* const* ys, const double* b, int ny,
-                              size_t n, gcclDataType_t type) {
+GCCL_KERNEL_INLINE void mixTyped(void* x, double a, const void* const* ys, const double* b, int ny,
+                                 size_t n, gcclDataType_t type) {
   switch (type) {
     case gcclFloat16:
       return mixAll<F16>(x, a, ys, b, ny, n);
@@ -231,9 +225,9 @@ GCCL_MIX_INLINE void mixTyped(void* x, double a, const void* const* ys, const do
 // ---- De-biasing -------------------------------------------------------------
 
 template <class Fmt>
-GCCL_MIX_INLINE void quotientOutOfPlace(typename Fmt::T* __restrict d,
-                                        const typename Fmt::T* __restrict s, typename Fmt::Acc w,
-                                        size_t n) {
+GCCL_KERNEL_INLINE void quotientOutOfPlace(typename Fmt::T* __restrict d,
+                                           const typename Fmt::T* __restrict s, typename Fmt::Acc w,
+                                           size_t n) {
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     prefetchAhead(s + i, kBlock * sizeof(*s));
@@ -246,7 +240,7 @@ GCCL_MIX_INLINE void quotientOutOfPlace(typename Fmt::T* __restrict d,
 
 // dst == src: one pointer, nothing to alias.
 template <class Fmt>
-GCCL_MIX_INLINE void quotientInPlace(typename Fmt::T* x, typename Fmt::Acc w, size_t n) {
+GCCL_KERNEL_INLINE void quotientInPlace(typename Fmt::T* x, typename Fmt::Acc w, size_t n) {
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     prefetchAhead(x + i, kBlock * sizeof(*x));
@@ -258,7 +252,7 @@ GCCL_MIX_INLINE void quotientInPlace(typename Fmt::T* x, typename Fmt::Acc w, si
 }
 
 template <class Fmt>
-GCCL_MIX_INLINE void debiasAll(void* dst, const void* src, double w, size_t n) {
+GCCL_KERNEL_INLINE void debiasAll(void* dst, const void* src, double w, size_t n) {
   using T = typename Fmt::T;
   T* d = static_cast<T*>(dst);
   const T* s = static_cast<const T*>(src);
@@ -270,8 +264,8 @@ GCCL_MIX_INLINE void debiasAll(void* dst, const void* src, double w, size_t n) {
   }
 }
 
-GCCL_MIX_INLINE void debiasTyped(void* dst, const void* src, double w, size_t n,
-                                 gcclDataType_t type) {
+GCCL_KERNEL_INLINE void debiasTyped(void* dst, const void* src, double w, size_t n,
+                                    gcclDataType_t type) {
   switch (type) {
     case gcclFloat16:
       return debiasAll<F16>(dst, src, w, n);
@@ -288,16 +282,15 @@ GCCL_MIX_INLINE void debiasTyped(void* dst, const void* src, double w, size_t n,
 
 // ---- Entry points: AVX2/default clones, and the baseline build -------------
 
-GCCL_MIX_KERNEL void mixKernel(void* x, double a, const void* const* ys, const double* b, int ny,
-                               size_t n, gcclDataType_t type) {
+GCCL_KERNEL void mixKernel(void* x, double a, const void* const* ys, const double* b, int ny,
+                           size_t n, gcclDataType_t type) {
   mixTyped(x, a, ys, b, ny, n, type);
 }
 GCCL_MIX_BASELINE void mixBaseline(void* x, double a, const void* const* ys, const double* b,
                                    int ny, size_t n, gcclDataType_t type) {
   mixTyped(x, a, ys, b, ny, n, type);
 }
-GCCL_MIX_KERNEL void debiasKernel(void* dst, const void* src, double w, size_t n,
-                                  gcclDataType_t type) {
+GCCL_KERNEL void debiasKernel(void* dst, const void* src, double w, size_t n, gcclDataType_t type) {
   debiasTyped(dst, src, w, n, type);
 }
 GCCL_MIX_BASELINE void debiasBaseline(void* dst, const void* src, double w, size_t n,

@@ -7,6 +7,7 @@
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/half.h"
 #include "kernels/cpu/prefetch.h"
+#include "kernels/cpu/kernel_attrs.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -25,14 +26,6 @@
 // picked at load time (target_clones). Both builds give the same bits: the
 // source is the same, and no op can be contracted into an FMA.
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(GCCL_NO_TARGET_CLONES)
-#define GCCL_KERNEL __attribute__((flatten, target_clones("avx2", "default")))
-#else
-#define GCCL_KERNEL __attribute__((flatten))
-#endif
-#define GCCL_ALWAYS_INLINE inline __attribute__((always_inline))
-
 namespace gccl::kernels {
 namespace {
 
@@ -41,7 +34,7 @@ constexpr size_t kBlock = 64;
 // ---- Loops, one per aliasing pattern -------------------------------------
 
 template <class T, class Op>
-GCCL_ALWAYS_INLINE void loopOutOfPlace(T* __restrict d, const T* __restrict a,
+GCCL_KERNEL_INLINE void loopOutOfPlace(T* __restrict d, const T* __restrict a,
                                        const T* __restrict b, size_t n, Op op) {
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
@@ -56,7 +49,7 @@ GCCL_ALWAYS_INLINE void loopOutOfPlace(T* __restrict d, const T* __restrict a,
 
 // x[i] = op(x[i], y[i]): covers dst == a, and dst == b since op commutes.
 template <class T, class Op>
-GCCL_ALWAYS_INLINE void loopInPlace(T* __restrict x, const T* __restrict y, size_t n, Op op) {
+GCCL_KERNEL_INLINE void loopInPlace(T* __restrict x, const T* __restrict y, size_t n, Op op) {
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     prefetchAhead(x + i, kBlock * sizeof(T));
@@ -70,7 +63,7 @@ GCCL_ALWAYS_INLINE void loopInPlace(T* __restrict x, const T* __restrict y, size
 
 // dst == a == b. One pointer, so nothing to alias.
 template <class T, class Op>
-GCCL_ALWAYS_INLINE void loopSelf(T* x, size_t n, Op op) {
+GCCL_KERNEL_INLINE void loopSelf(T* x, size_t n, Op op) {
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     for (size_t j = 0; j < kBlock; ++j)
@@ -81,7 +74,7 @@ GCCL_ALWAYS_INLINE void loopSelf(T* x, size_t n, Op op) {
 }
 
 template <class T, class Op>
-GCCL_ALWAYS_INLINE void loopUnary(T* __restrict d, const T* __restrict s, size_t n, Op op) {
+GCCL_KERNEL_INLINE void loopUnary(T* __restrict d, const T* __restrict s, size_t n, Op op) {
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     for (size_t j = 0; j < kBlock; ++j)
@@ -92,7 +85,7 @@ GCCL_ALWAYS_INLINE void loopUnary(T* __restrict d, const T* __restrict s, size_t
 }
 
 template <class T, class Op>
-GCCL_ALWAYS_INLINE void loopUnarySelf(T* x, size_t n, Op op) {
+GCCL_KERNEL_INLINE void loopUnarySelf(T* x, size_t n, Op op) {
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     for (size_t j = 0; j < kBlock; ++j)
@@ -103,7 +96,7 @@ GCCL_ALWAYS_INLINE void loopUnarySelf(T* x, size_t n, Op op) {
 }
 
 template <class T, class Op>
-GCCL_ALWAYS_INLINE void binary(void* dst, const void* a, const void* b, size_t n, Op op) {
+GCCL_KERNEL_INLINE void binary(void* dst, const void* a, const void* b, size_t n, Op op) {
   T* d = static_cast<T*>(dst);
   const T* x = static_cast<const T*>(a);
   const T* y = static_cast<const T*>(b);
@@ -120,7 +113,7 @@ GCCL_ALWAYS_INLINE void binary(void* dst, const void* a, const void* b, size_t n
 }
 
 template <class T, class Op>
-GCCL_ALWAYS_INLINE void unary(void* dst, const void* src, size_t n, Op op) {
+GCCL_KERNEL_INLINE void unary(void* dst, const void* src, size_t n, Op op) {
   T* d = static_cast<T*>(dst);
   const T* s = static_cast<const T*>(src);
   if (d == s) {
@@ -314,7 +307,7 @@ struct HalfOps {
 };
 
 template <class Ops>
-GCCL_ALWAYS_INLINE void reduceWith(void* d, const void* a, const void* b, size_t n,
+GCCL_KERNEL_INLINE void reduceWith(void* d, const void* a, const void* b, size_t n,
                                    gcclRedOp_t op) {
   using T = typename Ops::Type;
   switch (op) {
