@@ -16,6 +16,7 @@
 
 #include "common/data.h"
 #include "common/multiproc.h"
+#include "common/run_ranks.h"
 #include "core/bootstrap.h"
 #include "core/comm.h"
 #include "transports/tcp/handshake.h"
@@ -23,12 +24,6 @@
 
 namespace gccl::test {
 namespace {
-
-void runAndExpect(int n, const RankFn& fn, int timeoutSec = 120) {
-  std::string why;
-  auto outcomes = runRanks(n, fn, timeoutSec);
-  ASSERT_TRUE(allSucceeded(outcomes, &why)) << why;
-}
 
 gcclResult_t initWithTimeout(gcclComm_t* comm, int n, const gcclUniqueId& id, int rank, int ms) {
   gcclConfig_t cfg = GCCL_CONFIG_INITIALIZER;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/multiproc.h"
+#include "common/run_ranks.h"
 
 namespace gccl::test {
 namespace {
@@ -39,12 +40,6 @@ int sumCheck(gcclComm_t comm, int rank, int n) {
   RANK_CHECK(v == static_cast<int64_t>(n) * (n + 1) / 2, "sum %lld", static_cast<long long>(v));
   RANK_OK(gcclCommDestroy(comm));
   return 0;
-}
-
-void runAndExpect(int n, const RankFn& fn) {
-  std::string why;
-  auto outcomes = runRanks(n, fn, 120);
-  ASSERT_TRUE(allSucceeded(outcomes, &why)) << why;
 }
 
 TEST(LauncherEnv, TorchrunVariablesRendezvousAtMasterPortPlusOffset) {

@@ -10,15 +10,10 @@
 
 #include "common/data.h"
 #include "common/multiproc.h"
+#include "common/run_ranks.h"
 
 namespace gccl::test {
 namespace {
-
-void runAndExpect(int n, const RankFn& fn, int timeoutSec = 120) {
-  std::string why;
-  auto outcomes = runRanks(n, fn, timeoutSec);
-  ASSERT_TRUE(allSucceeded(outcomes, &why)) << why;
-}
 
 uint8_t pattern(int from, int to, size_t i) {
   return static_cast<uint8_t>(from * 31 + to * 7 + i * 13);

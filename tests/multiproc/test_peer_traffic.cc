@@ -14,15 +14,10 @@
 #include <vector>
 
 #include "common/multiproc.h"
+#include "common/run_ranks.h"
 
 namespace gccl::test {
 namespace {
-
-void runAndExpect(int n, const RankFn& fn, int timeoutSec = 120) {
-  std::string why;
-  auto outcomes = runRanks(n, fn, timeoutSec);
-  ASSERT_TRUE(allSucceeded(outcomes, &why)) << why;
-}
 
 // The messages from rank `from` to rank `to`: an empty one, a small one and
 // one larger than a socket buffer or a ring slot, all of sizes that differ by
