@@ -169,6 +169,8 @@ class Engine final : public transport::Poller {
   void fail(gcclResult_t code, const std::string& reason);
   // Driver only: copies every connection's counters to published_.
   void publishCounters();
+  // publishCounters() unless it already ran in millisecond `nowMs`.
+  void publishCountersEveryMs(int64_t nowMs);
   void completeOp(Op* op, gcclResult_t code, const std::string& reason);
   void checkMismatch();
   void noteProgress();
@@ -189,6 +191,7 @@ class Engine final : public transport::Poller {
     std::atomic<uint64_t> messagesReceived{0};
   };
   std::unique_ptr<PublishedCounters[]> published_;
+  int64_t lastPublishMs_ = -1;                  // driver only
   std::vector<transport::Connection*> polled_;  // those that need poll() on every pass
   int epollFd_ = -1;
   int wakeFd_ = -1;
