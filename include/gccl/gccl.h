@@ -337,6 +337,101 @@ GCCL_EXPORT gcclResult_t gcclSend(const void* sendbuff, size_t count, gcclDataTy
 GCCL_EXPORT gcclResult_t gcclRecv(void* recvbuff, size_t count, gcclDataType_t datatype, int peer,
                                   gcclComm_t comm, gcclStream_t stream, gcclRequest_t* request);
 
+/* ---- Wire codecs ----------------------------------------------------------
+ * What a compressing call puts on the wire instead of the tensor (SPEC 2.6).
+ * A gcclCodecConfig_t names the codec and its settings; gcclCodecEncode and
+ * gcclCodecDecode apply it to a tensor, and the gossip calls that take a
+ * gcclGossipOptions_t send their messages encoded with it. Sender and
+ * receiver must use equal configurations (a gossip step whose ranks differ
+ * fails, naming the difference). The push-sum weight is never compressed. */
+
+typedef enum {
+  gcclCodecNone = 0,     /* the tensor as it is (gossip: the uncompressed path) */
+  gcclCodecFloat16 = 1,  /* float32/float64 as IEEE float16, round to nearest even */
+  gcclCodecBfloat16 = 2, /* float32/float64 as bfloat16, round to nearest even */
+  /* b-bit uniform quantization per bucket of `bucket` elements (any floating
+   * type): per bucket a minimum and a scale (float32; float64 for float64
+   * tensors), codes of `bits` bits. |x - decode(x)| <= scale/2 to nearest,
+   * < scale stochastically (unbiased). NaN or Inf elements are refused. */
+  gcclCodecQuantize = 3,
+  /* SwarmSGD's lattice (modulo) quantization: x / latticeStep rounded, sent
+   * modulo 2^bits, decoded against the receiver's own tensor. Exact while the
+   * two tensors differ by less than (2^(bits-1) - 1) * latticeStep per element
+   * (nearest; - 1.5 steps stochastically); beyond that, decoding fails (a
+   * per-bucket 64-bit check) instead of giving a wrong value. */
+  gcclCodecLattice = 4,
+  /* The k entries of largest magnitude (float32 only), as indices and values;
+   * k = topkCount, or ceil(topkFraction * n) of the n elements encoded. */
+  gcclCodecTopK = 5,
+  gcclCodecRangeMin_ = -2147483647 - 1, /* not codecs: see gcclDataType_t */
+  gcclCodecRangeMax_ = 2147483647
+} gcclCodec_t;
+
+typedef enum {
+  gcclRoundNearest = 0,
+  gcclRoundStochastic = 1, /* seeded and reproducible: the same seed gives the same bytes */
+  gcclRoundingRangeMin_ = -2147483647 - 1,
+  gcclRoundingRangeMax_ = 2147483647
+} gcclRounding_t;
+
+typedef enum {
+  gcclTopKExact = 0,     /* exactly the k largest (ties: the lower index) */
+  gcclTopKThreshold = 1, /* a threshold estimated from a seeded sample, then trimmed to k */
+  gcclTopKSelectRangeMin_ = -2147483647 - 1,
+  gcclTopKSelectRangeMax_ = 2147483647
+} gcclTopKSelect_t;
+
+#define GCCL_CODEC_CONFIG_MAGIC 0x67636364u /* "gccd" */
+
+/* A growable struct like gcclConfig_t: start from GCCL_CODEC_CONFIG_INITIALIZER
+ * (the uncompressed codec, 8 bits, buckets of 1024, rounding to nearest, top-k
+ * by exact selection of 1%). Each codec reads only the fields named for it;
+ * the others must keep valid values. */
+typedef struct {
+  size_t size;          /* sizeof(gcclCodecConfig_t) as the caller compiled it */
+  unsigned int magic;   /* GCCL_CODEC_CONFIG_MAGIC */
+  unsigned int version; /* GCCL_VERSION_CODE as the caller compiled it */
+  gcclCodec_t codec;
+  int bits;                /* Quantize, Lattice: 8, 4 or 2 */
+  size_t bucket;           /* Quantize, Lattice: elements per bucket, > 0 */
+  gcclRounding_t rounding; /* Quantize, Lattice */
+  /* Stochastic rounding and threshold sampling. The gossip calls derive each
+   * message's seed from it, the rank and the step. */
+  uint64_t seed;
+  double latticeStep;          /* Lattice: the grid step, finite and > 0 */
+  size_t topkCount;            /* TopK: entries kept; 0: use topkFraction */
+  double topkFraction;         /* TopK, when topkCount is 0: in (0, 1] */
+  gcclTopKSelect_t topkSelect; /* TopK */
+  size_t topkSample;           /* TopK threshold: elements sampled, > 0 */
+} gcclCodecConfig_t;
+
+#define GCCL_CODEC_CONFIG_INITIALIZER                                                            \
+  {                                                                                              \
+    sizeof(gcclCodecConfig_t), GCCL_CODEC_CONFIG_MAGIC, GCCL_VERSION_CODE, gcclCodecNone, 8,     \
+        1024, gcclRoundNearest, 0, 0.0, 0, 0.01, gcclTopKExact, 4096                             \
+  }
+
+/* The size in bytes of the encoding of `count` elements of `datatype` (TopK:
+ * its largest), so that callers can size buffers. gcclInvalidArgument, naming
+ * the field, for a configuration or type the codec refuses (for example a
+ * float16 tensor with gcclCodecFloat16, or TopK on anything but float32). */
+GCCL_EXPORT gcclResult_t gcclCodecEncodedBytes(const gcclCodecConfig_t* config, size_t count,
+                                               gcclDataType_t datatype, size_t* bytes);
+/* Encodes src into out (outBytes bytes, at least gcclCodecEncodedBytes);
+ * *written (may be NULL) gets the bytes written. residual: TopK only, the
+ * error-feedback buffer of this tensor (count float32, zero at first): the
+ * call selects from src + residual and leaves in it what was not sent, so
+ * that decode(out) + residual == src + the old residual. NULL otherwise. */
+GCCL_EXPORT gcclResult_t gcclCodecEncode(const gcclCodecConfig_t* config, const void* src,
+                                         size_t count, gcclDataType_t datatype, void* out,
+                                         size_t outBytes, size_t* written, float* residual);
+/* Decodes `in` (inBytes bytes, as gcclCodecEncode wrote them) into dst.
+ * reference: Lattice only, the receiver's own tensor (count elements of
+ * datatype; it may be dst); NULL otherwise. */
+GCCL_EXPORT gcclResult_t gcclCodecDecode(const gcclCodecConfig_t* config, const void* in,
+                                         size_t inBytes, size_t count, gcclDataType_t datatype,
+                                         void* dst, const void* reference);
+
 /* ---- Topologies (gossip) ------------------------------------------------
  * A topology tells a gossip algorithm (PushSum, neighbour averaging) who sends
  * to whom at each step, and with which weights. At step k, rank i keeps the
@@ -465,6 +560,54 @@ GCCL_EXPORT gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuf
                                              uint64_t step, gcclComm_t comm, gcclStream_t stream,
                                              gcclRequest_t* request);
 
+/* ---- Compressed gossip -------------------------------------------------------
+ * The *Ex variants of the gossip calls take a gcclGossipOptions_t, a growable
+ * struct like gcclConfig_t (start from GCCL_GOSSIP_OPTIONS_INITIALIZER; NULL
+ * options mean the defaults, which are the plain calls). Its codec, when not
+ * NULL and not gcclCodecNone, encodes every tensor message; the push-sum
+ * weight still travels as float64.
+ *
+ * Mass is conserved with lossy codecs: a rank sends q = decode(encode(x))
+ * (each out-peer gets the same encoding) and keeps exactly what it did not
+ * send,
+ *     x <- x - (sum_j a_ji) q + sum_j a_ij q_j,
+ * so the sums over ranks of x (and of w) stay constant up to rounding, and
+ * the ranks reach consensus up to the codec's error. Pairwise gossip adds
+ * (q_j - q_i) / 2 on both sides. The codecs: the float16 and bfloat16 casts
+ * (float32 and float64 models), quantization and the lattice. TopK is
+ * refused: a model's entries of largest magnitude are the same at every step,
+ * so the others would never be averaged (it is for gradients). The tensor
+ * travels in slices of GCCL_CHUNK_BYTES, each encoded on its own
+ * (buckets restart at each slice). Stochastic rounding draws a new seed per
+ * rank, step and slice from the configured one. Lattice messages are decoded
+ * against the receiver's x: a step fails, naming the bucket, when two models
+ * are too far apart for the lattice's range. The codec configuration is
+ * copied. */
+
+#define GCCL_GOSSIP_OPTIONS_MAGIC 0x67636367u /* "gccg" */
+
+typedef struct {
+  size_t size;          /* sizeof(gcclGossipOptions_t) as the caller compiled it */
+  unsigned int magic;   /* GCCL_GOSSIP_OPTIONS_MAGIC */
+  unsigned int version; /* GCCL_VERSION_CODE as the caller compiled it */
+  /* How tensor messages travel: NULL (the default) or gcclCodecNone sends
+   * them as they are. */
+  const gcclCodecConfig_t* codec;
+} gcclGossipOptions_t;
+
+#define GCCL_GOSSIP_OPTIONS_INITIALIZER \
+  { sizeof(gcclGossipOptions_t), GCCL_GOSSIP_OPTIONS_MAGIC, GCCL_VERSION_CODE, NULL }
+
+GCCL_EXPORT gcclResult_t gcclPushSumEx(void* x, size_t count, gcclDataType_t datatype,
+                                       double* psWeight, gcclTopology_t topo, uint64_t step,
+                                       const gcclGossipOptions_t* options, gcclComm_t comm,
+                                       gcclStream_t stream, gcclRequest_t* request);
+GCCL_EXPORT gcclResult_t gcclNeighborAverageEx(const void* sendbuff, void* recvbuff, size_t count,
+                                               gcclDataType_t datatype, gcclTopology_t topo,
+                                               uint64_t step, const gcclGossipOptions_t* options,
+                                               gcclComm_t comm, gcclStream_t stream,
+                                               gcclRequest_t* request);
+
 /* ---- Overlap SGP -----------------------------------------------------------
  * PushSum whose messages may be folded in up to `staleness` steps late, so a
  * rank computes while its messages travel (OSGP). Per training step k:
@@ -483,6 +626,12 @@ typedef struct gcclGossip* gcclGossip_t;
 GCCL_EXPORT gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count,
                                           gcclDataType_t datatype, double* psWeight,
                                           gcclTopology_t topo, int staleness, gcclComm_t comm);
+/* Overlap SGP with gcclGossipOptions_t (see Compressed gossip): Start keeps
+ * x - (sum_j a_ji) q instead of a_ii x. */
+GCCL_EXPORT gcclResult_t gcclGossipCreateEx(gcclGossip_t* gossip, void* x, size_t count,
+                                            gcclDataType_t datatype, double* psWeight,
+                                            gcclTopology_t topo, int staleness,
+                                            const gcclGossipOptions_t* options, gcclComm_t comm);
 GCCL_EXPORT gcclResult_t gcclGossipStart(gcclGossip_t gossip, uint64_t step);
 GCCL_EXPORT gcclResult_t gcclGossipFinish(gcclGossip_t gossip, uint64_t step);
 GCCL_EXPORT gcclResult_t gcclGossipDestroy(gcclGossip_t gossip);
@@ -506,6 +655,13 @@ typedef struct gcclPairwise* gcclPairwise_t;
 GCCL_EXPORT gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
                                             gcclDataType_t datatype, gcclTopology_t topo,
                                             uint64_t seed, gcclComm_t comm);
+/* Pairwise gossip with gcclGossipOptions_t (see Compressed gossip): both
+ * sides send encoded snapshots and add (q_j - q_i) / 2, so the sum of the
+ * models is still conserved. Every rank must pass equal options. */
+GCCL_EXPORT gcclResult_t gcclPairwiseCreateEx(gcclPairwise_t* pairwise, void* x, size_t count,
+                                              gcclDataType_t datatype, gcclTopology_t topo,
+                                              uint64_t seed, const gcclGossipOptions_t* options,
+                                              gcclComm_t comm);
 GCCL_EXPORT gcclResult_t gcclPairwiseExchange(gcclPairwise_t pairwise, uint64_t step, int* partner);
 GCCL_EXPORT gcclResult_t gcclPairwiseLock(gcclPairwise_t pairwise);
 GCCL_EXPORT gcclResult_t gcclPairwiseUnlock(gcclPairwise_t pairwise);

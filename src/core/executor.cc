@@ -93,6 +93,20 @@ class CpuExecutor final : public Executor {
     return gcclSuccess;
   }
 
+  gcclResult_t encode(const kernels::codec::Params& p, const void* src, size_t count,
+                      gcclDataType_t type, void* out, size_t outBytes, size_t* written,
+                      float* residual, MemoryType mem) override {
+    GCCL_CHECK(host("encode", mem));
+    return kernels::codec::encode(p, src, count, type, out, outBytes, written, residual);
+  }
+
+  gcclResult_t decode(const kernels::codec::Params& p, const void* in, size_t inBytes,
+                      size_t count, gcclDataType_t type, void* dst, const void* reference,
+                      MemoryType mem) override {
+    GCCL_CHECK(host("decode", mem));
+    return kernels::codec::decode(p, in, inBytes, count, type, dst, reference);
+  }
+
   gcclResult_t allocate(size_t bytes, MemoryType type, void** out) override {
     *out = nullptr;
     GCCL_CHECK(host("allocate", type));

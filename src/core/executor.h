@@ -25,6 +25,7 @@
 #include <memory>
 
 #include "gccl/gccl.h"
+#include "kernels/cpu/codec.h"
 #include "transports/transport.h"
 
 namespace gccl {
@@ -70,6 +71,17 @@ class Executor {
   // dst <- src / w (the de-biased PushSum model)
   virtual gcclResult_t debias(void* dst, const void* src, double w, size_t count,
                               gcclDataType_t type, MemoryType mem) = 0;
+
+  // The wire codecs (kernels/cpu/codec.h), with that header's semantics and
+  // errors: encode src (count elements of type) into out; decode in into dst.
+  // residual (top-k) and reference (lattice) live in `mem` like the tensors;
+  // the encoded bytes too.
+  virtual gcclResult_t encode(const kernels::codec::Params& p, const void* src, size_t count,
+                              gcclDataType_t type, void* out, size_t outBytes, size_t* written,
+                              float* residual, MemoryType mem) = 0;
+  virtual gcclResult_t decode(const kernels::codec::Params& p, const void* in, size_t inBytes,
+                              size_t count, gcclDataType_t type, void* dst, const void* reference,
+                              MemoryType mem) = 0;
 
   // Memory of `type`, 64-byte aligned, for scratch and staging buffers
   // (ScratchPool, ExecBuffer). `bytes` == 0 still gives a valid pointer.

@@ -31,23 +31,34 @@ transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op
 }
 
 transport::MessageMeta makeGossipMeta(OpKind kind, gcclDataType_t type, uint64_t step,
-                                      uint32_t graphFingerprint, uint64_t count) {
+                                      uint32_t graphFingerprint, uint64_t count,
+                                      uint16_t codecSignature) {
   transport::MessageMeta m;
   m.info = static_cast<uint64_t>(kind) | static_cast<uint64_t>(type & 0xff) << 8 |
            (step & 0xffff) << 16 | static_cast<uint64_t>(graphFingerprint) << 32;
-  m.count = count;
+  m.count = withCodecSignature(count, codecSignature);
   return m;
+}
+
+uint64_t withCodecSignature(uint64_t count, uint16_t codecSignature) {
+  return count | static_cast<uint64_t>(codecSignature) << kCodecSignatureShift;
 }
 
 namespace {
 bool isGossipKind(OpKind kind) {
   return kind == OpKind::kPushSum || kind == OpKind::kNeighborAverage;
 }
+constexpr uint64_t kCountMask = (uint64_t{1} << kCodecSignatureShift) - 1;
 }  // namespace
 
 std::string mismatchHint(const transport::MessageMeta& theirs, const transport::MessageMeta& mine) {
   auto kind = static_cast<OpKind>(theirs.info & 0xff);
-  if (kind != static_cast<OpKind>(mine.info & 0xff) || theirs.count != mine.count) return "";
+  if (kind != static_cast<OpKind>(mine.info & 0xff)) return "";
+  if ((isGossipKind(kind) || kind == OpKind::kPairwise) &&
+      (theirs.count & kCountMask) == (mine.count & kCountMask) &&
+      (theirs.count >> kCodecSignatureShift) != (mine.count >> kCodecSignatureShift))
+    return " (the ranks use different codecs or codec settings)";
+  if (theirs.count != mine.count) return "";
   if (isGossipKind(kind) && (theirs.info >> 32) != (mine.info >> 32))
     return " (the ranks use different topologies for this step: their graphs differ)";
   if ((kind == OpKind::kBroadcast || kind == OpKind::kReduce) &&
@@ -107,9 +118,11 @@ std::string describeMeta(const transport::MessageMeta& m) {
       break;
     case OpKind::kPushSum:
     case OpKind::kNeighborAverage:
-      snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s, step=%u mod 65536, graph %08x)",
-               opKindName(kind), m.count, typeName(type),
-               static_cast<unsigned>((m.info >> 16) & 0xffff), static_cast<unsigned>(m.info >> 32));
+      snprintf(buf, sizeof(buf),
+               "%s(count=%" PRIu64 ", %s, step=%u mod 65536, graph %08x, codec %04x)",
+               opKindName(kind), m.count & kCountMask, typeName(type),
+               static_cast<unsigned>((m.info >> 16) & 0xffff), static_cast<unsigned>(m.info >> 32),
+               static_cast<unsigned>(m.count >> kCodecSignatureShift));
       break;
     default:
       snprintf(buf, sizeof(buf), "%s", opKindName(kind));

@@ -72,8 +72,14 @@ transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op
                                 uint64_t count);
 // Gossip steps carry, instead of a reduction and a root, the step's low 16
 // bits and the fingerprint of the step's graph (Topology::fingerprint).
+// A compressed step also carries its codec's signature (WireCodec) in the
+// top 16 bits of the count (counts stay below 2^46, kMaxBufferBytes), so
+// ranks whose codecs differ get an error; 0 for uncompressed messages.
 transport::MessageMeta makeGossipMeta(OpKind kind, gcclDataType_t type, uint64_t step,
-                                      uint32_t graphFingerprint, uint64_t count);
+                                      uint32_t graphFingerprint, uint64_t count,
+                                      uint16_t codecSignature = 0);
+inline constexpr int kCodecSignatureShift = 48;
+uint64_t withCodecSignature(uint64_t count, uint16_t codecSignature);
 std::string describeMeta(const transport::MessageMeta& meta);
 // What differs between two signatures of the same collective, as a hint for
 // the error ("" when nothing specific can be said).

@@ -51,7 +51,25 @@ extern "C" {
 gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype, double* psWeight,
                          gcclTopology_t topo, uint64_t step, gcclComm_t comm, gcclStream_t stream,
                          gcclRequest_t* request) {
-  const char* call = "gcclPushSum";
+  return pushSum("gcclPushSum", x, count, datatype, psWeight, topo, step, nullptr, comm, stream,
+                 request);
+}
+
+gcclResult_t gcclPushSumEx(void* x, size_t count, gcclDataType_t datatype, double* psWeight,
+                           gcclTopology_t topo, uint64_t step, const gcclGossipOptions_t* options,
+                           gcclComm_t comm, gcclStream_t stream, gcclRequest_t* request) {
+  return pushSum("gcclPushSumEx", x, count, datatype, psWeight, topo, step, options, comm, stream,
+                 request);
+}
+
+}  // extern "C"
+
+namespace gccl {
+
+gcclResult_t pushSum(const char* call, void* x, size_t count, gcclDataType_t datatype,
+                     double* psWeight, gcclTopology_t topo, uint64_t step,
+                     const gcclGossipOptions_t* options, gcclComm_t comm, gcclStream_t stream,
+                     gcclRequest_t* request) {
   return apiCall(comm, call, request, [&]() -> gcclResult_t {
     GCCL_CHECK(checkFloatingType(datatype, call));
     GCCL_CHECK(checkStream(stream, call));
@@ -75,11 +93,17 @@ gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype, double*
     a.step = step;
     a.pushSum = true;
     a.psWeight = psWeight;
+    GCCL_CHECK(readGossipOptions(options, call, &a.codec));
+    GCCL_CHECK(checkCodecType(a.codec, datatype, call));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto op = makeMixOp(a, req);
     return launch(comm, std::move(op), req, request);
   });
 }
+
+}  // namespace gccl
+
+extern "C" {
 
 gcclResult_t gcclPushSumDebias(const void* x, void* z, size_t count, gcclDataType_t datatype,
                                double psWeight) {
@@ -104,7 +128,26 @@ gcclResult_t gcclPushSumDebias(const void* x, void* z, size_t count, gcclDataTyp
 gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuff, size_t count,
                                  gcclDataType_t datatype, gcclTopology_t topo, uint64_t step,
                                  gcclComm_t comm, gcclStream_t stream, gcclRequest_t* request) {
-  const char* call = "gcclNeighborAverage";
+  return neighborAverage("gcclNeighborAverage", sendbuff, recvbuff, count, datatype, topo, step,
+                         nullptr, comm, stream, request);
+}
+
+gcclResult_t gcclNeighborAverageEx(const void* sendbuff, void* recvbuff, size_t count,
+                                   gcclDataType_t datatype, gcclTopology_t topo, uint64_t step,
+                                   const gcclGossipOptions_t* options, gcclComm_t comm,
+                                   gcclStream_t stream, gcclRequest_t* request) {
+  return neighborAverage("gcclNeighborAverageEx", sendbuff, recvbuff, count, datatype, topo, step,
+                         options, comm, stream, request);
+}
+
+}  // extern "C"
+
+namespace gccl {
+
+gcclResult_t neighborAverage(const char* call, const void* sendbuff, void* recvbuff, size_t count,
+                             gcclDataType_t datatype, gcclTopology_t topo, uint64_t step,
+                             const gcclGossipOptions_t* options, gcclComm_t comm,
+                             gcclStream_t stream, gcclRequest_t* request) {
   return apiCall(comm, call, request, [&]() -> gcclResult_t {
     GCCL_CHECK(checkFloatingType(datatype, call));
     GCCL_CHECK(checkStream(stream, call));
@@ -122,10 +165,12 @@ gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuff, size_t co
     a.count = count;
     a.type = datatype;
     a.step = step;
+    GCCL_CHECK(readGossipOptions(options, call, &a.codec));
+    GCCL_CHECK(checkCodecType(a.codec, datatype, call));
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto op = makeMixOp(a, req);
     return launch(comm, std::move(op), req, request);
   });
 }
 
-}  // extern "C"
+}  // namespace gccl

@@ -20,4 +20,15 @@ gcclResult_t checkGossipModel(gcclComm* comm, void* x, size_t count, gcclDataTyp
 gcclResult_t checkTopologyFor(gcclComm* comm, gcclTopology_t topo, gcclMixing_t mixing,
                               const char* call, std::shared_ptr<Topology>* out);
 
+// The public PushSum and neighbour-averaging calls, with or without options
+// (gossip_api.cc); `call` names the entry point in errors.
+gcclResult_t pushSum(const char* call, void* x, size_t count, gcclDataType_t datatype,
+                     double* psWeight, gcclTopology_t topo, uint64_t step,
+                     const gcclGossipOptions_t* options, gcclComm_t comm, gcclStream_t stream,
+                     gcclRequest_t* request);
+gcclResult_t neighborAverage(const char* call, const void* sendbuff, void* recvbuff, size_t count,
+                             gcclDataType_t datatype, gcclTopology_t topo, uint64_t step,
+                             const gcclGossipOptions_t* options, gcclComm_t comm,
+                             gcclStream_t stream, gcclRequest_t* request);
+
 }  // namespace gccl

@@ -6,6 +6,7 @@
 
 #include "core/executor.h"
 #include "core/op.h"
+#include "core/wire_codec.h"
 #include "gossip/topology.h"
 
 namespace gccl {
@@ -23,6 +24,7 @@ struct GossipArgs {
   bool pushSum = false;  // carry the push-sum weight
   double* psWeight =
       nullptr;  // PushSum: in: this rank's weight; out (at completion): the mixed weight
+  WireCodec codec;  // active: tensor messages travel encoded (mix_op.cc)
 };
 
 // One PushSum or neighbour-averaging step.

@@ -13,6 +13,13 @@
 // the arrival of later slices. Receives are windowed (a few slices per
 // in-peer at a time); every send is posted at the start from the snapshot,
 // so no rank's sends wait on its receives and the exchange cannot deadlock.
+//
+// With a codec (GossipArgs::codec), each slice is encoded once at the start
+// into a buffer of the op (every out-peer gets the same bytes) and a slice is
+// folded as x <- x + sum_j a_ij q_j - (sum_k a_ki) q_i, where q = decode of
+// an encoding: this rank's own q_i is decoded from the bytes it sent, so it
+// keeps exactly what it did not send and the sums over ranks are conserved.
+// Lattice messages are decoded against the slice of x they are folded into.
 #include <algorithm>
 #include <vector>
 
@@ -30,7 +37,7 @@ class MixOp final : public Op {
   MixOp(const GossipArgs& a, gcclRequest* req)
       : Op(a.pushSum ? OpKind::kPushSum : OpKind::kNeighborAverage,
            makeGossipMeta(a.pushSum ? OpKind::kPushSum : OpKind::kNeighborAverage, a.type, a.step,
-                          a.topo->fingerprint(a.step), a.count),
+                          a.topo->fingerprint(a.step), a.count, a.codec.signature),
            req),
         a_(a),
         elem_(elementSize(a.type)),
@@ -49,12 +56,35 @@ class MixOp final : public Op {
     // Scratch: window_ x npeers receive slots. In place, what is sent is
     // what gets mixed: a slice is folded only once every out-peer has its
     // copy of it (its send is complete), so no snapshot of x is needed.
+    // With a codec, slots hold encodings, and the scratch also holds this
+    // rank's encoded slices and a decoded slice per in-peer and its own.
     inPlace_ = a_.send == a_.recv;
+    coded_ = a_.codec.active;
+    slotBytes_ = sliceBytes_;
+    size_t extra = 0;
+    if (coded_) {
+      size_t maxLen = (a_.count + slices_ - 1) / slices_;
+      GCCL_CHECK(a_.codec.maxBytes(maxLen, a_.type, &slotBytes_));
+      slotBytes_ = (slotBytes_ + 63) & ~size_t{63};
+      extra = slices_ * slotBytes_ + (npeers + 1) * sliceBytes_;
+    }
     void* p = nullptr;
-    GCCL_CHECK(ctx.scratch(window_ * npeers * sliceBytes_ + 64, a_.recvMem, &p));
+    GCCL_CHECK(ctx.scratch(window_ * npeers * slotBytes_ + extra + 64, a_.recvMem, &p));
     slots_ = static_cast<uint8_t*>(p);
+    encoded_ = slots_ + window_ * npeers * slotBytes_;
+    decoded_ = encoded_ + slices_ * slotBytes_;
     const uint8_t* source = static_cast<const uint8_t*>(a_.send);
     if (!inPlace_) GCCL_CHECK(ctx.exec->copy(a_.recv, a_.recvMem, a_.send, a_.sendMem, bytes_));
+    if (coded_) {
+      encodedLen_.resize(slices_);
+      for (size_t s = 0; s < slices_; ++s) {
+        size_t b, len;
+        range(s, &b, &len);
+        GCCL_CHECK(encodeSlice(ctx, s, source + b * elem_, len));
+      }
+      for (const auto& o : out_)
+        sentShare_ += o.weight;
+    }
     if (a_.pushSum) __atomic_load(a_.psWeight, &weightOut_, __ATOMIC_ACQUIRE);
 
     sends_.resize(out_.size() * (slices_ + 1));
@@ -73,8 +103,12 @@ class MixOp final : public Op {
       for (size_t s = 0; s < slices_; ++s) {
         size_t b, len;
         range(s, &b, &len);
-        GCCL_CHECK(postSend(ctx, out_[k].peer, source + b * elem_, len * elem_,
-                            collectiveTag(seq, 1 + s), t + 1 + s));
+        if (coded_)
+          GCCL_CHECK(postSend(ctx, out_[k].peer, encoded_ + s * slotBytes_, encodedLen_[s],
+                              collectiveTag(seq, 1 + s), t + 1 + s));
+        else
+          GCCL_CHECK(postSend(ctx, out_[k].peer, source + b * elem_, len * elem_,
+                              collectiveTag(seq, 1 + s), t + 1 + s));
       }
     }
     return gcclSuccess;
@@ -88,7 +122,7 @@ class MixOp final : public Op {
         size_t b, len;
         range(posted_, &b, &len);
         for (size_t j = 0; j < in_.size(); ++j)
-          GCCL_CHECK(postRecv(ctx, in_[j].peer, slot(posted_, j), len * elem_,
+          GCCL_CHECK(postRecv(ctx, in_[j].peer, slot(posted_, j), coded_ ? slotBytes_ : len * elem_,
                               collectiveTag(seq, 1 + posted_),
                               &recvs_[j * (slices_ + 1) + 1 + posted_]));
         ++posted_;
@@ -102,7 +136,7 @@ class MixOp final : public Op {
           GCCL_CHECK(checkTransfer(t));
           ready = ready && t.done();
         }
-        for (size_t k = 0; inPlace_ && k < out_.size(); ++k) {
+        for (size_t k = 0; inPlace_ && !coded_ && k < out_.size(); ++k) {
           const Transfer& t = sends_[k * (slices_ + 1) + 1 + folded_];
           GCCL_CHECK(checkTransfer(t));
           ready = ready && t.done();
@@ -147,20 +181,52 @@ class MixOp final : public Op {
     *len = splitPoint(a_.count, slices_, s + 1) - *b;
   }
   uint8_t* slot(size_t slice, size_t peer) const {
-    return slots_ + ((slice % window_) * in_.size() + peer) * sliceBytes_;
+    return slots_ + ((slice % window_) * in_.size() + peer) * slotBytes_;
+  }
+  // The codec's parameters for slice s: its own seed for stochastic rounding.
+  kernels::codec::Params sliceParams(size_t s, size_t len, int rank) const {
+    return a_.codec.forMessage(len, mixBits(mixBits(a_.step) ^ static_cast<uint64_t>(rank)) + s);
+  }
+  gcclResult_t encodeSlice(OpContext& ctx, size_t s, const void* src, size_t len) {
+    return ctx.exec->encode(sliceParams(s, len, ctx.rank), src, len, a_.type,
+                            encoded_ + s * slotBytes_, slotBytes_, &encodedLen_[s], nullptr,
+                            a_.recvMem);
   }
   gcclResult_t fold(OpContext& ctx, size_t s) {
     size_t b, len;
     range(s, &b, &len);
     if (len == 0) return gcclSuccess;
-    ys_.resize(in_.size());
-    bs_.resize(in_.size());
+    uint8_t* x = static_cast<uint8_t*>(a_.recv) + b * elem_;
+    size_t ny = in_.size() + (coded_ && !out_.empty() ? 1 : 0);
+    ys_.resize(ny);
+    bs_.resize(ny);
     for (size_t j = 0; j < in_.size(); ++j) {
       ys_[j] = slot(s, j);
       bs_[j] = in_[j].weight;
     }
-    return ctx.exec->mix(static_cast<uint8_t*>(a_.recv) + b * elem_, self_, ys_.data(), bs_.data(),
-                         static_cast<int>(in_.size()), len, a_.type, a_.recvMem);
+    if (!coded_)
+      return ctx.exec->mix(x, self_, ys_.data(), bs_.data(), static_cast<int>(ny), len, a_.type,
+                           a_.recvMem);
+    // Decode what the in-peers sent and what this rank sent, against x.
+    kernels::codec::Params p = sliceParams(s, len, ctx.rank);
+    for (size_t j = 0; j < in_.size(); ++j) {
+      uint8_t* q = decoded_ + j * sliceBytes_;
+      gcclResult_t r = ctx.exec->decode(p, slot(s, j), recvs_[j * (slices_ + 1) + 1 + s].req.bytes,
+                                        len, a_.type, q, a_.codec.reference(x), a_.recvMem);
+      if (r != gcclSuccess)
+        return setError(r, "decoding the message from rank %d: %s", in_[j].peer,
+                        threadLastError());
+      ys_[j] = q;
+    }
+    if (ny > in_.size()) {
+      uint8_t* q = decoded_ + in_.size() * sliceBytes_;
+      GCCL_CHECK(ctx.exec->decode(p, encoded_ + s * slotBytes_, encodedLen_[s], len, a_.type, q,
+                                  a_.codec.reference(x), a_.recvMem));
+      ys_[in_.size()] = q;
+      bs_[in_.size()] = -sentShare_;
+    }
+    return ctx.exec->mix(x, 1.0, ys_.data(), bs_.data(), static_cast<int>(ny), len, a_.type,
+                         a_.recvMem);
   }
 
   GossipArgs a_;
@@ -170,6 +236,12 @@ class MixOp final : public Op {
   size_t slices_ = 1, sliceBytes_ = 0, window_ = 1, posted_ = 0, folded_ = 0;
   uint8_t* slots_ = nullptr;
   bool inPlace_ = false;
+  bool coded_ = false;
+  size_t slotBytes_ = 0;        // a receive slot: a slice, or its largest encoding
+  uint8_t* encoded_ = nullptr;  // coded: slices_ encodings of this rank's slices
+  uint8_t* decoded_ = nullptr;  // coded: in_.size() + 1 decoded slices
+  std::vector<size_t> encodedLen_;
+  double sentShare_ = 0;  // coded: sum of the out-peers' weights
   double weightOut_ = 0;
   std::vector<double> weightsIn_;
   std::vector<Transfer> sends_, recvs_;

@@ -10,6 +10,11 @@
 // is counted once, on arrival, so the sums of x and of w over ranks are
 // conserved whenever nothing is in flight (and always, counting what is).
 //
+// With a codec, Start sends encode(x) and keeps x - (sum_k a_ki) q, where q
+// is its own decoding of what it sent; Finish folds in a_ij times the
+// decoding of each message (lattice: against x as it is then), so the sums
+// stay conserved as above.
+//
 // Threads: x and w are touched only by the caller, inside these calls. The
 // progress thread posts the transfers (PostOp) and, on Finish, records which
 // messages arrived (WaitOp); the caller reads those records after the op
@@ -24,6 +29,7 @@
 #include "core/api_call.h"
 #include "core/executor.h"
 #include "core/request.h"
+#include "core/wire_codec.h"
 #include "core/handle_registry.h"
 #include "gossip/gossip_checks.h"
 #include "gossip/topology.h"
@@ -40,11 +46,12 @@ struct StepRecord {
   uint64_t seq = 0;
   std::vector<PeerWeight> out, in;
   ExecBuffer snapshot;  // what was sent; lives until the sends complete
+  size_t sentBytes = 0;  // of snapshot (an encoding may be shorter than the buffer)
   double weightSent = 0;
   std::vector<Transfer> sends;    // per out-peer: weight, data
   std::vector<Transfer> recvs;    // per in-peer: weight, data
   std::vector<double> weightsIn;  // per in-peer
-  ExecBuffer received;            // in.size() x bytes, in x's memory type
+  ExecBuffer received;            // in.size() x message capacity, in x's memory type
   // Written by WaitOp on the progress thread, read by the caller after it completes.
   std::vector<char> arrived;  // per in-peer: weight and data both in
   bool sendsDone = false;
@@ -53,8 +60,9 @@ struct StepRecord {
 
 class PostOp final : public Op {
  public:
-  PostOp(StepRecord* r, transport::MessageMeta meta, size_t bytes, gcclRequest* req)
-      : Op(OpKind::kPushSum, meta, req), r_(r), bytes_(bytes) {}
+  // Messages of at most `capacity` bytes; this rank's has r->sentBytes.
+  PostOp(StepRecord* r, transport::MessageMeta meta, size_t capacity, gcclRequest* req)
+      : Op(OpKind::kPushSum, meta, req), r_(r), bytes_(capacity) {}
   gcclResult_t start(OpContext& ctx) override {
     for (size_t j = 0; j < r_->in.size(); ++j) {
       GCCL_CHECK(postRecv(ctx, r_->in[j].peer, &r_->weightsIn[j], sizeof(double),
@@ -65,8 +73,8 @@ class PostOp final : public Op {
     for (size_t k = 0; k < r_->out.size(); ++k) {
       GCCL_CHECK(postSend(ctx, r_->out[k].peer, &r_->weightSent, sizeof(double),
                           collectiveTag(seq, 0), &r_->sends[2 * k]));
-      GCCL_CHECK(postSend(ctx, r_->out[k].peer, r_->snapshot.data(), bytes_, collectiveTag(seq, 1),
-                          &r_->sends[2 * k + 1]));
+      GCCL_CHECK(postSend(ctx, r_->out[k].peer, r_->snapshot.data(), r_->sentBytes,
+                          collectiveTag(seq, 1), &r_->sends[2 * k + 1]));
     }
     return gcclSuccess;
   }
@@ -148,6 +156,10 @@ struct gcclGossip {
   std::shared_ptr<gccl::Topology> topo;
   int staleness = 0;
   std::list<std::unique_ptr<gccl::StepRecord>> steps;  // started, not yet retired
+  // Compressed messages: the codec, the largest encoding, a decoded tensor.
+  gccl::WireCodec codec;
+  size_t capacity = 0;  // bytes of one message (bytes when uncompressed)
+  gccl::ExecBuffer decoded;
   bool broken = false;
 };
 
@@ -183,8 +195,19 @@ gcclResult_t waitAndFold(gcclGossip* g, bool hasThrough, uint64_t through, bool 
         continue;
       }
       if (g->count > 0) {
-        r = g->exec->axpy(g->x, rec.in[j].weight, rec.received.data() + j * g->bytes, g->count,
-                          g->type, g->mem);
+        const uint8_t* y = rec.received.data() + j * g->capacity;
+        if (g->codec.active) {
+          r = g->exec->decode(g->codec.forMessage(g->count, 0), y, rec.recvs[2 * j + 1].req.bytes,
+                              g->count, g->type, g->decoded.data(), g->codec.reference(g->x), g->mem);
+          if (r != gcclSuccess) {
+            g->broken = true;
+            return setError(r, "decoding the step %llu message from rank %d: %s",
+                            static_cast<unsigned long long>(rec.step), rec.in[j].peer,
+                            threadLastError());
+          }
+          y = g->decoded.data();
+        }
+        r = g->exec->axpy(g->x, rec.in[j].weight, y, g->count, g->type, g->mem);
         if (r != gcclSuccess) {
           g->broken = true;
           return r;
@@ -202,6 +225,19 @@ gcclResult_t waitAndFold(gcclGossip* g, bool hasThrough, uint64_t through, bool 
   return gcclSuccess;
 }
 
+// The compressed Start: the step's encoding of x into the record, and
+// x <- x - sentShare * decode(encoding).
+gcclResult_t encodeAndKeep(gcclGossip* g, StepRecord* rec, uint64_t step, double sentShare) {
+  kernels::codec::Params p =
+      g->codec.forMessage(g->count, mixBits(mixBits(step) ^ static_cast<uint64_t>(g->comm->rank)));
+  GCCL_CHECK(g->exec->encode(p, g->x, g->count, g->type, rec->snapshot.data(), g->capacity,
+                             &rec->sentBytes, nullptr, g->mem));
+  if (rec->out.empty()) return gcclSuccess;
+  GCCL_CHECK(g->exec->decode(p, rec->snapshot.data(), rec->sentBytes, g->count, g->type,
+                             g->decoded.data(), g->codec.reference(g->x), g->mem));
+  return g->exec->axpy(g->x, -sentShare, g->decoded.data(), g->count, g->type, g->mem);
+}
+
 }  // namespace
 
 }  // namespace gccl
@@ -213,7 +249,14 @@ extern "C" {
 gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclDataType_t datatype,
                               double* psWeight, gcclTopology_t topo, int staleness,
                               gcclComm_t comm) {
-  const char* call = "gcclGossipCreate";
+  return gcclGossipCreateEx(gossip, x, count, datatype, psWeight, topo, staleness, nullptr, comm);
+}
+
+gcclResult_t gcclGossipCreateEx(gcclGossip_t* gossip, void* x, size_t count,
+                                gcclDataType_t datatype, double* psWeight, gcclTopology_t topo,
+                                int staleness, const gcclGossipOptions_t* options,
+                                gcclComm_t comm) {
+  const char* call = options == nullptr ? "gcclGossipCreate" : "gcclGossipCreateEx";
   return apiCall(comm, call, nullptr, [&]() -> gcclResult_t {
     GCCL_REQUIRE(gossip != nullptr, gcclInvalidArgument, "%s: gossip (the output) is NULL", call);
     size_t bytes;
@@ -225,7 +268,15 @@ gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclD
                  "%s: staleness %d is outside 0..1000", call, staleness);
     std::shared_ptr<Topology> t;
     GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixColumnStochastic, call, &t));
-    auto* g = new gcclGossip();
+    WireCodec codec;
+    GCCL_CHECK(readGossipOptions(options, call, &codec));
+    GCCL_CHECK(checkCodecType(codec, datatype, call));
+    size_t capacity = bytes;
+    if (codec.active) GCCL_CHECK(codec.maxBytes(count, datatype, &capacity));
+    auto g = std::make_unique<gcclGossip>();
+    if (codec.active) GCCL_CHECK(g->decoded.allocate(comm->engine->executor(), bytes, mem));
+    g->codec = codec;
+    g->capacity = capacity;
     g->comm = comm;
     g->x = x;
     g->count = count;
@@ -236,8 +287,8 @@ gcclResult_t gcclGossipCreate(gcclGossip_t* gossip, void* x, size_t count, gcclD
     g->psWeight = psWeight;
     g->topo = std::move(t);
     g->staleness = staleness;
-    gossips().add(g);
-    *gossip = g;
+    gossips().add(g.get());
+    *gossip = g.release();
     return gcclSuccess;
   });
 }
@@ -254,9 +305,21 @@ gcclResult_t gcclGossipStart(gcclGossip_t g, uint64_t step) {
     double self = 1;
     g->topo->outPeers(step, comm->rank, &rec->out, &self);
     g->topo->inPeers(step, comm->rank, &rec->in);
-    GCCL_CHECK(rec->snapshot.allocate(g->exec, g->bytes, g->mem));
-    GCCL_CHECK(rec->received.allocate(g->exec, rec->in.size() * g->bytes, g->mem));
-    GCCL_CHECK(g->exec->copy(rec->snapshot.data(), g->mem, g->x, g->mem, g->bytes));
+    GCCL_CHECK(rec->snapshot.allocate(g->exec, g->capacity, g->mem));
+    GCCL_CHECK(rec->received.allocate(g->exec, rec->in.size() * g->capacity, g->mem));
+    double sentShare = 0;
+    for (const auto& o : rec->out)
+      sentShare += o.weight;
+    if (!g->codec.active) {
+      GCCL_CHECK(g->exec->copy(rec->snapshot.data(), g->mem, g->x, g->mem, g->bytes));
+      rec->sentBytes = g->bytes;
+    } else if (g->count > 0) {
+      gcclResult_t r = encodeAndKeep(g, rec.get(), step, sentShare);
+      if (r != gcclSuccess) {
+        g->broken = true;
+        return r;
+      }
+    }
     rec->weightSent = *g->psWeight;
     rec->sends.resize(2 * rec->out.size());
     rec->recvs.resize(2 * rec->in.size());
@@ -264,7 +327,7 @@ gcclResult_t gcclGossipStart(gcclGossip_t g, uint64_t step) {
     rec->arrived.assign(rec->in.size(), 0);
     rec->folded.assign(rec->in.size(), 0);
     // Keep this rank's own share now; the rest is counted where it lands.
-    if (g->count > 0) {
+    if (g->count > 0 && !g->codec.active) {
       gcclResult_t r = g->exec->scale(g->x, self, g->count, g->type, g->mem);
       if (r != gcclSuccess) {
         g->broken = true;
@@ -275,8 +338,9 @@ gcclResult_t gcclGossipStart(gcclGossip_t g, uint64_t step) {
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto op = std::make_unique<PostOp>(
         rec.get(),
-        makeGossipMeta(OpKind::kPushSum, g->type, step, g->topo->fingerprint(step), g->count),
-        g->bytes, req);
+        makeGossipMeta(OpKind::kPushSum, g->type, step, g->topo->fingerprint(step), g->count,
+                       g->codec.signature),
+        g->capacity, req);
     g->steps.push_back(std::move(rec));
     gcclResult_t r = launch(comm, std::move(op), req, nullptr);
     if (r != gcclSuccess) g->broken = true;

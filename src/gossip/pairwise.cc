@@ -10,7 +10,9 @@
 //      send REPLY(s_j)
 //   i: (under i's lock) x_i += (s_j - s_i) / 2
 // When neither model changes during the exchange, both end with exactly
-// (x_i + x_j) / 2. The lock is the consistency contract: a partner's model is
+// (x_i + x_j) / 2. With a codec, REQUEST and REPLY carry encodings and each
+// side adds (q_j - q_i) / 2, q being the decodings (its own from the bytes it
+// sent; lattice against its own model), which conserves the sum as well. The lock is the consistency contract: a partner's model is
 // read and updated between the trainer's locked sections, never inside one.
 #include <algorithm>
 #include <memory>
@@ -21,6 +23,7 @@
 #include "core/api_call.h"
 #include "core/executor.h"
 #include "core/request.h"
+#include "core/wire_codec.h"
 #include "core/handle_registry.h"
 #include "gossip/gossip_checks.h"
 #include "gossip/topology.h"
@@ -45,8 +48,53 @@ struct Model {
   gcclDataType_t type = gcclFloat32;
   size_t bytes = 0;
   MemoryType mem = MemoryType::kHost;  // where x lives; the exchange buffers too
+  WireCodec codec;                     // active: messages travel encoded
+  size_t capacity = 0;                 // bytes of a message (bytes when uncompressed)
+  int rank = 0;
   std::mutex lock;
 };
+
+// Buffers for compressed exchanges on one thread: the two decodings.
+struct CodecScratch {
+  ExecBuffer mine, theirs;
+  gcclResult_t allocate(const Model& m, const std::shared_ptr<Executor>& exec) {
+    if (!m.codec.active) return gcclSuccess;
+    GCCL_CHECK(mine.allocate(exec, m.bytes, m.mem));
+    return theirs.allocate(exec, m.bytes, m.mem);
+  }
+};
+
+// Under the model's lock: encodes x into out (*outBytes written) with the
+// seed salt `salt`, and decodes it into c.mine.
+gcclResult_t encodeModel(Executor& exec, Model& m, CodecScratch& c, uint64_t salt, uint8_t* out,
+                         size_t* outBytes) {
+  if (!m.codec.active) {
+    *outBytes = m.bytes;
+    return exec.copy(out, m.mem, m.x, m.mem, m.bytes);
+  }
+  kernels::codec::Params p = m.codec.forMessage(m.count, salt);
+  GCCL_CHECK(exec.encode(p, m.x, m.count, m.type, out, m.capacity, outBytes, nullptr, m.mem));
+  return exec.decode(p, out, *outBytes, m.count, m.type, c.mine.data(), m.codec.reference(m.x),
+                     m.mem);
+}
+
+// Under the model's lock: x += (theirs - mine) / 2, where mine is what this
+// side sent (`sent`, or c.mine when compressed) and theirs the peer's message.
+gcclResult_t addHalfDifference(Executor& exec, Model& m, CodecScratch& c, const uint8_t* sent,
+                               const uint8_t* received, size_t receivedBytes, int peer) {
+  const void* ys[2] = {received, sent};
+  if (m.codec.active) {
+    gcclResult_t r = exec.decode(m.codec.forMessage(m.count, 0), received, receivedBytes, m.count,
+                                 m.type, c.theirs.data(), m.codec.reference(m.x), m.mem);
+    if (r != gcclSuccess)
+      return setError(r, "decoding the pairwise message from rank %d: %s", peer,
+                      threadLastError());
+    ys[0] = c.theirs.data();
+    ys[1] = c.mine.data();
+  }
+  const double bs[2] = {0.5, -0.5};
+  return exec.mix(m.x, 1.0, ys, bs, 2, m.count, m.type, m.mem);
+}
 
 class PairwiseService final : public Service {
  public:
@@ -58,11 +106,11 @@ class PairwiseService final : public Service {
     for (int p : peers) {
       auto s = std::make_unique<Slot>();
       s->peer = p;
-      GCCL_CHECK(s->in.allocate(exec, model_->bytes, model_->mem));
-      GCCL_CHECK(s->out.allocate(exec, model_->bytes, model_->mem));
+      GCCL_CHECK(s->in.allocate(exec, model_->capacity, model_->mem));
+      GCCL_CHECK(s->out.allocate(exec, model_->capacity, model_->mem));
       slots_.push_back(std::move(s));
     }
-    return gcclSuccess;
+    return scratch_.allocate(*model_, exec);
   }
 
   bool wantsRetry() const override { return retry_; }
@@ -80,7 +128,7 @@ class PairwiseService final : public Service {
           ++s.seq;
         }
         if (!s.posted) {
-          GCCL_CHECK(ctx.conn(s.peer)->irecv(s.in.data(), model_->bytes, requestTag(id_, s.seq),
+          GCCL_CHECK(ctx.conn(s.peer)->irecv(s.in.data(), model_->capacity, requestTag(id_, s.seq),
                                              meta_, &s.request.req));
           s.posted = true;
         }
@@ -100,7 +148,7 @@ class PairwiseService final : public Service {
           retry_ = true;
           break;
         }
-        GCCL_CHECK(ctx.conn(s.peer)->isend(s.out.data(), model_->bytes, replyTag(id_, s.seq), meta_,
+        GCCL_CHECK(ctx.conn(s.peer)->isend(s.out.data(), s.outBytes, replyTag(id_, s.seq), meta_,
                                            &s.reply.req));
         s.replying = true;
       }
@@ -122,6 +170,7 @@ class PairwiseService final : public Service {
     bool posted = false, replying = false;
     Transfer request, reply;
     ExecBuffer in, out;
+    size_t outBytes = 0;  // of the reply in `out`
   };
 
   // s_j = x_j; x_j = x_j/2 + s_i/2 (= x_j + (s_i - s_j)/2 while locked).
@@ -131,16 +180,18 @@ class PairwiseService final : public Service {
     *served = guard.owns_lock();
     if (!*served) return gcclSuccess;
     Model& m = *model_;
-    GCCL_CHECK(ctx.exec->copy(s.out.data(), m.mem, m.x, m.mem, m.bytes));
-    const void* ys[1] = {s.in.data()};
-    const double bs[1] = {0.5};
-    return ctx.exec->mix(m.x, 0.5, ys, bs, 1, m.count, m.type, m.mem);
+    uint64_t salt = mixBits(~static_cast<uint64_t>(m.rank)) ^ mixBits(s.seq) ^
+                    static_cast<uint64_t>(s.peer);
+    GCCL_CHECK(encodeModel(*ctx.exec, m, scratch_, salt, s.out.data(), &s.outBytes));
+    return addHalfDifference(*ctx.exec, m, scratch_, s.out.data(), s.in.data(),
+                             s.request.req.bytes, s.peer);
   }
 
   std::shared_ptr<Model> model_;
   transport::MessageMeta meta_;
   uint64_t id_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  CodecScratch scratch_;  // the driver's, for the exchanges it serves
   bool retry_ = false;
 };
 
@@ -170,19 +221,22 @@ class ServiceOp final : public Op {
 
 class ExchangeOp final : public Op {
  public:
-  ExchangeOp(int peer, uint64_t id, uint64_t seq, const void* snapshot, void* reply, size_t bytes,
-             transport::MessageMeta meta, gcclRequest* req)
+  ExchangeOp(int peer, uint64_t id, uint64_t seq, const void* snapshot, size_t sendBytes,
+             void* reply, size_t capacity, transport::MessageMeta meta, gcclRequest* req)
       : Op(OpKind::kPairwise, meta, req),
         peer_(peer),
         id_(id),
         seq_(seq),
         snapshot_(snapshot),
+        sendBytes_(sendBytes),
         reply_(reply),
-        bytes_(bytes) {}
+        capacity_(capacity) {}
   gcclResult_t start(OpContext& ctx) override {
-    GCCL_CHECK(postRecv(ctx, peer_, reply_, bytes_, replyTag(id_, seq_), &recv_));
-    return postSend(ctx, peer_, snapshot_, bytes_, requestTag(id_, seq_), &send_);
+    GCCL_CHECK(postRecv(ctx, peer_, reply_, capacity_, replyTag(id_, seq_), &recv_));
+    return postSend(ctx, peer_, snapshot_, sendBytes_, requestTag(id_, seq_), &send_);
   }
+  // The reply's length once done.
+  size_t replyBytes() const { return recv_.req.bytes; }
   gcclResult_t progress(OpContext&, bool* done) override {
     GCCL_CHECK(checkTransfer(send_));
     GCCL_CHECK(checkTransfer(recv_));
@@ -195,8 +249,9 @@ class ExchangeOp final : public Op {
   uint64_t id_;
   uint64_t seq_;
   const void* snapshot_;
+  size_t sendBytes_;
   void* reply_;
-  size_t bytes_;
+  size_t capacity_;
   Transfer send_, recv_;
 };
 
@@ -216,6 +271,8 @@ struct gcclPairwise {
   gccl::transport::MessageMeta meta;
   std::shared_ptr<gccl::Executor> exec;  // copies and mixes on the caller's thread
   gccl::ExecBuffer snapshot, reply;      // in the model's memory type
+  gccl::CodecScratch scratch;            // the caller's, for its exchanges
+  uint64_t exchanges = 0;                // seeds the stochastic codecs
 };
 
 namespace gccl {
@@ -232,13 +289,6 @@ gcclResult_t runServiceOp(gcclPairwise* p, bool add) {
   return launch(p->comm, std::make_unique<ServiceOp>(p->service, add, req), req, nullptr);
 }
 
-// SplitMix64: the partner choice is a pure function of (seed, rank, step).
-uint64_t mix64(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 }  // namespace
 
@@ -251,7 +301,13 @@ extern "C" {
 gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
                                 gcclDataType_t datatype, gcclTopology_t topo, uint64_t seed,
                                 gcclComm_t comm) {
-  const char* call = "gcclPairwiseCreate";
+  return gcclPairwiseCreateEx(pairwise, x, count, datatype, topo, seed, nullptr, comm);
+}
+
+gcclResult_t gcclPairwiseCreateEx(gcclPairwise_t* pairwise, void* x, size_t count,
+                                  gcclDataType_t datatype, gcclTopology_t topo, uint64_t seed,
+                                  const gcclGossipOptions_t* options, gcclComm_t comm) {
+  const char* call = options == nullptr ? "gcclPairwiseCreate" : "gcclPairwiseCreateEx";
   return apiCall(comm, call, nullptr, [&]() -> gcclResult_t {
     GCCL_REQUIRE(pairwise != nullptr, gcclInvalidArgument, "%s: pairwise (the output) is NULL",
                  call);
@@ -260,6 +316,11 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
     GCCL_CHECK(checkGossipModel(comm, x, count, datatype, call, &bytes, &mem));
     std::shared_ptr<Topology> t;
     GCCL_CHECK(checkTopologyFor(comm, topo, gcclMixDoublyStochastic, call, &t));
+    WireCodec codec;
+    GCCL_CHECK(readGossipOptions(options, call, &codec));
+    GCCL_CHECK(checkCodecType(codec, datatype, call));
+    size_t capacity = bytes;
+    if (codec.active) GCCL_CHECK(codec.maxBytes(count, datatype, &capacity));
     auto* p = new gcclPairwise();
     p->comm = comm;
     p->model = std::make_shared<Model>();
@@ -268,10 +329,14 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
     p->model->type = datatype;
     p->model->bytes = bytes;
     p->model->mem = mem;
+    p->model->codec = codec;
+    p->model->capacity = capacity;
+    p->model->rank = comm->rank;
     p->exec = comm->engine->executor();
     p->topo = t;
     p->seed = seed;
-    p->meta = makeMeta(OpKind::kPairwise, datatype, gcclSum, 0, count);
+    p->meta = makeMeta(OpKind::kPairwise, datatype, gcclSum, 0,
+                       withCodecSignature(count, codec.signature));
     // Neighbours: every rank this one is linked with at any step of the period.
     std::set<int> peers;
     std::vector<PeerWeight> list;
@@ -288,8 +353,9 @@ gcclResult_t gcclPairwiseCreate(gcclPairwise_t* pairwise, void* x, size_t count,
     p->sendSeq.assign(static_cast<size_t>(comm->nranks), 0);
     p->id = comm->asyncObjects++;
     p->service = std::make_shared<PairwiseService>(p->model, p->meta, p->id);
-    gcclResult_t r = p->snapshot.allocate(p->exec, bytes, p->model->mem);
-    if (r == gcclSuccess) r = p->reply.allocate(p->exec, bytes, p->model->mem);
+    gcclResult_t r = p->snapshot.allocate(p->exec, capacity, p->model->mem);
+    if (r == gcclSuccess) r = p->reply.allocate(p->exec, capacity, p->model->mem);
+    if (r == gcclSuccess) r = p->scratch.allocate(*p->model, p->exec);
     if (r == gcclSuccess) r = p->service->init(p->neighbours, p->exec);
     // Every rank serves before any rank asks: register, then meet in a barrier.
     if (r == gcclSuccess) r = runServiceOp(p, true);
@@ -327,25 +393,27 @@ gcclResult_t gcclPairwiseExchange(gcclPairwise_t p, uint64_t step, int* partner)
       if (partner != nullptr) *partner = -1;
       return gcclSuccess;
     }
-    uint64_t pick = mix64(p->seed ^ mix64(static_cast<uint64_t>(p->comm->rank) ^ mix64(step)));
+    uint64_t pick =
+        mixBits(p->seed ^ mixBits(static_cast<uint64_t>(p->comm->rank) ^ mixBits(step)));
     int peer = p->neighbours[pick % p->neighbours.size()];
     Model& m = *p->model;
+    size_t sendBytes = 0;
     {
       std::lock_guard<std::mutex> guard(m.lock);
-      GCCL_CHECK(p->exec->copy(p->snapshot.data(), m.mem, m.x, m.mem, m.bytes));
+      uint64_t salt = mixBits(static_cast<uint64_t>(m.rank)) ^ mixBits(p->exchanges++);
+      GCCL_CHECK(encodeModel(*p->exec, m, p->scratch, salt, p->snapshot.data(), &sendBytes));
     }
     gcclRequest* req = newRequest(p->comm->timeoutMs);
     uint64_t seq = p->sendSeq[static_cast<size_t>(peer)]++;
-    GCCL_CHECK(launch(p->comm,
-                      std::make_unique<ExchangeOp>(peer, p->id, seq, p->snapshot.data(),
-                                                   p->reply.data(), m.bytes, p->meta, req),
-                      req, nullptr));
+    auto op = std::make_unique<ExchangeOp>(peer, p->id, seq, p->snapshot.data(), sendBytes,
+                                           p->reply.data(), m.capacity, p->meta, req);
+    ExchangeOp* exchange = op.get();
+    GCCL_CHECK(launch(p->comm, std::move(op), req, nullptr));
     {
       // x += (s_j - s_i) / 2: the partner's half of the difference.
       std::lock_guard<std::mutex> guard(m.lock);
-      const void* ys[2] = {p->reply.data(), p->snapshot.data()};
-      const double bs[2] = {0.5, -0.5};
-      GCCL_CHECK(p->exec->mix(m.x, 1.0, ys, bs, 2, m.count, m.type, m.mem));
+      GCCL_CHECK(addHalfDifference(*p->exec, m, p->scratch, p->snapshot.data(), p->reply.data(),
+                                   exchange->replyBytes(), peer));
     }
     if (partner != nullptr) *partner = peer;
     return gcclSuccess;
