@@ -432,6 +432,47 @@ GCCL_EXPORT gcclResult_t gcclCodecDecode(const gcclCodecConfig_t* config, const 
                                          size_t inBytes, size_t count, gcclDataType_t datatype,
                                          void* dst, const void* reference);
 
+/* ---- Sparse AllReduce --------------------------------------------------------
+ * Each rank gives its tensor of `count` elements (count <= 2^32) as nnz
+ * (index, value) pairs: uint32 indices ascending and distinct, each below
+ * count, and nnz values of `datatype` (absent entries are zero). The result is
+ * the element-wise sum (gcclSum) or average (gcclAvg) over ranks, with the same
+ * bits on every rank. Ranks first share their nnz; while the ranks' pairs
+ * together take fewer bytes than a dense ring AllReduce moves per rank, each
+ * rank sends its pairs to every other (a sparse all-gather) and sums them in
+ * rank order; otherwise each rank scatters its pairs into a dense tensor and
+ * runs the dense AllReduce. Every rank makes the same choice. Blocking: the
+ * exchange's sizes come from its first phase. Bad indices (out of range,
+ * unsorted, repeated) are refused before anything is sent, naming the
+ * position. */
+
+/* Dense result: recvbuff holds count elements. */
+GCCL_EXPORT gcclResult_t gcclSparseAllReduce(const uint32_t* indices, const void* values,
+                                             size_t nnz, size_t count, gcclDataType_t datatype,
+                                             gcclRedOp_t op, void* recvbuff, gcclComm_t comm,
+                                             gcclStream_t stream);
+/* Sparse result: the entries whose sum over ranks is not zero (+0 or -0),
+ * ascending (gcclAvg: then divided by nranks), in
+ * outIndices / outValues (room for `capacity` entries); *outNnz gets their
+ * number. When they do not fit, every rank gets gcclInvalidArgument naming
+ * the capacity needed, and *outNnz is that need. */
+GCCL_EXPORT gcclResult_t gcclSparseAllReduceToSparse(const uint32_t* indices, const void* values,
+                                                     size_t nnz, size_t count,
+                                                     gcclDataType_t datatype, gcclRedOp_t op,
+                                                     uint32_t* outIndices, void* outValues,
+                                                     size_t capacity, size_t* outNnz,
+                                                     gcclComm_t comm, gcclStream_t stream);
+/* Gradient compression in one call: selects the top k entries of grad +
+ * residual (config: a gcclCodecTopK configuration; topkCount or topkFraction
+ * of count), keeps what was not selected in residual (count float32, zero at
+ * first, one per tensor), and sums (gcclSum) or averages (gcclAvg) the
+ * selections of all ranks into the dense recvbuff (count float32; it may be
+ * grad). *sentNnz (may be NULL) gets the entries this rank sent. */
+GCCL_EXPORT gcclResult_t gcclTopKAllReduce(const float* grad, float* residual, size_t count,
+                                           const gcclCodecConfig_t* config, gcclRedOp_t op,
+                                           float* recvbuff, size_t* sentNnz, gcclComm_t comm,
+                                           gcclStream_t stream);
+
 /* ---- Topologies (gossip) ------------------------------------------------
  * A topology tells a gossip algorithm (PushSum, neighbour averaging) who sends
  * to whom at each step, and with which weights. At step k, rank i keeps the

@@ -7,6 +7,7 @@
 #include "base/check.h"
 #include "kernels/cpu/mix.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/sparse.h"
 
 namespace gccl {
 
@@ -105,6 +106,50 @@ class CpuExecutor final : public Executor {
                       MemoryType mem) override {
     GCCL_CHECK(host("decode", mem));
     return kernels::codec::decode(p, in, inBytes, count, type, dst, reference);
+  }
+
+  gcclResult_t zero(void* dst, size_t bytes, MemoryType mem) override {
+    GCCL_CHECK(host("zero", mem));
+    if (bytes > 0) memset(dst, 0, bytes);
+    return gcclSuccess;
+  }
+
+  gcclResult_t scatterAdd(void* dst, const uint32_t* indices, const void* values, size_t nnz,
+                          gcclDataType_t type, MemoryType mem) override {
+    GCCL_CHECK(host("scatter-add into", mem));
+    GCCL_REQUIRE(kernels::sparse::scatterAdd(dst, indices, values, nnz, type),
+                 gcclInvalidArgument, "scatter-add of %s data refused (not a gccl type)",
+                 typeLabel(type));
+    return gcclSuccess;
+  }
+
+  gcclResult_t mergeSum(int n, const uint32_t* const* indices, const void* const* values,
+                        const size_t* nnz, gcclDataType_t type, bool dropZeros,
+                        uint32_t* outIndices, void* outValues, size_t capacity, size_t* outNnz,
+                        MemoryType mem) override {
+    GCCL_CHECK(host("merge", mem));
+    GCCL_REQUIRE(static_cast<unsigned>(type) < gcclNumTypes, gcclInvalidArgument,
+                 "merge of %s data refused (not a gccl type)", typeLabel(type));
+    GCCL_REQUIRE(kernels::sparse::mergeSum(n, indices, values, nnz, type, dropZeros, outIndices,
+                                           outValues, capacity, outNnz),
+                 gcclInvalidArgument,
+                 "the sparse result has %zu entries but there is room for %zu", *outNnz,
+                 capacity);
+    return gcclSuccess;
+  }
+
+  gcclResult_t compact(const void* dense, size_t count, gcclDataType_t type, uint32_t* outIndices,
+                       void* outValues, size_t capacity, size_t* outNnz,
+                       MemoryType mem) override {
+    GCCL_CHECK(host("compact", mem));
+    GCCL_REQUIRE(static_cast<unsigned>(type) < gcclNumTypes, gcclInvalidArgument,
+                 "compaction of %s data refused (not a gccl type)", typeLabel(type));
+    GCCL_REQUIRE(kernels::sparse::compact(dense, count, type, outIndices, outValues, capacity,
+                                          outNnz),
+                 gcclInvalidArgument,
+                 "the sparse result has %zu entries but there is room for %zu", *outNnz,
+                 capacity);
+    return gcclSuccess;
   }
 
   gcclResult_t allocate(size_t bytes, MemoryType type, void** out) override {

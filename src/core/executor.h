@@ -83,6 +83,22 @@ class Executor {
                               size_t count, gcclDataType_t type, void* dst, const void* reference,
                               MemoryType mem) = 0;
 
+  // dst <- `bytes` zero bytes.
+  virtual gcclResult_t zero(void* dst, size_t bytes, MemoryType mem) = 0;
+  // Sparse tensors (kernels/cpu/sparse.h, with its semantics): dst[idx[k]]
+  // += values[k]; the merged sum of n sorted lists; the non-zero entries of a
+  // dense tensor. The last two return gcclInvalidArgument when the result
+  // does not fit (*outNnz: the entries needed).
+  virtual gcclResult_t scatterAdd(void* dst, const uint32_t* indices, const void* values,
+                                  size_t nnz, gcclDataType_t type, MemoryType mem) = 0;
+  virtual gcclResult_t mergeSum(int n, const uint32_t* const* indices, const void* const* values,
+                                const size_t* nnz, gcclDataType_t type, bool dropZeros,
+                                uint32_t* outIndices, void* outValues, size_t capacity,
+                                size_t* outNnz, MemoryType mem) = 0;
+  virtual gcclResult_t compact(const void* dense, size_t count, gcclDataType_t type,
+                               uint32_t* outIndices, void* outValues, size_t capacity,
+                               size_t* outNnz, MemoryType mem) = 0;
+
   // Memory of `type`, 64-byte aligned, for scratch and staging buffers
   // (ScratchPool, ExecBuffer). `bytes` == 0 still gives a valid pointer.
   virtual gcclResult_t allocate(size_t bytes, MemoryType type, void** out) = 0;
