@@ -708,6 +708,37 @@ GCCL_EXPORT gcclResult_t gcclPairwiseLock(gcclPairwise_t pairwise);
 GCCL_EXPORT gcclResult_t gcclPairwiseUnlock(gcclPairwise_t pairwise);
 GCCL_EXPORT gcclResult_t gcclPairwiseDestroy(gcclPairwise_t pairwise);
 
+/* ---- Periodic averaging (local SGD, K-AVG) ---------------------------------------
+ * Ranks train on their own for `interval` steps, then average their models:
+ *   gcclLocalSgdCreate  collective: binds x (count floats of datatype);
+ *   gcclLocalSgdStep    after this rank's update of step `step`: when
+ *                       (step + 1) % interval == 0 it averages x (every rank
+ *                       must then call it with the same step) and sets
+ *                       *averaged = 1, else returns at once with 0 (may be NULL);
+ *   gcclLocalSgdDestroy frees it.
+ * Methods: gcclAverageAllReduce makes every model the exact average (with a
+ * codec in options: each rank sends its encoded model to all, and every rank
+ * averages the n decodings in rank order, so all models are equal, within the
+ * codec's error of the average); gcclAverageGossip does one neighbour-averaging
+ * step on `topo` (doubly stochastic; with options, compressed as
+ * gcclNeighborAverageEx). `topo` is ignored by gcclAverageAllReduce (may be
+ * NULL); otherwise it must outlive the object. The options and their codec
+ * configuration are copied. x is read and written only inside
+ * gcclLocalSgdStep; a failed compressed average leaves x as it was. */
+typedef struct gcclLocalSgd* gcclLocalSgd_t;
+typedef enum {
+  gcclAverageAllReduce = 0,
+  gcclAverageGossip = 1,
+  gcclAverageMethodRangeMin_ = -2147483647 - 1,
+  gcclAverageMethodRangeMax_ = 2147483647
+} gcclAverageMethod_t;
+GCCL_EXPORT gcclResult_t gcclLocalSgdCreate(gcclLocalSgd_t* localSgd, void* x, size_t count,
+                                            gcclDataType_t datatype, int interval,
+                                            gcclAverageMethod_t method, gcclTopology_t topo,
+                                            const gcclGossipOptions_t* options, gcclComm_t comm);
+GCCL_EXPORT gcclResult_t gcclLocalSgdStep(gcclLocalSgd_t localSgd, uint64_t step, int* averaged);
+GCCL_EXPORT gcclResult_t gcclLocalSgdDestroy(gcclLocalSgd_t localSgd);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -384,5 +384,84 @@ TEST(CompressedGossip, ALatticeOutOfRangeIsAnErrorNotAWrongValue) {
   });
 }
 
+// Local SGD: models are averaged exactly every K steps, compressed or not,
+// or mixed with a neighbour-averaging step.
+TEST(LocalSgd, AveragesEveryIntervalStepsExactlyCompressedOrByGossip) {
+  struct AvgBoard {
+    double exact[kRanks][kCount];
+    double coded[kRanks][kCount];
+    double gossip[kRanks][kCount];
+  };
+  SharedArea area(sizeof(AvgBoard));
+  auto* board = area.as<AvgBoard>();
+  runAndExpect(kRanks, [board](int rank, int n, const gcclUniqueId& id) {
+    gcclComm_t comm;
+    RANK_OK(gcclCommInitRank(&comm, n, id, rank));
+    gcclTopology_t ring;
+    RANK_OK(gcclTopologyCreate(&ring, gcclTopoRing, n, 1));
+    std::vector<double> x(kCount);
+    auto start = [&]() {
+      for (size_t i = 0; i < kCount; ++i)
+        x[i] = initial(rank, i);
+    };
+    gcclCodecConfig_t cfg = GCCL_CODEC_CONFIG_INITIALIZER;
+    cfg.codec = gcclCodecQuantize;
+    gcclGossipOptions_t opts = optionsWith(&cfg);
+    struct Run {
+      gcclAverageMethod_t method;
+      const gcclGossipOptions_t* options;
+      double (*out)[kCount];
+    } runs[] = {{gcclAverageAllReduce, nullptr, board->exact},
+                {gcclAverageAllReduce, &opts, board->coded},
+                {gcclAverageGossip, &opts, board->gossip}};
+    for (const Run& run : runs) {
+      start();
+      gcclLocalSgd_t h;
+      RANK_OK(gcclLocalSgdCreate(&h, x.data(), kCount, gcclFloat64, 3, run.method, ring,
+                                 run.options, comm));
+      for (uint64_t k = 0; k < 6; ++k) {
+        int averaged = -1;
+        RANK_OK(gcclLocalSgdStep(h, k, &averaged));
+        RANK_CHECK(averaged == (k % 3 == 2 ? 1 : 0), "step %llu: averaged = %d",
+                   static_cast<unsigned long long>(k), averaged);
+      }
+      RANK_OK(gcclLocalSgdDestroy(h));
+      for (size_t i = 0; i < kCount; ++i)
+        run.out[rank][i] = x[i];
+    }
+    gcclLocalSgd_t h;
+    RANK_CHECK(gcclLocalSgdCreate(&h, x.data(), kCount, gcclFloat64, 0, gcclAverageAllReduce,
+                                  nullptr, nullptr, comm) == gcclInvalidArgument,
+               "interval 0 accepted");
+    RANK_CHECK(strstr(gcclGetLastError(comm), "interval 0") != nullptr, "%s",
+               gcclGetLastError(comm));
+    RANK_CHECK(gcclLocalSgdCreate(&h, x.data(), kCount, gcclFloat64, 2, gcclAverageGossip, nullptr,
+                                  nullptr, comm) == gcclInvalidArgument,
+               "gossip without a topology accepted");
+    RANK_CHECK(gcclLocalSgdCreate(&h, x.data(), kCount, gcclFloat64, 2,
+                                  static_cast<gcclAverageMethod_t>(9), nullptr, nullptr,
+                                  comm) == gcclInvalidArgument,
+               "method 9 accepted");
+    RANK_OK(gcclTopologyDestroy(ring));
+    RANK_OK(gcclCommDestroy(comm));
+    return 0;
+  });
+  const double scale = 45.0 / 255;  // one 8-bit step over the models' range
+  for (size_t i = 0; i < kCount; ++i) {
+    double sum = 0;
+    for (int r = 0; r < kRanks; ++r)
+      sum += initial(r, i);
+    double gossipSum = 0;
+    for (int r = 0; r < kRanks; ++r) {
+      ASSERT_NEAR(board->exact[r][i], sum / kRanks, 1e-12) << "rank " << r << " element " << i;
+      ASSERT_EQ(memcmp(&board->coded[r][i], &board->coded[0][i], sizeof(double)), 0)
+          << "the compressed average differs between ranks 0 and " << r << " at element " << i;
+      ASSERT_NEAR(board->coded[r][i], sum / kRanks, scale / 2 + 1e-9) << "element " << i;
+      gossipSum += board->gossip[r][i];
+    }
+    ASSERT_NEAR(gossipSum, sum, 1e-9 * std::max(1.0, sum)) << "element " << i;
+  }
+}
+
 }  // namespace
 }  // namespace gccl::test
