@@ -81,9 +81,7 @@ ncclResult_t fillCommon(int dev, Props* props) {
 }
 
 ncclResult_t getPropertiesV6(int dev, ncclNetProperties_v6_t* props) {
-  ncclResult_t r = fillCommon(dev, props);
-  if (r == ncclSuccess) props->maxRecvs = 1;  // grouped receives need v7's NCCL
-  return r;
+  return fillCommon(dev, props);
 }
 template <typename Props>
 ncclResult_t getPropertiesV7(int dev, Props* props) {

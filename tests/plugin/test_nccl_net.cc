@@ -207,7 +207,7 @@ TEST_P(NcclNetVersion, LoadsAsNcclDoesAndDescribesOneHostOnlyDevicePerInterface)
     RANK_CHECK(p.ptrSupport == NCCL_PTR_HOST, "ptrSupport %d", p.ptrSupport);
     RANK_CHECK(p.speed > 0 && p.latency >= 0 && p.maxComms > 0, "speed %d latency %f maxComms %d",
                p.speed, p.latency, p.maxComms);
-    RANK_CHECK(p.maxRecvs == (v == 6 ? 1 : 8), "maxRecvs %d", p.maxRecvs);
+    RANK_CHECK(p.maxRecvs == 8, "maxRecvs %d", p.maxRecvs);
     RANK_CHECK(r.net->properties(1, &p) != ncclSuccess, "device 1 does not exist");
     RANK_CHECK(r.net->finalize() == ncclSuccess, "finalize");
     return 0;
@@ -286,35 +286,25 @@ TEST_P(NcclNetVersion, GroupedReceivesTagsSmallerSendsAndFlush) {
       RANK_CHECK(net->isend(sc, out[i].data(), sizes[i], tags[i], nullptr, &sreq[i]) == ncclSuccess && sreq[i], "isend %d", i);
     }
     // Receives: one grouped receive for tags 2, 3, 1 (buffers larger than
-    // the messages), where the version has grouped receives; then tag 9 twice.
+    // the messages), then tag 9 twice.
     std::vector<std::vector<uint8_t>> in(5, std::vector<uint8_t>(8192));
     int gtags[3] = {2, 3, 1};
     size_t caps[3] = {16, 8192, 4096};
     void* data[3] = {in[0].data(), in[1].data(), in[2].data()};
     void* mh[3] = {nullptr, nullptr, nullptr};
     int got[3] = {-1, -1, -1};
-    if (v >= 7) {
-      void* req = nullptr;
-      RANK_CHECK(net->irecv(rc, 3, data, caps, gtags, mh, &req) == ncclSuccess && req, "grouped irecv");
-      RANK_CHECK(waitRequest(net, req, got) == ncclSuccess, "grouped receive");
-    } else {
-      // Posted together, as NCCL posts them: one TCP stream delivers in
-      // order, so a receive must be posted before a later one is waited for.
-      void* req[3] = {};
-      for (int i = 0; i < 3; ++i)
-        RANK_CHECK(net->irecv(rc, 1, &data[i], &caps[i], &gtags[i], &mh[i], &req[i]) == ncclSuccess && req[i], "irecv");
-      for (int i = 0; i < 3; ++i)
-        RANK_CHECK(waitRequest(net, req[i], &got[i]) == ncclSuccess, "receive %d", i);
-    }
+    void* req = nullptr;
+    RANK_CHECK(net->irecv(rc, 3, data, caps, gtags, mh, &req) == ncclSuccess && req, "grouped irecv");
+    RANK_CHECK(waitRequest(net, req, got) == ncclSuccess, "grouped receive");
     RANK_CHECK(got[0] == 0 && got[1] == 5000 && got[2] == 100, "sizes %d %d %d", got[0], got[1], got[2]);
     RANK_CHECK(matches(in[1], 5000, 42) && matches(in[2], 100, 40), "grouped payloads");
     for (int i = 0; i < 2; ++i) {
       void* d = in[3 + i].data();
       size_t cap = 64;
       int tag = 9, size = -1;
-      void* req = nullptr;
-      RANK_CHECK(net->irecv(rc, 1, &d, &cap, &tag, nullptr, &req) == ncclSuccess && req, "irecv tag 9");
-      RANK_CHECK(waitRequest(net, req, &size) == ncclSuccess, "tag 9");
+      void* one = nullptr;
+      RANK_CHECK(net->irecv(rc, 1, &d, &cap, &tag, nullptr, &one) == ncclSuccess && one, "irecv tag 9");
+      RANK_CHECK(waitRequest(net, one, &size) == ncclSuccess, "tag 9");
       RANK_CHECK(size == static_cast<int>(sizes[3 + i]) && matches(in[3 + i], size, 43 + i), "tag 9 message %d: %d bytes", i, size);
     }
     for (int i = 0; i < 5; ++i)
