@@ -110,8 +110,7 @@ bool logEnabled(LogLevel level, uint32_t subsys) {
   return level <= s.level && (subsys & s.subsys) != 0;
 }
 
-void logMessage(LogLevel level, uint32_t subsys, const char* file, int line, const char* fmt,
-                ...) {
+void logMessage(LogLevel level, uint32_t subsys, const char* file, int line, const char* fmt, ...) {
   char msg[2048];
   va_list ap;
   va_start(ap, fmt);

@@ -59,10 +59,20 @@ size_t parseSize(const char* s) {
   char* end = nullptr;
   double v = strtod(s, &end);
   switch (*end) {
-    case 'K': case 'k': v *= 1024; break;
-    case 'M': case 'm': v *= 1024 * 1024; break;
-    case 'G': case 'g': v *= 1024.0 * 1024 * 1024; break;
-    default: break;
+    case 'K':
+    case 'k':
+      v *= 1024;
+      break;
+    case 'M':
+    case 'm':
+      v *= 1024 * 1024;
+      break;
+    case 'G':
+    case 'g':
+      v *= 1024.0 * 1024 * 1024;
+      break;
+    default:
+      break;
   }
   return static_cast<size_t>(v);
 }
@@ -112,7 +122,8 @@ class PluginPattern final : public Pattern {
     ncclNetDeviceHandle_t* dh = nullptr;
     while (send_ == nullptr || recv_ == nullptr) {
       if (now() > end) die("connect/accept did not finish in 60 s");
-      if (send_ == nullptr && net_->connect(ctx_, 0, theirs, &send_, &dh) != ncclSuccess) die("connect");
+      if (send_ == nullptr && net_->connect(ctx_, 0, theirs, &send_, &dh) != ncclSuccess)
+        die("connect");
       if (recv_ == nullptr && net_->accept(listen_, &recv_, &dh) != ncclSuccess) die("accept");
     }
   }
@@ -139,11 +150,13 @@ class PluginPattern final : public Pattern {
     int tag = 0;
     double end = now() + kDeadlineSec;
     while (rreq == nullptr) {
-      if (net_->irecv(recv_, 1, &data, &size, &tag, &rmh_, nullptr, &rreq) != ncclSuccess) die("irecv");
+      if (net_->irecv(recv_, 1, &data, &size, &tag, &rmh_, nullptr, &rreq) != ncclSuccess)
+        die("irecv");
       if (now() > end) die("irecv stayed NULL");
     }
     while (sreq == nullptr) {
-      if (net_->isend(send_, out_.data(), bytes, 0, smh_, nullptr, &sreq) != ncclSuccess) die("isend");
+      if (net_->isend(send_, out_.data(), bytes, 0, smh_, nullptr, &sreq) != ncclSuccess)
+        die("isend");
       if (now() > end) die("isend stayed NULL");
     }
     int sdone = 0, rdone = 0;
@@ -206,13 +219,17 @@ class SocketPattern final : public Pattern {
     while (sent < bytes || got < bytes) {
       if (sent < bytes) {
         ssize_t k = send(fd_, out_.data() + sent, bytes - sent, MSG_NOSIGNAL);
-        if (k > 0) sent += static_cast<size_t>(k);
-        else if (errno != EAGAIN) die("send");
+        if (k > 0)
+          sent += static_cast<size_t>(k);
+        else if (errno != EAGAIN)
+          die("send");
       }
       if (got < bytes) {
         ssize_t k = recv(fd_, in_.data() + got, bytes - got, 0);
-        if (k > 0) got += static_cast<size_t>(k);
-        else if (k == 0 || errno != EAGAIN) die("recv");
+        if (k > 0)
+          got += static_cast<size_t>(k);
+        else if (k == 0 || errno != EAGAIN)
+          die("recv");
       }
       if (now() > end) die("a transfer did not finish in 60 s");
     }
@@ -268,14 +285,22 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) die(("missing value after " + a).c_str());
       return argv[++i];
     };
-    if (a == "--mode") o.mode = next();
-    else if (a == "--plugin") o.plugin = next();
-    else if (a == "-b") o.minBytes = parseSize(next());
-    else if (a == "-e") o.maxBytes = parseSize(next());
-    else if (a == "-f") o.factor = atof(next());
-    else if (a == "-w") o.warmup = atoi(next());
-    else if (a == "-n") o.iters = atoi(next());
-    else die(("unknown flag " + a + " (--mode plugin|socket --plugin PATH -b -e -f -w -n)").c_str());
+    if (a == "--mode")
+      o.mode = next();
+    else if (a == "--plugin")
+      o.plugin = next();
+    else if (a == "-b")
+      o.minBytes = parseSize(next());
+    else if (a == "-e")
+      o.maxBytes = parseSize(next());
+    else if (a == "-f")
+      o.factor = atof(next());
+    else if (a == "-w")
+      o.warmup = atoi(next());
+    else if (a == "-n")
+      o.iters = atoi(next());
+    else
+      die(("unknown flag " + a + " (--mode plugin|socket --plugin PATH -b -e -f -w -n)").c_str());
   }
   if (o.mode != "plugin" && o.mode != "socket") die("--mode is plugin or socket");
   if (o.mode == "plugin" && o.plugin.empty()) die("--mode plugin needs --plugin PATH");

@@ -195,8 +195,8 @@ typedef struct {
   ncclResult_t (*deregMr)(void* comm, void* mhandle);
   ncclResult_t (*isend)(void* sendComm, void* data, int size, int tag, void* mhandle,
                         void** request);
-  ncclResult_t (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags,
-                        void** mhandles, void** request);
+  ncclResult_t (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags, void** mhandles,
+                        void** request);
   ncclResult_t (*iflush)(void* recvComm, int n, void** data, int* sizes, void** mhandles,
                          void** request);
   ncclResult_t (*test)(void* request, int* done, int* sizes);
@@ -221,8 +221,8 @@ typedef struct {
   ncclResult_t (*deregMr)(void* comm, void* mhandle);
   ncclResult_t (*isend)(void* sendComm, void* data, int size, int tag, void* mhandle,
                         void** request);
-  ncclResult_t (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags,
-                        void** mhandles, void** request);
+  ncclResult_t (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags, void** mhandles,
+                        void** request);
   ncclResult_t (*iflush)(void* recvComm, int n, void** data, int* sizes, void** mhandles,
                          void** request);
   ncclResult_t (*test)(void* request, int* done, int* sizes);
@@ -249,8 +249,8 @@ typedef struct {
   ncclResult_t (*deregMr)(void* comm, void* mhandle);
   ncclResult_t (*isend)(void* sendComm, void* data, int size, int tag, void* mhandle,
                         void** request);
-  ncclResult_t (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags,
-                        void** mhandles, void** request);
+  ncclResult_t (*irecv)(void* recvComm, int n, void** data, int* sizes, int* tags, void** mhandles,
+                        void** request);
   ncclResult_t (*iflush)(void* recvComm, int n, void** data, int* sizes, void** mhandles,
                          void** request);
   ncclResult_t (*test)(void* request, int* done, int* sizes);
@@ -322,35 +322,34 @@ typedef struct {
 
 // v11: a context per NCCL communicator (init/finalize), given to listen and
 // connect; setNetAttr. v12 has the same table over wider properties.
-#define GCCL_NCCL_NET_V11_TABLE(PROPS, VPROPS)                                                  \
-  const char* name;                                                                            \
-  ncclResult_t (*init)(void** ctx, uint64_t commId, ncclNetCommConfig_t* config,               \
-                       ncclDebugLogger_t logFunction, ncclProfilerCallback_t profFunction);    \
-  ncclResult_t (*devices)(int* ndev);                                                          \
-  ncclResult_t (*getProperties)(int dev, PROPS* props);                                        \
-  ncclResult_t (*listen)(void* ctx, int dev, void* handle, void** listenComm);                 \
-  ncclResult_t (*connect)(void* ctx, int dev, void* handle, void** sendComm,                   \
-                          ncclNetDeviceHandle_t** sendDevComm);                                \
-  ncclResult_t (*accept)(void* listenComm, void** recvComm,                                    \
-                         ncclNetDeviceHandle_t** recvDevComm);                                 \
-  ncclResult_t (*regMr)(void* comm, void* data, size_t size, int type, void** mhandle);        \
-  ncclResult_t (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset, \
-                              int fd, void** mhandle);                                         \
-  ncclResult_t (*deregMr)(void* comm, void* mhandle);                                          \
-  ncclResult_t (*isend)(void* sendComm, void* data, size_t size, int tag, void* mhandle,       \
-                        void* phandle, void** request);                                        \
-  ncclResult_t (*irecv)(void* recvComm, int n, void** data, size_t* sizes, int* tags,          \
-                        void** mhandles, void** phandles, void** request);                     \
-  ncclResult_t (*iflush)(void* recvComm, int n, void** data, int* sizes, void** mhandles,      \
-                         void** request);                                                      \
-  ncclResult_t (*test)(void* request, int* done, int* sizes);                                  \
-  ncclResult_t (*closeSend)(void* sendComm);                                                   \
-  ncclResult_t (*closeRecv)(void* recvComm);                                                   \
-  ncclResult_t (*closeListen)(void* listenComm);                                               \
-  ncclResult_t (*getDeviceMr)(void* comm, void* mhandle, void** dptr_mhandle);                 \
-  ncclResult_t (*irecvConsumed)(void* recvComm, int n, void* request);                         \
-  ncclResult_t (*makeVDevice)(int* d, VPROPS* props);                                          \
-  ncclResult_t (*finalize)(void* ctx);                                                         \
+#define GCCL_NCCL_NET_V11_TABLE(PROPS, VPROPS)                                                    \
+  const char* name;                                                                               \
+  ncclResult_t (*init)(void** ctx, uint64_t commId, ncclNetCommConfig_t* config,                  \
+                       ncclDebugLogger_t logFunction, ncclProfilerCallback_t profFunction);       \
+  ncclResult_t (*devices)(int* ndev);                                                             \
+  ncclResult_t (*getProperties)(int dev, PROPS* props);                                           \
+  ncclResult_t (*listen)(void* ctx, int dev, void* handle, void** listenComm);                    \
+  ncclResult_t (*connect)(void* ctx, int dev, void* handle, void** sendComm,                      \
+                          ncclNetDeviceHandle_t** sendDevComm);                                   \
+  ncclResult_t (*accept)(void* listenComm, void** recvComm, ncclNetDeviceHandle_t** recvDevComm); \
+  ncclResult_t (*regMr)(void* comm, void* data, size_t size, int type, void** mhandle);           \
+  ncclResult_t (*regMrDmaBuf)(void* comm, void* data, size_t size, int type, uint64_t offset,     \
+                              int fd, void** mhandle);                                            \
+  ncclResult_t (*deregMr)(void* comm, void* mhandle);                                             \
+  ncclResult_t (*isend)(void* sendComm, void* data, size_t size, int tag, void* mhandle,          \
+                        void* phandle, void** request);                                           \
+  ncclResult_t (*irecv)(void* recvComm, int n, void** data, size_t* sizes, int* tags,             \
+                        void** mhandles, void** phandles, void** request);                        \
+  ncclResult_t (*iflush)(void* recvComm, int n, void** data, int* sizes, void** mhandles,         \
+                         void** request);                                                         \
+  ncclResult_t (*test)(void* request, int* done, int* sizes);                                     \
+  ncclResult_t (*closeSend)(void* sendComm);                                                      \
+  ncclResult_t (*closeRecv)(void* recvComm);                                                      \
+  ncclResult_t (*closeListen)(void* listenComm);                                                  \
+  ncclResult_t (*getDeviceMr)(void* comm, void* mhandle, void** dptr_mhandle);                    \
+  ncclResult_t (*irecvConsumed)(void* recvComm, int n, void* request);                            \
+  ncclResult_t (*makeVDevice)(int* d, VPROPS* props);                                             \
+  ncclResult_t (*finalize)(void* ctx);                                                            \
   ncclResult_t (*setNetAttr)(void* ctx, ncclNetAttr_t* netAttr);
 
 typedef struct {

@@ -81,8 +81,8 @@ ncclResult_t isend(Comm* comm, void* data, size_t size, int tag, void* mhandle,
   r->isSend = true;
   r->n = 1;
   r->sub[0] = transport::Request();
-  gcclResult_t res = comm->conn().isend(data, size, comm->nextTag(tag), transport::MessageMeta(),
-                                        &r->sub[0]);
+  gcclResult_t res =
+      comm->conn().isend(data, size, comm->nextTag(tag), transport::MessageMeta(), &r->sub[0]);
   if (res != gcclSuccess) {
     r->used = false;
     return comm->fail(res, threadLastError());
@@ -115,7 +115,8 @@ ncclResult_t irecv(Comm* comm, int n, void** data, const size_t* sizes, const in
     r->capacity[i] = sizes[i];
     transport::MessageMeta any;
     any.info = transport::kMetaAny;
-    gcclResult_t res = comm->conn().irecv(data[i], sizes[i], comm->nextTag(tags[i]), any, &r->sub[i]);
+    gcclResult_t res =
+        comm->conn().irecv(data[i], sizes[i], comm->nextTag(tags[i]), any, &r->sub[i]);
     if (res != gcclSuccess) return comm->fail(res, threadLastError());
   }
   *request = r;

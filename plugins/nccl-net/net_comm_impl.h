@@ -28,32 +28,37 @@ inline constexpr int kMaxRequests = NCCL_NET_MAX_REQUESTS;
 // The result NCCL gets for the reason gccl recorded.
 inline ncclResult_t toNccl(gcclResult_t r) {
   switch (r) {
-    case gcclSuccess: return ncclSuccess;
-    case gcclInvalidArgument: return ncclInvalidArgument;
-    case gcclInvalidUsage: return ncclInvalidUsage;
-    case gcclRemoteError: return ncclRemoteError;
-    case gcclSystemError: return ncclSystemError;
-    default: return ncclInternalError;
+    case gcclSuccess:
+      return ncclSuccess;
+    case gcclInvalidArgument:
+      return ncclInvalidArgument;
+    case gcclInvalidUsage:
+      return ncclInvalidUsage;
+    case gcclRemoteError:
+      return ncclRemoteError;
+    case gcclSystemError:
+      return ncclSystemError;
+    default:
+      return ncclInternalError;
   }
 }
 
-#define NET_CHECK(call)                                                 \
-  do {                                                                  \
-    gcclResult_t res_ = (call);                                         \
-    if (res_ != gcclSuccess) {                                          \
+#define NET_CHECK(call)                                                    \
+  do {                                                                     \
+    gcclResult_t res_ = (call);                                            \
+    if (res_ != gcclSuccess) {                                             \
       GCCL_WARN(kLogNet, "NET/gccl: %s: %s", __func__, threadLastError()); \
-      return toNccl(res_);                                              \
-    }                                                                   \
+      return toNccl(res_);                                                 \
+    }                                                                      \
   } while (0)
 
-#define NET_REQUIRE(cond, code, ...)        \
-  do {                                      \
-    if (!(cond)) {                          \
+#define NET_REQUIRE(cond, code, ...)                \
+  do {                                              \
+    if (!(cond)) {                                  \
       GCCL_WARN(kLogNet, "NET/gccl: " __VA_ARGS__); \
-      return (code);                        \
-    }                                       \
+      return (code);                                \
+    }                                               \
   } while (0)
-
 
 class Context {
  public:
@@ -78,7 +83,8 @@ struct NetRequest {
 // One side of one connection: NCCL's send comm or recv comm.
 class Comm final : public transport::Poller {
  public:
-  Comm(bool isSend, uint64_t id, std::string peer) : isSend_(isSend), id_(id), peer_(std::move(peer)) {}
+  Comm(bool isSend, uint64_t id, std::string peer)
+      : isSend_(isSend), id_(id), peer_(std::move(peer)) {}
   ~Comm() override {
     conn_.reset();  // unwatches its fds through this poller
     if (epfd_ >= 0) close(epfd_);
@@ -175,6 +181,5 @@ class Comm final : public transport::Poller {
   std::unordered_map<int, uint32_t> seq_;
   ncclResult_t broken_ = ncclSuccess;
 };
-
 
 }  // namespace gccl::nccl_net

@@ -41,7 +41,7 @@ std::atomic<ncclDebugLogger_t> gLogger{nullptr};
 void forwardLog(LogLevel level, uint32_t subsys, const char* file, int line, const char* msg) {
   ncclDebugLogger_t fn = gLogger.load(std::memory_order_acquire);
   if (fn == nullptr) return;
-  ncclDebugLogLevel l = level <= kLogWarn ? NCCL_LOG_WARN
+  ncclDebugLogLevel l = level <= kLogWarn   ? NCCL_LOG_WARN
                         : level == kLogInfo ? NCCL_LOG_INFO
                                             : NCCL_LOG_TRACE;
   unsigned long flags = NCCL_NET | ((subsys & kLogInit) != 0 ? NCCL_INIT : 0);
@@ -108,7 +108,9 @@ void setLogger(ncclDebugLogger_t fn) {
   setLogSink(forwardLog, max);
 }
 
-ncclDebugLogger_t logger() { return gLogger.load(std::memory_order_acquire); }
+ncclDebugLogger_t logger() {
+  return gLogger.load(std::memory_order_acquire);
+}
 
 ncclResult_t contextCreate(uint64_t commId, const ncclNetCommConfig_t* config, Context** out) {
   NET_REQUIRE(out != nullptr, ncclInvalidArgument, "init: ctx is NULL");
@@ -122,9 +124,8 @@ ncclResult_t contextCreate(uint64_t commId, const ncclNetCommConfig_t* config, C
 }
 
 ncclResult_t contextSetAttr(Context* ctx, const ncclNetAttr_t* attr) {
-  NET_REQUIRE(ctx != nullptr && attr != nullptr, ncclInvalidArgument,
-              "setNetAttr: ctx %p, attr %p", static_cast<void*>(ctx),
-              static_cast<const void*>(attr));
+  NET_REQUIRE(ctx != nullptr && attr != nullptr, ncclInvalidArgument, "setNetAttr: ctx %p, attr %p",
+              static_cast<void*>(ctx), static_cast<const void*>(attr));
   // Hints only: one connection already uses every socket it was given.
   ctx->attr = *attr;
   return ncclSuccess;
@@ -296,8 +297,7 @@ ncclResult_t connect(Context* ctx, int dev, void* handle, Comm** out) {
 
 ncclResult_t accept(ListenComm* l, Comm** out) {
   NET_REQUIRE(l != nullptr && out != nullptr, ncclInvalidArgument,
-              "accept: listenComm %p, recvComm %p", static_cast<void*>(l),
-              static_cast<void*>(out));
+              "accept: listenComm %p, recvComm %p", static_cast<void*>(l), static_cast<void*>(out));
   *out = nullptr;
   std::lock_guard<std::mutex> lock(l->mu);
   std::vector<tcp::Admitted> admitted;

@@ -33,9 +33,15 @@ constexpr const char* kName = "gccl";
 // The largest message NCCL may hand over: test reports sizes as ints.
 constexpr size_t kMaxMessageBytes = 0x7fffffff;
 
-net::Context* asCtx(void* p) { return static_cast<net::Context*>(p); }
-net::ListenComm* asListen(void* p) { return static_cast<net::ListenComm*>(p); }
-net::Comm* asComm(void* p) { return static_cast<net::Comm*>(p); }
+net::Context* asCtx(void* p) {
+  return static_cast<net::Context*>(p);
+}
+net::ListenComm* asListen(void* p) {
+  return static_cast<net::ListenComm*>(p);
+}
+net::Comm* asComm(void* p) {
+  return static_cast<net::Comm*>(p);
+}
 
 ncclResult_t initLogger(ncclDebugLogger_t logFunction) {
   net::setLogger(logFunction);
@@ -43,7 +49,9 @@ ncclResult_t initLogger(ncclDebugLogger_t logFunction) {
   return net::deviceCount(&n);  // finds (and logs) the devices once
 }
 
-ncclResult_t initV6(ncclDebugLogger_t logFunction) { return initLogger(logFunction); }
+ncclResult_t initV6(ncclDebugLogger_t logFunction) {
+  return initLogger(logFunction);
+}
 ncclResult_t initV10(ncclDebugLogger_t logFunction, ncclProfilerCallback_t) {
   return initLogger(logFunction);
 }
@@ -53,12 +61,16 @@ ncclResult_t initV11(void** ctx, uint64_t commId, ncclNetCommConfig_t* config,
   if (r != ncclSuccess) return r;
   return net::contextCreate(commId, config, reinterpret_cast<net::Context**>(ctx));
 }
-ncclResult_t finalizeV11(void* ctx) { return net::contextDestroy(asCtx(ctx)); }
+ncclResult_t finalizeV11(void* ctx) {
+  return net::contextDestroy(asCtx(ctx));
+}
 ncclResult_t setNetAttrV11(void* ctx, ncclNetAttr_t* attr) {
   return net::contextSetAttr(asCtx(ctx), attr);
 }
 
-ncclResult_t devices(int* ndev) { return net::deviceCount(ndev); }
+ncclResult_t devices(int* ndev) {
+  return net::deviceCount(ndev);
+}
 
 // Fills the fields every version has; `Props` is that version's struct.
 template <typename Props>
@@ -165,7 +177,9 @@ ncclResult_t regMrDmaBuf(void* comm, void* data, size_t size, int type, uint64_t
                          void** mhandle) {
   return net::regMrDmaBuf(asComm(comm), data, size, type, offset, fd, mhandle);
 }
-ncclResult_t deregMr(void* comm, void* mhandle) { return net::deregMr(asComm(comm), mhandle); }
+ncclResult_t deregMr(void* comm, void* mhandle) {
+  return net::deregMr(asComm(comm), mhandle);
+}
 
 ncclResult_t isendInt(void* sendComm, void* data, int size, int tag, void* mhandle,
                       void** request) {
@@ -194,13 +208,13 @@ ncclResult_t irecvInt(void* recvComm, int n, void** data, int* sizes, int* tags,
   return net::irecv(asComm(recvComm), n, data, wide, tags, mhandles,
                     reinterpret_cast<net::NetRequest**>(request));
 }
-ncclResult_t irecvV9(void* recvComm, int n, void** data, size_t* sizes, int* tags,
-                     void** mhandles, void** request) {
+ncclResult_t irecvV9(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles,
+                     void** request) {
   return net::irecv(asComm(recvComm), n, data, sizes, tags, mhandles,
                     reinterpret_cast<net::NetRequest**>(request));
 }
-ncclResult_t irecvV10(void* recvComm, int n, void** data, size_t* sizes, int* tags,
-                      void** mhandles, void**, void** request) {
+ncclResult_t irecvV10(void* recvComm, int n, void** data, size_t* sizes, int* tags, void** mhandles,
+                      void**, void** request) {
   return irecvV9(recvComm, n, data, sizes, tags, mhandles, request);
 }
 
@@ -212,51 +226,56 @@ ncclResult_t iflush(void* recvComm, int n, void** data, int* sizes, void** mhand
 ncclResult_t test(void* request, int* done, int* sizes) {
   return net::test(static_cast<net::NetRequest*>(request), done, sizes);
 }
-ncclResult_t closeComm(void* comm) { return net::closeComm(asComm(comm)); }
-ncclResult_t closeListen(void* listenComm) { return net::closeListen(asListen(listenComm)); }
+ncclResult_t closeComm(void* comm) {
+  return net::closeComm(asComm(comm));
+}
+ncclResult_t closeListen(void* listenComm) {
+  return net::closeListen(asListen(listenComm));
+}
 
 }  // namespace
 
 #define GCCL_NET_EXPORT extern "C" __attribute__((visibility("default")))
 
 GCCL_NET_EXPORT const ncclNet_v12_t ncclNetPlugin_v12 = {
-    kName,       initV11,   devices,     getPropertiesV12, listenV11, connectV11, acceptV7,
-    regMr,       regMrDmaBuf, deregMr,   isendV10,         irecvV10,  iflush,     test,
-    closeComm,   closeComm, closeListen, nullptr,          nullptr,   nullptr,    finalizeV11,
-    setNetAttrV11};
+    kName,    initV11, devices,     getPropertiesV12, listenV11,   connectV11,
+    acceptV7, regMr,   regMrDmaBuf, deregMr,          isendV10,    irecvV10,
+    iflush,   test,    closeComm,   closeComm,        closeListen, nullptr,
+    nullptr,  nullptr, finalizeV11, setNetAttrV11};
 
 GCCL_NET_EXPORT const ncclNet_v11_t ncclNetPlugin_v11 = {
-    kName,       initV11,   devices,     getPropertiesV11, listenV11, connectV11, acceptV7,
-    regMr,       regMrDmaBuf, deregMr,   isendV10,         irecvV10,  iflush,     test,
-    closeComm,   closeComm, closeListen, nullptr,          nullptr,   nullptr,    finalizeV11,
-    setNetAttrV11};
+    kName,    initV11, devices,     getPropertiesV11, listenV11,   connectV11,
+    acceptV7, regMr,   regMrDmaBuf, deregMr,          isendV10,    irecvV10,
+    iflush,   test,    closeComm,   closeComm,        closeListen, nullptr,
+    nullptr,  nullptr, finalizeV11, setNetAttrV11};
 
 GCCL_NET_EXPORT const ncclNet_v10_t ncclNetPlugin_v10 = {
-    kName,     initV10,     devices,   getPropertiesV9<ncclNetProperties_v10_t>,
-    listenV6,  connectV10,  acceptV7,  regMr,
-    regMrDmaBuf, deregMr,   isendV10,  irecvV10,
-    iflush,    test,        closeComm, closeComm,
-    closeListen, nullptr,   nullptr,   nullptr};
+    kName,       initV10,    devices,   getPropertiesV9<ncclNetProperties_v10_t>,
+    listenV6,    connectV10, acceptV7,  regMr,
+    regMrDmaBuf, deregMr,    isendV10,  irecvV10,
+    iflush,      test,       closeComm, closeComm,
+    closeListen, nullptr,    nullptr,   nullptr};
 
 GCCL_NET_EXPORT const ncclNet_v9_t ncclNetPlugin_v9 = {
-    kName,     initV6,      devices,   getPropertiesV9<ncclNetProperties_v9_t>,
-    listenV6,  connectV7,   acceptV7,  regMr,
+    kName,       initV6,    devices,   getPropertiesV9<ncclNetProperties_v9_t>,
+    listenV6,    connectV7, acceptV7,  regMr,
     regMrDmaBuf, deregMr,   isendV9,   irecvV9,
-    iflush,    test,        closeComm, closeComm,
+    iflush,      test,      closeComm, closeComm,
     closeListen, nullptr,   nullptr,   nullptr};
 
 GCCL_NET_EXPORT const ncclNet_v8_t ncclNetPlugin_v8 = {
-    kName,   initV6,    devices,      getPropertiesV8, listenV6, connectV7, acceptV7,
-    regMr,   regMrDmaBuf, deregMr,    isendInt,        irecvInt, iflush,    test,
-    closeComm, closeComm, closeListen, nullptr,        nullptr};
+    kName,     initV6,      devices,     getPropertiesV8, listenV6, connectV7, acceptV7,
+    regMr,     regMrDmaBuf, deregMr,     isendInt,        irecvInt, iflush,    test,
+    closeComm, closeComm,   closeListen, nullptr,         nullptr};
 
 GCCL_NET_EXPORT const ncclNet_v7_t ncclNetPlugin_v7 = {
-    kName,    initV6,    devices,      getPropertiesV7<ncclNetProperties_v7_t>, listenV6,
-    connectV7, acceptV7, regMrInt,     regMrDmaBuf,                             deregMr,
-    isendInt, irecvInt,  iflush,       test,                                    closeComm,
-    closeComm, closeListen, nullptr,   nullptr};
+    kName,       initV6,    devices,   getPropertiesV7<ncclNetProperties_v7_t>,
+    listenV6,    connectV7, acceptV7,  regMrInt,
+    regMrDmaBuf, deregMr,   isendInt,  irecvInt,
+    iflush,      test,      closeComm, closeComm,
+    closeListen, nullptr,   nullptr};
 
 GCCL_NET_EXPORT const ncclNet_v6_t ncclNetPlugin_v6 = {
-    kName,    initV6,   devices,   getPropertiesV6, listenV6, connectV6,   acceptV6,
-    regMrInt, regMrDmaBuf, deregMr, isendInt,       irecvInt, iflush,      test,
-    closeComm, closeComm, closeListen};
+    kName,    initV6,   devices,     getPropertiesV6, listenV6,   connectV6,
+    acceptV6, regMrInt, regMrDmaBuf, deregMr,         isendInt,   irecvInt,
+    iflush,   test,     closeComm,   closeComm,       closeListen};

@@ -21,24 +21,24 @@ namespace {
 
 constexpr int kSkip = 77;
 
-#define JOB_CHECK(cond, ...)                    \
-  do {                                          \
-    if (!(cond)) {                              \
-      fprintf(stderr, "rank %d: ", gRank);      \
-      fprintf(stderr, __VA_ARGS__);             \
-      fprintf(stderr, "\n");                    \
-      return 1;                                 \
-    }                                           \
+#define JOB_CHECK(cond, ...)               \
+  do {                                     \
+    if (!(cond)) {                         \
+      fprintf(stderr, "rank %d: ", gRank); \
+      fprintf(stderr, __VA_ARGS__);        \
+      fprintf(stderr, "\n");               \
+      return 1;                            \
+    }                                      \
   } while (0)
-#define CUDA_OK(call)                                                                     \
-  do {                                                                                    \
-    cudaError_t e_ = (call);                                                              \
-    JOB_CHECK(e_ == cudaSuccess, "%s: %s", #call, cudaGetErrorString(e_));                \
+#define CUDA_OK(call)                                                      \
+  do {                                                                     \
+    cudaError_t e_ = (call);                                               \
+    JOB_CHECK(e_ == cudaSuccess, "%s: %s", #call, cudaGetErrorString(e_)); \
   } while (0)
-#define NCCL_OK(call)                                                                     \
-  do {                                                                                    \
-    ncclResult_t r_ = (call);                                                             \
-    JOB_CHECK(r_ == ncclSuccess, "%s: %s", #call, ncclGetErrorString(r_));                \
+#define NCCL_OK(call)                                                      \
+  do {                                                                     \
+    ncclResult_t r_ = (call);                                              \
+    JOB_CHECK(r_ == ncclSuccess, "%s: %s", #call, ncclGetErrorString(r_)); \
   } while (0)
 
 int gRank = -1;
@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     NCCL_OK(ncclAllReduce(dev, dev, count, ncclFloat, ncclSum, comm, stream));
     CUDA_OK(cudaStreamSynchronize(stream));
-    double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    double us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
     CUDA_OK(cudaMemcpy(host.data(), dev, count * sizeof(float), cudaMemcpyDeviceToHost));
     CUDA_OK(cudaFree(dev));
     float rankSum = static_cast<float>(nranks * (nranks + 1) / 2);

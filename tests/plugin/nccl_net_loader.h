@@ -58,7 +58,9 @@ class NetApi {
   virtual ncclResult_t closeRecv(void* comm) = 0;
   virtual ncclResult_t closeListen(void* comm) = 0;
   // Requests NCCL keeps in flight per comm with this version.
-  int maxRequests() const { return version() == 6 ? NCCL_NET_MAX_REQUESTS_V6 : NCCL_NET_MAX_REQUESTS; }
+  int maxRequests() const {
+    return version() == 6 ? NCCL_NET_MAX_REQUESTS_V6 : NCCL_NET_MAX_REQUESTS;
+  }
 };
 
 namespace detail {
@@ -169,7 +171,9 @@ class NetApiImpl final : public NetApi {
   ncclResult_t iflush(void* rc, int n, void** data, int* sizes, void** mhs, void** req) override {
     return t_->iflush(rc, n, data, sizes, mhs, req);
   }
-  ncclResult_t test(void* req, int* done, int* sizes) override { return t_->test(req, done, sizes); }
+  ncclResult_t test(void* req, int* done, int* sizes) override {
+    return t_->test(req, done, sizes);
+  }
   ncclResult_t closeSend(void* c) override { return t_->closeSend(c); }
   ncclResult_t closeRecv(void* c) override { return t_->closeRecv(c); }
   ncclResult_t closeListen(void* c) override { return t_->closeListen(c); }
@@ -203,13 +207,27 @@ class LoadedPlugin {
       void* t = dlsym(lib_, sym.c_str());
       if (t == nullptr) continue;
       switch (v) {
-        case 12: api_.reset(new detail::NetApiImpl<ncclNet_v12_t, 12>(static_cast<ncclNet_v12_t*>(t))); break;
-        case 11: api_.reset(new detail::NetApiImpl<ncclNet_v11_t, 11>(static_cast<ncclNet_v11_t*>(t))); break;
-        case 10: api_.reset(new detail::NetApiImpl<ncclNet_v10_t, 10>(static_cast<ncclNet_v10_t*>(t))); break;
-        case 9: api_.reset(new detail::NetApiImpl<ncclNet_v9_t, 9>(static_cast<ncclNet_v9_t*>(t))); break;
-        case 8: api_.reset(new detail::NetApiImpl<ncclNet_v8_t, 8>(static_cast<ncclNet_v8_t*>(t))); break;
-        case 7: api_.reset(new detail::NetApiImpl<ncclNet_v7_t, 7>(static_cast<ncclNet_v7_t*>(t))); break;
-        case 6: api_.reset(new detail::NetApiImpl<ncclNet_v6_t, 6>(static_cast<ncclNet_v6_t*>(t))); break;
+        case 12:
+          api_.reset(new detail::NetApiImpl<ncclNet_v12_t, 12>(static_cast<ncclNet_v12_t*>(t)));
+          break;
+        case 11:
+          api_.reset(new detail::NetApiImpl<ncclNet_v11_t, 11>(static_cast<ncclNet_v11_t*>(t)));
+          break;
+        case 10:
+          api_.reset(new detail::NetApiImpl<ncclNet_v10_t, 10>(static_cast<ncclNet_v10_t*>(t)));
+          break;
+        case 9:
+          api_.reset(new detail::NetApiImpl<ncclNet_v9_t, 9>(static_cast<ncclNet_v9_t*>(t)));
+          break;
+        case 8:
+          api_.reset(new detail::NetApiImpl<ncclNet_v8_t, 8>(static_cast<ncclNet_v8_t*>(t)));
+          break;
+        case 7:
+          api_.reset(new detail::NetApiImpl<ncclNet_v7_t, 7>(static_cast<ncclNet_v7_t*>(t)));
+          break;
+        case 6:
+          api_.reset(new detail::NetApiImpl<ncclNet_v6_t, 6>(static_cast<ncclNet_v6_t*>(t)));
+          break;
       }
     }
     if (!api_) error_ = "no ncclNetPlugin_v" + (version ? std::to_string(version) : "12..v6");

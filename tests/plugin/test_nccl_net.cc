@@ -116,8 +116,8 @@ int closeAll(NetApi* net, void* sendComm, void* recvComm, void* listenComm) {
 // rank while receiving the same sequence from the previous one, with at most
 // `window` requests in flight per comm, in one thread; receives are posted
 // with room to spare, so every message is smaller than its buffer.
-int exchange(NetApi* net, void* sendComm, void* recvComm, const std::vector<size_t>& sizes,
-             int tag, int window, uint64_t sendSeed, uint64_t recvSeed) {
+int exchange(NetApi* net, void* sendComm, void* recvComm, const std::vector<size_t>& sizes, int tag,
+             int window, uint64_t sendSeed, uint64_t recvSeed) {
   size_t n = sizes.size();
   std::vector<std::vector<uint8_t>> sbuf(static_cast<size_t>(window)),
       rbuf(static_cast<size_t>(window));
@@ -134,10 +134,14 @@ int exchange(NetApi* net, void* sendComm, void* recvComm, const std::vector<size
       size_t slot = sent % static_cast<size_t>(window);
       if (smh[slot] == nullptr) {
         fill(&sbuf[slot], sizes[sent] + 1, sendSeed + sent);
-        RANK_CHECK(net->regMr(sendComm, sbuf[slot].data(), sizes[sent] + 1, NCCL_PTR_HOST, &smh[slot]) == ncclSuccess, "regMr");
+        RANK_CHECK(net->regMr(sendComm, sbuf[slot].data(), sizes[sent] + 1, NCCL_PTR_HOST,
+                              &smh[slot]) == ncclSuccess,
+                   "regMr");
       }
       void* req = nullptr;
-      RANK_CHECK(net->isend(sendComm, sbuf[slot].data(), sizes[sent], tag, smh[slot], &req) == ncclSuccess, "isend");
+      RANK_CHECK(
+          net->isend(sendComm, sbuf[slot].data(), sizes[sent], tag, smh[slot], &req) == ncclSuccess,
+          "isend");
       if (req != nullptr) sreq[slot] = req, ++sent;  // NULL: try again later
     }
     if (posted < n && posted - recvDone < static_cast<size_t>(window)) {
@@ -145,12 +149,15 @@ int exchange(NetApi* net, void* sendComm, void* recvComm, const std::vector<size
       size_t cap = sizes[posted] + 64;
       if (rmh[slot] == nullptr) {
         rbuf[slot].assign(cap, 0);
-        RANK_CHECK(net->regMr(recvComm, rbuf[slot].data(), cap, NCCL_PTR_HOST, &rmh[slot]) == ncclSuccess, "regMr");
+        RANK_CHECK(
+            net->regMr(recvComm, rbuf[slot].data(), cap, NCCL_PTR_HOST, &rmh[slot]) == ncclSuccess,
+            "regMr");
       }
       void* data = rbuf[slot].data();
       void* req = nullptr;
       int t = tag;
-      RANK_CHECK(net->irecv(recvComm, 1, &data, &cap, &t, &rmh[slot], &req) == ncclSuccess, "irecv");
+      RANK_CHECK(net->irecv(recvComm, 1, &data, &cap, &t, &rmh[slot], &req) == ncclSuccess,
+                 "irecv");
       if (req != nullptr) rreq[slot] = req, ++posted;
     }
     if (sendDone < sent) {
@@ -200,7 +207,8 @@ TEST_P(NcclNetVersion, LoadsAsNcclDoesAndDescribesOneHostOnlyDevicePerInterface)
     RANK_CHECK(strcmp(r.net->name(), "gccl") == 0, "name %s", r.net->name());
     RANK_CHECK(r.init(), "init");
     int n = 0;
-    RANK_CHECK(r.net->devices(&n) == ncclSuccess && n == 1, "%d devices with GCCL_SOCKET_IFNAME=lo", n);
+    RANK_CHECK(r.net->devices(&n) == ncclSuccess && n == 1, "%d devices with GCCL_SOCKET_IFNAME=lo",
+               n);
     NetProps p;
     RANK_CHECK(r.net->properties(0, &p) == ncclSuccess, "getProperties");
     RANK_CHECK(p.name == "lo", "device name %s", p.name.c_str());
@@ -232,7 +240,10 @@ TEST_P(NcclNetVersion, ConnectAcceptLoopsAndTheMaximumOfRequestsInFlightKeepOrde
     std::vector<void*> reqs(static_cast<size_t>(max));
     for (int i = 0; i < max; ++i) {
       fill(&bufs[i], 1000 + 97 * i, 100 + i);
-      RANK_CHECK(net->isend(sc, bufs[i].data(), bufs[i].size(), 5, nullptr, &reqs[i]) == ncclSuccess && reqs[i], "isend %d", i);
+      RANK_CHECK(
+          net->isend(sc, bufs[i].data(), bufs[i].size(), 5, nullptr, &reqs[i]) == ncclSuccess &&
+              reqs[i],
+          "isend %d", i);
     }
     void* extra = reinterpret_cast<void*>(1);
     uint8_t one = 1;
@@ -244,24 +255,31 @@ TEST_P(NcclNetVersion, ConnectAcceptLoopsAndTheMaximumOfRequestsInFlightKeepOrde
       void* data = in[i].data();
       size_t cap = in[i].size();
       int tag = 5;
-      RANK_CHECK(net->irecv(rc, 1, &data, &cap, &tag, nullptr, &rreqs[i]) == ncclSuccess && rreqs[i], "irecv %d", i);
+      RANK_CHECK(
+          net->irecv(rc, 1, &data, &cap, &tag, nullptr, &rreqs[i]) == ncclSuccess && rreqs[i],
+          "irecv %d", i);
     }
     for (int i = 0; i < max; ++i) {
       RANK_CHECK(waitRequest(net, reqs[i], nullptr) == ncclSuccess, "send %d", i);
       int size = -1;
       RANK_CHECK(waitRequest(net, rreqs[i], &size) == ncclSuccess, "recv %d", i);
-      RANK_CHECK(size == 1000 + 97 * i && matches(in[i], size, 100 + i), "message %d out of order or wrong (%d bytes)", i, size);
+      RANK_CHECK(size == 1000 + 97 * i && matches(in[i], size, 100 + i),
+                 "message %d out of order or wrong (%d bytes)", i, size);
     }
     // A freed slot takes sends again.
     void* again = nullptr;
-    RANK_CHECK(net->isend(sc, &one, 1, 5, nullptr, &again) == ncclSuccess && again, "isend after test");
+    RANK_CHECK(net->isend(sc, &one, 1, 5, nullptr, &again) == ncclSuccess && again,
+               "isend after test");
     uint8_t got = 0;
     void* data = &got;
     size_t cap = 1;
     int tag = 5;
     void* rreq = nullptr;
-    RANK_CHECK(net->irecv(rc, 1, &data, &cap, &tag, nullptr, &rreq) == ncclSuccess && rreq, "irecv");
-    RANK_CHECK(waitRequest(net, again, nullptr) == ncclSuccess && waitRequest(net, rreq, nullptr) == ncclSuccess && got == 1, "last byte");
+    RANK_CHECK(net->irecv(rc, 1, &data, &cap, &tag, nullptr, &rreq) == ncclSuccess && rreq,
+               "irecv");
+    RANK_CHECK(waitRequest(net, again, nullptr) == ncclSuccess &&
+                   waitRequest(net, rreq, nullptr) == ncclSuccess && got == 1,
+               "last byte");
     return closeAll(net, sc, rc, lc);
   });
 }
@@ -283,7 +301,10 @@ TEST_P(NcclNetVersion, GroupedReceivesTagsSmallerSendsAndFlush) {
     void* sreq[5];
     for (int i = 0; i < 5; ++i) {
       fill(&out[i], sizes[i] + 1, 40 + i);
-      RANK_CHECK(net->isend(sc, out[i].data(), sizes[i], tags[i], nullptr, &sreq[i]) == ncclSuccess && sreq[i], "isend %d", i);
+      RANK_CHECK(
+          net->isend(sc, out[i].data(), sizes[i], tags[i], nullptr, &sreq[i]) == ncclSuccess &&
+              sreq[i],
+          "isend %d", i);
     }
     // Receives: one grouped receive for tags 2, 3, 1 (buffers larger than
     // the messages), then tag 9 twice.
@@ -294,18 +315,22 @@ TEST_P(NcclNetVersion, GroupedReceivesTagsSmallerSendsAndFlush) {
     void* mh[3] = {nullptr, nullptr, nullptr};
     int got[3] = {-1, -1, -1};
     void* req = nullptr;
-    RANK_CHECK(net->irecv(rc, 3, data, caps, gtags, mh, &req) == ncclSuccess && req, "grouped irecv");
+    RANK_CHECK(net->irecv(rc, 3, data, caps, gtags, mh, &req) == ncclSuccess && req,
+               "grouped irecv");
     RANK_CHECK(waitRequest(net, req, got) == ncclSuccess, "grouped receive");
-    RANK_CHECK(got[0] == 0 && got[1] == 5000 && got[2] == 100, "sizes %d %d %d", got[0], got[1], got[2]);
+    RANK_CHECK(got[0] == 0 && got[1] == 5000 && got[2] == 100, "sizes %d %d %d", got[0], got[1],
+               got[2]);
     RANK_CHECK(matches(in[1], 5000, 42) && matches(in[2], 100, 40), "grouped payloads");
     for (int i = 0; i < 2; ++i) {
       void* d = in[3 + i].data();
       size_t cap = 64;
       int tag = 9, size = -1;
       void* one = nullptr;
-      RANK_CHECK(net->irecv(rc, 1, &d, &cap, &tag, nullptr, &one) == ncclSuccess && one, "irecv tag 9");
+      RANK_CHECK(net->irecv(rc, 1, &d, &cap, &tag, nullptr, &one) == ncclSuccess && one,
+                 "irecv tag 9");
       RANK_CHECK(waitRequest(net, one, &size) == ncclSuccess, "tag 9");
-      RANK_CHECK(size == static_cast<int>(sizes[3 + i]) && matches(in[3 + i], size, 43 + i), "tag 9 message %d: %d bytes", i, size);
+      RANK_CHECK(size == static_cast<int>(sizes[3 + i]) && matches(in[3 + i], size, 43 + i),
+                 "tag 9 message %d: %d bytes", i, size);
     }
     for (int i = 0; i < 5; ++i)
       RANK_CHECK(waitRequest(net, sreq[i], nullptr) == ncclSuccess, "send %d", i);
@@ -317,9 +342,12 @@ TEST_P(NcclNetVersion, GroupedReceivesTagsSmallerSendsAndFlush) {
     if (freq != nullptr) RANK_CHECK(waitRequest(net, freq, nullptr) == ncclSuccess, "flush");
     // Device memory and DMA-BUF are refused by name, never taken.
     void* mhx = nullptr;
-    RANK_CHECK(net->regMr(rc, in[0].data(), 64, NCCL_PTR_CUDA, &mhx) != ncclSuccess, "CUDA regMr taken");
-    RANK_CHECK(net->regMrDmaBuf(rc, in[0].data(), 64, NCCL_PTR_DMABUF, 0, -1, &mhx) != ncclSuccess, "regMrDmaBuf taken");
-    RANK_CHECK(LogCapture::get().contains("DMA-BUF registration is not supported"), "no log line for DMA-BUF");
+    RANK_CHECK(net->regMr(rc, in[0].data(), 64, NCCL_PTR_CUDA, &mhx) != ncclSuccess,
+               "CUDA regMr taken");
+    RANK_CHECK(net->regMrDmaBuf(rc, in[0].data(), 64, NCCL_PTR_DMABUF, 0, -1, &mhx) != ncclSuccess,
+               "regMrDmaBuf taken");
+    RANK_CHECK(LogCapture::get().contains("DMA-BUF registration is not supported"),
+               "no log line for DMA-BUF");
     return closeAll(net, sc, rc, lc);
   });
 }
@@ -344,7 +372,8 @@ TEST_P(NcclNetVersion, RandomSizesFromZeroTo64MiB) {
     sizes.push_back(3 << 20);
     if (v == 11 || v == 6) sizes.push_back(64u << 20);
     std::shuffle(sizes.begin(), sizes.end(), rng);
-    if (exchange(net, sc, rc, sizes, 3, net->maxRequests(), me * 1000, ((me + n - 1) % n) * 1000)) return 1;
+    if (exchange(net, sc, rc, sizes, 3, net->maxRequests(), me * 1000, ((me + n - 1) % n) * 1000))
+      return 1;
     return closeAll(net, sc, rc, lc);
   });
 }
@@ -383,14 +412,16 @@ TEST_P(NcclNetVersion, ServiceThreadConnectsAndRegistersWhileProgressThreadMoves
       }
     });
     int64_t deadline = nowMs() + kStepDeadlineMs;
-    while ((sc.load() == nullptr || rc.load() == nullptr) && serviceFailed.load() == 0 && nowMs() < deadline)
+    while ((sc.load() == nullptr || rc.load() == nullptr) && serviceFailed.load() == 0 &&
+           nowMs() < deadline)
       usleep(200);
     int res = 1;
     if (sc.load() != nullptr && rc.load() != nullptr) {
       std::vector<size_t> sizes;
       for (int i = 0; i < 200; ++i)
         sizes.push_back(static_cast<size_t>((i * 7919) % 70000));
-      res = exchange(net, sc.load(), rc.load(), sizes, 11, net->maxRequests(), me * 7, ((me + n - 1) % n) * 7);
+      res = exchange(net, sc.load(), rc.load(), sizes, 11, net->maxRequests(), me * 7,
+                     ((me + n - 1) % n) * 7);
     }
     stop = true;
     service.join();
@@ -413,7 +444,8 @@ TEST_P(NcclNetVersion, FourProcessesInARing) {
     std::vector<size_t> sizes;
     for (int i = 0; i < 30; ++i)
       sizes.push_back(static_cast<size_t>((i * 104729) % (512 << 10)));
-    if (exchange(net, sc, rc, sizes, 0, net->maxRequests(), me * 100, ((me + n - 1) % n) * 100)) return 1;
+    if (exchange(net, sc, rc, sizes, 0, net->maxRequests(), me * 100, ((me + n - 1) % n) * 100))
+      return 1;
     return closeAll(net, sc, rc, lc);
   });
 }
@@ -449,41 +481,47 @@ TEST_P(NcclNetVersion, PeerKilledMidTransferIsAnErrorNotAHang) {
   for (int victim = 0; victim < 2; ++victim) {
     SharedArea area(sizeof(Board));
     Board* b = newBoard(&area);
-    auto outcomes = runRanks(2, [v, b, victim](int me, int n, const gcclUniqueId&) {
-      Rank r(v);
-      RANK_CHECK(r.init(), "init");
-      NetApi* net = r.net;
-      void *sc, *rc, *lc;
-      if (connectRing(net, b, me, (me + 1) % n, (me + n - 1) % n, &sc, &rc, &lc)) return 1;
-      const size_t big = 64u << 20;
-      std::vector<uint8_t> buf(big, 7);
-      void* req = nullptr;
-      if (me == 0) {  // sends
-        RANK_CHECK(net->isend(sc, buf.data(), big, 1, nullptr, &req) == ncclSuccess && req, "isend");
-      } else {
-        void* d = buf.data();
-        size_t cap = big;
-        int tag = 1;
-        RANK_CHECK(net->irecv(rc, 1, &d, &cap, &tag, nullptr, &req) == ncclSuccess && req, "irecv");
-      }
-      // The victim moves a few socket buffers' worth (far from 64 MiB) once
-      // the survivor has posted its side, then dies.
-      if (me != victim) b->flags[1] = 1;
-      if (me == victim) {
-        int64_t deadline = nowMs() + kStepDeadlineMs;
-        while (b->flags[1].load() == 0)
-          RANK_CHECK(nowMs() < deadline, "the survivor never posted");
-        int done = 0;
-        for (int i = 0; i < 3; ++i)
-          RANK_CHECK(net->test(req, &done, nullptr) == ncclSuccess && !done, "test before the kill");
-        kill(getpid(), SIGKILL);
-      }
-      ncclResult_t res = waitRequest(net, req, nullptr, nowMs() + 10000);
-      RANK_CHECK(res != ncclSuccess && res != ncclInProgress, "the survivor's test returned %d",
-                 static_cast<int>(res));
-      RANK_CHECK(LogCapture::get().contains("failed"), "no warning names the failure");
-      return 0;
-    }, 60);
+    auto outcomes = runRanks(
+        2,
+        [v, b, victim](int me, int n, const gcclUniqueId&) {
+          Rank r(v);
+          RANK_CHECK(r.init(), "init");
+          NetApi* net = r.net;
+          void *sc, *rc, *lc;
+          if (connectRing(net, b, me, (me + 1) % n, (me + n - 1) % n, &sc, &rc, &lc)) return 1;
+          const size_t big = 64u << 20;
+          std::vector<uint8_t> buf(big, 7);
+          void* req = nullptr;
+          if (me == 0) {  // sends
+            RANK_CHECK(net->isend(sc, buf.data(), big, 1, nullptr, &req) == ncclSuccess && req,
+                       "isend");
+          } else {
+            void* d = buf.data();
+            size_t cap = big;
+            int tag = 1;
+            RANK_CHECK(net->irecv(rc, 1, &d, &cap, &tag, nullptr, &req) == ncclSuccess && req,
+                       "irecv");
+          }
+          // The victim moves a few socket buffers' worth (far from 64 MiB) once
+          // the survivor has posted its side, then dies.
+          if (me != victim) b->flags[1] = 1;
+          if (me == victim) {
+            int64_t deadline = nowMs() + kStepDeadlineMs;
+            while (b->flags[1].load() == 0)
+              RANK_CHECK(nowMs() < deadline, "the survivor never posted");
+            int done = 0;
+            for (int i = 0; i < 3; ++i)
+              RANK_CHECK(net->test(req, &done, nullptr) == ncclSuccess && !done,
+                         "test before the kill");
+            kill(getpid(), SIGKILL);
+          }
+          ncclResult_t res = waitRequest(net, req, nullptr, nowMs() + 10000);
+          RANK_CHECK(res != ncclSuccess && res != ncclInProgress, "the survivor's test returned %d",
+                     static_cast<int>(res));
+          RANK_CHECK(LogCapture::get().contains("failed"), "no warning names the failure");
+          return 0;
+        },
+        60);
     ASSERT_EQ(outcomes.size(), 2u);
     EXPECT_EQ(outcomes[victim].signal, SIGKILL);
     EXPECT_EQ(outcomes[1 - victim].signal, 0);
