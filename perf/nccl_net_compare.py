@@ -35,12 +35,12 @@ def run(cmd, env, timeout):
 
 
 def times_nccl_net_perf(text):
-    """size -> mean us per iteration (the third column)."""
+    """size -> (mean us per iteration, median us per iteration)."""
     rows = {}
     for line in text.splitlines():
         f = line.split()
         if f and not line.startswith("#") and len(f) >= 4:
-            rows[int(f[0])] = float(f[2])
+            rows[int(f[0])] = (float(f[2]), float(f[1]))
     return rows
 
 
@@ -77,25 +77,31 @@ def main():
     sr = [os.path.join(b, "perf", "gcclrun"), "-n", "2", os.path.join(b, "perf", "sendrecv_perf"),
           "--sizes", ",".join(str(s) for s in sizes), "-w", str(a.w), "-n", str(a.n), "-c", "1",
           "-z", "2", "-d", "uint8"]
-    results = {c: {s: [] for s in sizes} for c in ("plugin", "socket", "sendrecv")}
+    cols = ("plugin", "plugin-med", "socket", "socket-med", "sendrecv")
+    results = {c: {s: [] for s in sizes} for c in cols}
     for _ in range(a.repeats):
         for mode in ("plugin", "socket"):
             for cmd, s in zip(cmds[mode], sizes):
-                results[mode][s].append(times_nccl_net_perf(run(cmd, env, a.timeout))[s])
+                mean, med = times_nccl_net_perf(run(cmd, env, a.timeout))[s]
+                results[mode][s].append(mean)
+                results[mode + "-med"][s].append(med)
         got = times_sendrecv_perf(run(sr, env, a.timeout))
         for s in sizes:
             results["sendrecv"][s].append(got[s])
-    print(f"# {a.repeats} interleaved repeats; median of the repeats' mean time per iteration (us)")
-    print(f"# plugin: {' '.join(cmds['plugin'][0][:2])} --mode plugin -b S -e S -w {a.w} -n {a.n}")
+    print(f"# {a.repeats} interleaved repeats; each cell: the median over the repeats of a run's")
+    print("# mean time per iteration (us); 'med' cells: of a run's median iteration instead")
+    print(f"# plugin: nccl_net_perf --mode plugin --plugin build/libnccl-net-gccl.so -b S -e S -w {a.w} -n {a.n}")
     print(f"# socket: nccl_net_perf --mode socket -b S -e S -w {a.w} -n {a.n}")
-    print(f"# sendrecv: GCCL_TRANSPORT=tcp {' '.join(os.path.relpath(x) if os.path.isabs(x) else x for x in sr)}")
-    print("| size | plugin us | socket us | sendrecv_perf us | plugin/socket | plugin/sendrecv | plugin GB/s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"# sendrecv: GCCL_TRANSPORT=tcp gcclrun -n 2 sendrecv_perf {' '.join(sr[4:])}")
+    print("| size | plugin | plugin med | socket | socket med | sendrecv_perf | plugin/socket | plugin/sendrecv | plugin GB/s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in sizes:
-        p, k, r = (statistics.median(results[c][s]) for c in ("plugin", "socket", "sendrecv"))
-        print(f"| {s} | {p:.1f} | {k:.1f} | {r:.1f} | {p / k:.2f} | {p / r:.2f} | {s / p / 1e3:.3f} |")
-        print(f"<!-- {s}: plugin {results['plugin'][s]} socket {results['socket'][s]} "
-              f"sendrecv {results['sendrecv'][s]} -->")
+        m = {c: statistics.median(results[c][s]) for c in cols}
+        print(f"| {s} | {m['plugin']:.1f} | {m['plugin-med']:.1f} | {m['socket']:.1f} | "
+              f"{m['socket-med']:.1f} | {m['sendrecv']:.1f} | {m['plugin'] / m['socket']:.2f} | "
+              f"{m['plugin'] / m['sendrecv']:.2f} | {s / m['plugin'] / 1e3:.3f} |")
+    for s in sizes:
+        print(f"<!-- {s}: " + "; ".join(f"{c} {results[c][s]}" for c in cols) + " -->")
 
 
 if __name__ == "__main__":
