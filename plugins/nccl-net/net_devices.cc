@@ -20,10 +20,11 @@ namespace {
 // What NCCL's own socket transport assumes when the kernel does not say
 // (loopback, virtual and some cloud interfaces report no speed).
 constexpr int kUnknownSpeedMbps = 10000;
-// One-way latency of a small message through this plugin between two
-// processes of a host (perf/RESULTS.md, nccl_net_perf): what NCCL's tuner
-// should add per hop on top of the wire.
-constexpr float kLatencyUs = 20.0f;
+// Latency of a small message through this plugin, two processes of one
+// host: the median iteration of nccl_net_perf's sendrecv pattern at 8 bytes
+// (perf/RESULTS.md, "NCCL net plugin"). What NCCL's tuner adds per network
+// hop; the wire's own latency comes on top between hosts.
+constexpr float kLatencyUs = 10.0f;
 
 bool startsWith(const std::string& s, const char* prefix) {
   return s.compare(0, strlen(prefix), prefix) == 0;
