@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -34,6 +35,9 @@ uint32_t subsysBit(const std::string& name) {
     if (strcasecmp(n.name, name.c_str()) == 0) return n.bit;
   return 0;
 }
+
+std::atomic<LogSink> gSink{nullptr};
+std::atomic<int> gSinkLevel{kLogNone};
 
 LogState& state() {
   static LogState* s = [] {
@@ -94,18 +98,29 @@ LogState& state() {
 
 }  // namespace
 
+void setLogSink(LogSink sink, LogLevel maxLevel) {
+  gSinkLevel.store(maxLevel, std::memory_order_relaxed);
+  gSink.store(sink, std::memory_order_release);
+}
+
 bool logEnabled(LogLevel level, uint32_t subsys) {
+  if (gSink.load(std::memory_order_acquire) != nullptr)
+    return level <= gSinkLevel.load(std::memory_order_relaxed);
   LogState& s = state();
   return level <= s.level && (subsys & s.subsys) != 0;
 }
 
-void logMessage(LogLevel level, uint32_t, const char* file, int line, const char* fmt, ...) {
-  LogState& s = state();
+void logMessage(LogLevel level, uint32_t subsys, const char* file, int line, const char* fmt, ...) {
   char msg[2048];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
+  if (LogSink sink = gSink.load(std::memory_order_acquire)) {
+    sink(level, subsys, file, line, msg);
+    return;
+  }
+  LogState& s = state();
   const char* base = strrchr(file, '/');
   base = base ? base + 1 : file;
   static const char* kNames[] = {"NONE", "VERSION", "WARN", "INFO", "TRACE"};

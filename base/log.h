@@ -22,6 +22,14 @@ bool logEnabled(LogLevel level, uint32_t subsys);
 void logMessage(LogLevel level, uint32_t subsys, const char* file, int line, const char* fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+// A destination that replaces GCCL_DEBUG_FILE/stderr for a library loaded
+// by another one (the NCCL net plugin hands every line to NCCL's logger,
+// which applies NCCL_DEBUG itself): messages up to `maxLevel` are formatted
+// and passed to `sink`, from any thread. A null sink restores the default.
+using LogSink = void (*)(LogLevel level, uint32_t subsys, const char* file, int line,
+                         const char* msg);
+void setLogSink(LogSink sink, LogLevel maxLevel);
+
 }  // namespace gccl
 
 #define GCCL_LOG_AT(level, subsys, ...)                                       \

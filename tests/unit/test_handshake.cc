@@ -426,5 +426,86 @@ TEST(Handshake, ClientTimesOutWhenTheServerStaysSilent) {
   EXPECT_LT(nowMs() - start, kDeadlineMs);
 }
 
+// ---- The connector side without waiting (ClientHandshake) ---------------------
+
+// Steps a ClientHandshake in its own thread, polling for what it wants next,
+// until complete, an error or the deadline.
+class SteppedClient {
+ public:
+  SteppedClient(int fd, const Credentials& creds, const HelloInfo& hello) {
+    thread_ = std::thread([this, fd, creds, hello] {
+      clearThreadLastError();
+      ClientHandshake hs;
+      int64_t deadline = nowMs() + kDeadlineMs;
+      outcome_.result = hs.start(fd, creds, hello);
+      while (outcome_.result == gcclSuccess) {
+        bool complete = false;
+        outcome_.result = hs.step(&complete);
+        if (outcome_.result != gcclSuccess || complete) break;
+        if (nowMs() > deadline) {
+          outcome_.result = gcclTimeout;
+          break;
+        }
+        pollfd p{fd, hs.wantEvents(), 0};
+        poll(&p, 1, 10);
+      }
+      outcome_.error = threadLastError();
+    });
+  }
+  ~SteppedClient() {
+    if (thread_.joinable()) thread_.join();
+  }
+  const Outcome& join() {
+    thread_.join();
+    return outcome_;
+  }
+
+ private:
+  Outcome outcome_;
+  std::thread thread_;
+};
+
+TEST(Handshake, SteppedClientSucceedsAndTheServerReadsItsNetPluginHello) {
+  SocketPair sp;
+  SteppedClient client(sp.client, kCreds, makeHello(Purpose::kNetPlugin, 12345, 4, 3));
+  ServerHandshake hs;
+  Outcome server = runServer(&hs, sp.server, &kCreds);
+  ASSERT_EQ(server.result, gcclSuccess) << server.error;
+  const Outcome& c = client.join();
+  EXPECT_EQ(c.result, gcclSuccess) << c.error;
+  EXPECT_EQ(hs.info().purpose, Purpose::kNetPlugin);
+  EXPECT_EQ(hs.info().fromRank, 12345);
+  EXPECT_EQ(hs.info().toRank, 4);
+  EXPECT_EQ(hs.info().channel, 3u);
+}
+
+TEST(Handshake, SteppedClientWithAWrongSecretFailsOnBothSides) {
+  SocketPair sp;
+  SteppedClient client(sp.client, kOtherSecret, makeHello(Purpose::kNetPlugin, 1, 3, 0));
+  ServerHandshake hs;
+  Outcome server = runServer(&hs, sp.server, &kCreds);
+  EXPECT_EQ(server.result, gcclInternalError);
+  EXPECT_TRUE(contains(server.error, "secret")) << server.error;
+  closeFd(&sp.server);
+  const Outcome& c = client.join();
+  EXPECT_EQ(c.result, gcclRemoteError) << c.error;
+  EXPECT_TRUE(contains(c.error, "instead of proving the secret")) << c.error;
+}
+
+TEST(Handshake, SteppedClientNeverWaitsForASilentServer) {
+  SocketPair sp;
+  ClientHandshake hs;
+  ASSERT_EQ(hs.start(sp.client, kCreds, makeHello(Purpose::kNetPlugin, 1, 3, 0)), gcclSuccess);
+  int64_t start = nowMs();
+  for (int i = 0; i < 100; ++i) {
+    bool complete = true;
+    ASSERT_EQ(hs.step(&complete), gcclSuccess) << threadLastError();
+    EXPECT_FALSE(complete);
+  }
+  EXPECT_LT(nowMs() - start, 1000) << "100 steps against a silent server took that long";
+  EXPECT_EQ(hs.wantEvents(), POLLIN);  // connected, waiting for the challenge
+  EXPECT_FALSE(hs.challenged());
+}
+
 }  // namespace
 }  // namespace gccl::tcp

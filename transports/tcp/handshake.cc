@@ -80,6 +80,94 @@ gcclResult_t clientHandshake(int fd, const Credentials& creds, const HelloInfo& 
   return gcclSuccess;
 }
 
+gcclResult_t ClientHandshake::start(int fd, const Credentials& creds, const HelloInfo& hello) {
+  fd_ = fd;
+  creds_ = creds;
+  info_ = hello;
+  state_ = State::kConnecting;
+  done_ = 0;
+  return gcclSuccess;
+}
+
+gcclResult_t ClientHandshake::step(bool* complete) {
+  *complete = false;
+  for (;;) {
+    switch (state_) {
+      case State::kConnecting: {
+        pollfd p{fd_, POLLOUT, 0};
+        if (poll(&p, 1, 0) <= 0) return gcclSuccess;
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) return setError(gcclRemoteError, "connect failed: %s", strerror(err));
+        state_ = State::kChallenge;
+        done_ = 0;
+        break;
+      }
+      case State::kChallenge:
+      case State::kProof: {
+        size_t want = state_ == State::kChallenge ? kChallengeBytes : kProofBytes;
+        while (done_ < want) {
+          ssize_t n = recv(fd_, in_ + done_, want - done_, MSG_DONTWAIT);
+          if (n > 0) {
+            done_ += static_cast<size_t>(n);
+            continue;
+          }
+          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return gcclSuccess;
+          if (state_ == State::kProof)
+            return setError(gcclRemoteError,
+                            "handshake: the peer closed the connection instead of proving the "
+                            "secret (does the handle come from this peer's listen?)");
+          return setError(gcclRemoteError, "handshake: connection lost before the challenge: %s",
+                          n == 0 ? "closed by the peer" : strerror(errno));
+        }
+        if (state_ == State::kChallenge) {
+          GCCL_CHECK(checkPreamble(in_, kKindChallenge, "challenge"));
+          putPreamble(hello_, kKindHello);
+          putLe64(hello_ + 8, creds_.commHash);
+          putLe32(hello_ + 16, static_cast<uint32_t>(info_.purpose));
+          putLe32(hello_ + 20, static_cast<uint32_t>(info_.fromRank));
+          putLe32(hello_ + 24, static_cast<uint32_t>(info_.toRank));
+          putLe32(hello_ + 28, info_.channel);
+          GCCL_CHECK(randomBytes(hello_ + 32, 16));
+          computeMac(creds_, "gccl-hello", in_ + 8, hello_, hello_ + 48);
+          // The proof is checked against the challenge's nonce: keep it.
+          memcpy(nonceA_, in_ + 8, sizeof(nonceA_));
+          state_ = State::kHello;
+        } else {
+          GCCL_CHECK(checkPreamble(in_, kKindProof, "proof"));
+          uint8_t expect[32];
+          computeMac(creds_, "gccl-proof", nonceA_, hello_, expect);
+          GCCL_REQUIRE(constantTimeEqual(expect, in_ + 8, 32), gcclRemoteError,
+                       "handshake: the peer does not know the secret");
+          state_ = State::kDone;
+        }
+        done_ = 0;
+        break;
+      }
+      case State::kHello: {
+        while (done_ < kHelloBytes) {
+          ssize_t n = send(fd_, hello_ + done_, kHelloBytes - done_, MSG_NOSIGNAL | MSG_DONTWAIT);
+          if (n > 0) {
+            done_ += static_cast<size_t>(n);
+            continue;
+          }
+          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return gcclSuccess;
+          return setError(gcclRemoteError, "handshake: sending hello: %s", strerror(errno));
+        }
+        state_ = State::kProof;
+        done_ = 0;
+        break;
+      }
+      case State::kDone:
+        *complete = true;
+        return gcclSuccess;
+    }
+  }
+}
+
 gcclResult_t ServerHandshake::start(int fd, const Credentials* creds, int64_t deadlineMs) {
   fd_ = fd;
   creds_ = creds;

@@ -16,6 +16,8 @@
 // is closed and logged; nothing it sent reaches the communicator.
 #pragma once
 
+#include <poll.h>
+
 #include <cstdint>
 
 #include "gccl/gccl.h"
@@ -27,7 +29,10 @@ struct Credentials {
   uint8_t secret[32] = {};
 };
 
-enum class Purpose : uint32_t { kBootstrap = 1, kData = 2 };
+// kNetPlugin: a socket of one connection of the NCCL net plugin
+// (plugins/nccl-net); fromRank carries that connection's random id and toRank
+// the number of sockets it opens, channel this socket's index.
+enum class Purpose : uint32_t { kBootstrap = 1, kData = 2, kNetPlugin = 3 };
 
 struct HelloInfo {
   Purpose purpose = Purpose::kData;
@@ -44,6 +49,37 @@ inline constexpr size_t kProofBytes = 40;
 // blocks until done or `deadlineMs` (monotonic, see nowMs()).
 gcclResult_t clientHandshake(int fd, const Credentials& creds, const HelloInfo& hello,
                              int64_t deadlineMs);
+
+// Connector side, non-blocking, for callers that must never wait (the NCCL
+// net plugin): start() takes a socket whose connect may still be in progress
+// (startConnect); step() moves as far as the socket allows without waiting
+// and is called again when wantEvents() (POLLIN/POLLOUT) are ready, or simply
+// later. The bytes on the wire are clientHandshake's.
+class ClientHandshake {
+ public:
+  gcclResult_t start(int fd, const Credentials& creds, const HelloInfo& hello);
+  // *complete becomes true once the peer's PROOF verified. An error means
+  // the handshake failed (threadLastError() says why).
+  gcclResult_t step(bool* complete);
+  short wantEvents() const {
+    return state_ == State::kConnecting || state_ == State::kHello ? POLLOUT : POLLIN;
+  }
+  // Whether the peer had accepted the socket (its challenge arrived): a
+  // failure after that is a peer closing it, one before is a refused connect.
+  bool challenged() const { return state_ != State::kConnecting && state_ != State::kChallenge; }
+  int fd() const { return fd_; }
+
+ private:
+  enum class State { kConnecting, kChallenge, kHello, kProof, kDone };
+  int fd_ = -1;
+  Credentials creds_;
+  HelloInfo info_;
+  State state_ = State::kConnecting;
+  uint8_t in_[kChallengeBytes > kProofBytes ? kChallengeBytes : kProofBytes] = {};
+  uint8_t hello_[kHelloBytes] = {};
+  uint8_t nonceA_[16] = {};
+  size_t done_ = 0;  // bytes of the current message read or written
+};
 
 // Acceptor side, non-blocking: start() sends the challenge, onReadable()
 // consumes HELLO as it arrives. The caller checks info() against what it
