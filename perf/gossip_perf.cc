@@ -83,7 +83,9 @@ gcclResult_t issue(const Bench& b, const Call& c, std::vector<gcclRequest_t>*) {
       gPairwise = nullptr;
       if (r != gcclSuccess) return r;
     }
-    gcclResult_t r = gcclPairwiseCreate(&gPairwise, c.recv, n, c.type, gTopo, 0x5eed, b.comm);
+    gcclGossipOptions_t opts = gperf::gossipOptions(b);
+    gcclResult_t r =
+        gcclPairwiseCreateEx(&gPairwise, c.recv, n, c.type, gTopo, 0x5eed, &opts, b.comm);
     if (r != gcclSuccess) return r;
     gX = c.recv;
     gCount = n;
@@ -131,6 +133,7 @@ int main(int argc, char** argv) {
   c.busFactor = [](int) { return 1.0; };
   c.layout = layout;
   c.issue = issue;
+  c.codecs = gperf::gossipCodecs();
   c.expected = expected;
   c.setup = setup;
   c.teardown = teardown;

@@ -38,8 +38,9 @@ void layout(size_t count, int, gperf::Layout* l) {
 gcclResult_t issue(const Bench& b, const Call& c, std::vector<gcclRequest_t>* requests) {
   gcclRequest_t* req = nullptr;
   if (requests != nullptr) req = &requests->emplace_back();
-  return gcclNeighborAverage(c.send, c.recv, c.layout.paramCount, c.type, gTopo, c.step, b.comm,
-                             nullptr, req);
+  gcclGossipOptions_t opts = gperf::gossipOptions(b);
+  return gcclNeighborAverageEx(c.send, c.recv, c.layout.paramCount, c.type, gTopo, c.step, &opts,
+                               b.comm, nullptr, req);
 }
 
 void expected(const Bench& b, const Call& c, size_t begin, size_t n, double* out) {
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
   c.busFactor = [](int) { return 1.0; };
   c.layout = layout;
   c.issue = issue;
+  c.codecs = gperf::gossipCodecs();
   c.expected = expected;
   c.setup = setup;
   c.teardown = teardown;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/gossip_ref.h"
+#include "common/options.h"
 
 namespace {
 
@@ -48,8 +49,9 @@ gcclResult_t issue(const Bench& b, const Call& c, std::vector<gcclRequest_t>* re
   const size_t n = c.layout.paramCount;
   if (c.checked) gWeight = 1;  // every rank restarts, so the reference knows every w_j
   gcclRequest_t req = nullptr;
-  gcclResult_t r = gcclPushSum(x, n, c.type, &gWeight, gTopo, c.step, b.comm, nullptr,
-                               requests != nullptr ? &req : nullptr);
+  gcclGossipOptions_t opts = gperf::gossipOptions(b);
+  gcclResult_t r = gcclPushSumEx(x, n, c.type, &gWeight, gTopo, c.step, &opts, b.comm, nullptr,
+                                 requests != nullptr ? &req : nullptr);
   if (r == gcclSuccess && req != nullptr) r = gcclWait(req);
   if (r != gcclSuccess || c.inPlace) return r;
   return gcclPushSumDebias(x, c.recv, n, c.type, gWeight);
@@ -96,5 +98,6 @@ int main(int argc, char** argv) {
   c.setup = setup;
   c.teardown = teardown;
   c.describe = describe;
+  c.codecs = gperf::gossipCodecs();
   return gperf::perfMain(argc, argv, c);
 }

@@ -76,7 +76,21 @@ class Runner {
   int failedTests_ = 0;
   double bwSum_ = 0;
   int bwCount_ = 0;
+  double wireBytes_ = 0;  // payload bytes this rank sent per call in the last run()
+  double rowWire_ = 0;    // the out-of-place measurement's, mean over ranks
 };
+
+// Payload bytes this rank has sent to the other ranks so far.
+uint64_t bytesSentToPeers(const Bench& b) {
+  uint64_t total = 0;
+  for (int p = 0; p < b.nranks; ++p) {
+    if (p == b.rank) continue;
+    gcclPeerCounters_t c = GCCL_PEER_COUNTERS_INITIALIZER;
+    checkOrDie(gcclCommGetPeerCounters(b.comm, p, &c), "gcclCommGetPeerCounters", &b);
+    total += c.bytesSent;
+  }
+  return total;
+}
 
 Call Runner::makeCall(size_t bytes, gcclDataType_t type, gcclRedOp_t op, int root,
                       bool inPlace) const {
@@ -118,6 +132,7 @@ double Runner::run(Call c, int iters, double* cpuSeconds) {
   std::vector<gcclRequest_t> requests;
   std::vector<gcclRequest_t>* rq = blocking() ? nullptr : &requests;
   const bool grouped = opt_.aggIters > 1;
+  const uint64_t sentBefore = bytesSentToPeers(b_);
   double t0 = now();
   for (int it = 0; it < iters; ++it) {
     if (grouped) checkOrDie(gcclGroupStart(), "gcclGroupStart", &b_);
@@ -130,7 +145,9 @@ double Runner::run(Call c, int iters, double* cpuSeconds) {
   double calls = std::max(1.0, static_cast<double>(iters) * opt_.aggIters);
   if (cpuSeconds != nullptr) *cpuSeconds = (now() - t0) / calls;
   complete(&requests);
-  return (now() - t0) / calls;
+  double seconds = (now() - t0) / calls;
+  wireBytes_ = static_cast<double>(bytesSentToPeers(b_) - sentBefore) / calls;
+  return seconds;
 }
 
 void Runner::fillInput(const Call& c) {
@@ -168,8 +185,13 @@ size_t Runner::checkOnce(Call c, int rep) {
   size_t wrong = 0;
   if (written) {
     const bool exact = coll_.exact && !(isFloating(c.type) && c.op == gcclAvg && coll_.hasOp);
+    // A lossy codec adds its error, on the received and on the kept share.
+    const double codecTol = 2 * codecError(opt_.codec, static_cast<double>(c.gen.range));
     const double tol =
-        exact ? 0 : 4 * typeEpsilon(c.type) * std::max<double>(1, static_cast<double>(c.gen.range));
+        exact && codecTol == 0
+            ? 0
+            : 4 * typeEpsilon(c.type) * std::max<double>(1, static_cast<double>(c.gen.range)) +
+                  codecTol;
     constexpr size_t kChunk = 1024;
     double expect[kChunk];
     for (size_t b = 0; b < l.recvCount; b += kChunk) {
@@ -198,6 +220,13 @@ void Runner::measure(size_t bytes, gcclDataType_t type, gcclRedOp_t op, int root
   double cpu = 0;
   double sec = run(c, opt_.iters, &cpu);
   if (opt_.reportCpuTime) sec = cpu;
+  if (!inPlace) {
+    rowWire_ = wireBytes_;
+    checkOrDie(gcclAllReduce(&rowWire_, &rowWire_, 1, gcclFloat64, gcclSum, b_.comm, nullptr,
+                             nullptr),
+               "gcclAllReduce (wire bytes)", &b_);
+    rowWire_ /= b_.nranks;
+  }
   if (opt_.average != 0) {
     static const gcclRedOp_t kCombine[] = {gcclSum, gcclSum, gcclMin, gcclMax};
     checkOrDie(gcclAllReduce(&sec, &sec, 1, gcclFloat64, kCombine[opt_.average], b_.comm, nullptr,
@@ -238,7 +267,9 @@ void Runner::series(gcclDataType_t type, gcclRedOp_t op, int root) {
                           coll_.hasOp ? opName(op) : "none", coll_.hasRoot ? root : -1));
     measure(bytes, type, op, root, false);
     measure(bytes, type, op, root, true);
-    print("%s\n", "");
+    char wire[32];
+    snprintf(wire, sizeof(wire), "  %10.0f", rowWire_);
+    print("%s\n", wire);
     if (b_.rank == 0) fflush(stdout);
   });
 }
@@ -268,13 +299,20 @@ void printHeader(const Collective& coll, const Options& opt, const Bench& b) {
       printf("# %s\n", s.c_str());
     printf("#\n");
   }
-  printColumnHeader(true, opt.reportCpuTime ? "cputime" : "time");
+  if (opt.codec.codec != gcclCodecNone) printf("# codec: %s\n#\n", opt.codecName.c_str());
+  printColumnHeader(true, opt.reportCpuTime ? "cputime" : "time", true);
   fflush(stdout);
 }
 
 gcclComm_t gComm = nullptr;
 
 }  // namespace
+
+gcclGossipOptions_t gossipOptions(const Bench& b) {
+  gcclGossipOptions_t o = GCCL_GOSSIP_OPTIONS_INITIALIZER;
+  if (b.options->codec.codec != gcclCodecNone) o.codec = &b.options->codec;
+  return o;
+}
 
 void checkOrDie(gcclResult_t r, const char* what, const Bench* b) {
   if (r == gcclSuccess) return;

@@ -66,6 +66,10 @@ void usage(const char* prog, FILE* f) {
       "\t[-a,--average <0/1/2/3>]                 time over ranks: 0 rank 0, 1 mean (default),\n"
       "\t                                         2 min, 3 max\n"
       "\t[-C,--report_cputime <0/1>]              default 0\n"
+      "\t[-Z,--codec <codec>]                    none (default), f16, bf16, q8, q4, q2 (q8s...:\n"
+      "\t                                         stochastic rounding), lattice8:STEP, topk:FRACTION;\n"
+      "\t                                         the gossip tools take the casts, quantization and\n"
+      "\t                                         the lattice, all_reduce_perf top-k\n"
       "\t[-t,--nthreads 1] [-g,--ngpus 1]         accepted for compatibility; one rank per\n"
       "\t                                         process (start ranks with mpirun or gcclrun)\n"
       "\t[-h,--help]\n",
@@ -122,6 +126,69 @@ bool underLauncher() {
   return launcherRank() != nullptr;
 }
 
+bool parseCodec(const std::string& spec, gcclCodecConfig_t* out, std::string* why) {
+  gcclCodecConfig_t c = GCCL_CODEC_CONFIG_INITIALIZER;
+  c.seed = 1;
+  std::string name = spec, arg;
+  size_t colon = spec.find(':');
+  if (colon != std::string::npos) {
+    name = spec.substr(0, colon);
+    arg = spec.substr(colon + 1);
+  }
+  auto number = [&](double lo, double hi, double* v) {
+    char* end = nullptr;
+    *v = strtod(arg.c_str(), &end);
+    return !arg.empty() && end != nullptr && *end == '\0' && *v > lo && *v <= hi;
+  };
+  double v = 0;
+  if (name == "none" && arg.empty()) {
+  } else if (name == "f16" && arg.empty()) {
+    c.codec = gcclCodecFloat16;
+  } else if (name == "bf16" && arg.empty()) {
+    c.codec = gcclCodecBfloat16;
+  } else if ((name == "q8" || name == "q4" || name == "q2" || name == "q8s" || name == "q4s" ||
+              name == "q2s") &&
+             arg.empty()) {
+    c.codec = gcclCodecQuantize;
+    c.bits = name[1] - '0';
+    c.rounding = name.size() == 3 ? gcclRoundStochastic : gcclRoundNearest;
+  } else if (name == "lattice8" || name == "lattice4" || name == "lattice2") {
+    if (!number(0, 1e300, &v)) {
+      *why = "lattice" + name.substr(7) + ":STEP with a step > 0";
+      return false;
+    }
+    c.codec = gcclCodecLattice;
+    c.bits = name[7] - '0';
+    c.latticeStep = v;
+  } else if (name == "topk") {
+    if (!number(0, 1, &v)) {
+      *why = "topk:FRACTION with a fraction in (0, 1]";
+      return false;
+    }
+    c.codec = gcclCodecTopK;
+    c.topkFraction = v;
+  } else {
+    *why = "none, f16, bf16, q8, q4, q2, q8s, q4s, q2s, lattice8:STEP, lattice4:STEP, "
+           "lattice2:STEP or topk:FRACTION";
+    return false;
+  }
+  *out = c;
+  return true;
+}
+
+double codecError(const gcclCodecConfig_t& c, double range) {
+  switch (c.codec) {
+    case gcclCodecQuantize: {
+      double scale = 2 * range / ((1 << c.bits) - 1);
+      return c.rounding == gcclRoundNearest ? scale / 2 : scale;
+    }
+    case gcclCodecLattice:
+      return c.latticeStep;
+    default:
+      return 0;
+  }
+}
+
 int parseOptions(int argc, char** argv, const Collective& coll, Options* o) {
   // Every rank parses the same flags: one report is enough.
   FlagParser flags(argc, argv, launcherRankIsZero());
@@ -133,6 +200,7 @@ int parseOptions(int argc, char** argv, const Collective& coll, Options* o) {
       {"report_cputime", required_argument, nullptr, 'C'},
       {"nthreads", required_argument, nullptr, 't'},
       {"ngpus", required_argument, nullptr, 'g'},
+      {"codec", required_argument, nullptr, 'Z'},
   };
   auto other = [&](int c, const std::string& a) -> int {
     long v = 0;
@@ -178,6 +246,14 @@ int parseOptions(int argc, char** argv, const Collective& coll, Options* o) {
         if (!parseInt(a.c_str(), 0, 1, &v)) return flags.badValue("0 or 1");
         o->reportCpuTime = v != 0;
         break;
+      case 'Z': {
+        std::string why;
+        if (!parseCodec(a, &o->codec, &why)) return flags.badValue(why);
+        o->codecName = a;
+        if (o->codec.codec != gcclCodecNone && (coll.codecs & codecBit(o->codec.codec)) == 0)
+          return flags.bad("--codec " + a + " is not supported by " + coll.name + "_perf");
+        break;
+      }
       case 't':
       case 'g':
         if (!parseInt(a.c_str(), 1, 1, &v))

@@ -96,9 +96,23 @@ struct Collective {
   // Optional: once after init (to build topologies), and before the end.
   gcclResult_t (*setup)(const Bench& b) = nullptr;
   void (*teardown)(const Bench& b) = nullptr;
+  // The codecs --codec may name (codecBit of each), 0 for none.
+  unsigned codecs = 0;
   // Optional lines for the header, each printed after "# ".
   std::vector<std::string> (*describe)(const Bench& b) = nullptr;
 };
+
+inline unsigned codecBit(gcclCodec_t c) {
+  return 1u << static_cast<unsigned>(c);
+}
+// The codecs a gossip tool takes: casts, quantization, the lattice.
+inline unsigned gossipCodecs() {
+  return codecBit(gcclCodecFloat16) | codecBit(gcclCodecBfloat16) | codecBit(gcclCodecQuantize) |
+         codecBit(gcclCodecLattice);
+}
+// The gossip options for this run's --codec (NULL codec when none).
+struct Options;
+gcclGossipOptions_t gossipOptions(const Bench& b);
 
 // The value of element `index` of rank `rank`'s input in the checked
 // iteration: an integer (or, for products, +-1, 2 or 3) that every type holds

@@ -240,16 +240,18 @@ void printTestStart(const char* name, const SweepOptions& o, int aggIters) {
     printf("# Blocking Enabled: wait for completion of each collective, no barrier (-z 2)\n");
 }
 
-void printColumnHeader(bool inPlace, const char* timeName) {
+void printColumnHeader(bool inPlace, const char* timeName, bool wire) {
   const int groups = inPlace ? 2 : 1;
   printf("# %10s  %12s  %8s  %6s  %6s           out-of-place          ", "", "", "", "", "");
   printf("%s\n", inPlace ? "             in-place          " : "");
   printf("# %10s  %12s  %8s  %6s  %6s", "size", "count", "type", "redop", "root");
   for (int g = 0; g < groups; ++g)
     printf("  %7s  %6s  %6s %6s", timeName, "algbw", "busbw", "#wrong");
+  if (wire) printf("  %10s", "wire");
   printf("\n# %10s  %12s  %8s  %6s  %6s", "(B)", "(elements)", "", "", "");
   for (int g = 0; g < groups; ++g)
     printf("  %7s  %6s  %6s  %5s", "(us)", "(GB/s)", "(GB/s)", "");
+  if (wire) printf("  %10s", "(B/call)");
   printf("\n");
 }
 

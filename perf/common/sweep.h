@@ -103,7 +103,9 @@ void* allocTouched(size_t bytes);
 void printTestStart(const char* name, const SweepOptions& o, int aggIters);
 // The column header: the five columns of a row's labels, then time, algbw,
 // busbw and #wrong out of place, and again in place when `inPlace`.
-void printColumnHeader(bool inPlace, const char* timeName);
+// `wire`: a last column, the payload bytes each rank sent per call (mean over
+// ranks, out of place).
+void printColumnHeader(bool inPlace, const char* timeName, bool wire = false);
 // A row's labels: size (B), count (elements), type, redop, root.
 std::string rowLabels(size_t bytes, size_t count, const char* type, const char* redop, int root);
 // A measurement's columns: time (us), algbw, busbw (GB/s), and #wrong (N/A
