@@ -1066,6 +1066,40 @@ gcclResult_t decodeImpl(const Params& p, const void* in, size_t inBytes, size_t 
 
 }  // namespace
 
+// |v| as the bits of a non-negative float: ordered like the magnitudes.
+inline uint32_t magnitudeBits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return u & 0x7fffffffu;
+}
+
+// The bits of the k-th largest magnitude of a[0..n) (1 <= k <= n), by two
+// 16-bit histogram passes; *ties gets how many elements equal to it belong
+// to the k largest.
+uint32_t kthLargestMagnitude(const float* a, size_t n, size_t k, size_t* ties) {
+  std::vector<size_t> hist(size_t{1} << 16, 0);
+  for (size_t i = 0; i < n; ++i)
+    ++hist[magnitudeBits(a[i]) >> 16];
+  size_t need = k;
+  uint32_t hi = 0xffff;
+  while (hist[hi] < need) {
+    need -= hist[hi];
+    --hi;
+  }
+  std::fill(hist.begin(), hist.end(), 0);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t m = magnitudeBits(a[i]);
+    if ((m >> 16) == hi) ++hist[m & 0xffff];
+  }
+  uint32_t lo = 0xffff;
+  while (hist[lo] < need) {
+    need -= hist[lo];
+    --lo;
+  }
+  *ties = need;
+  return hi << 16 | lo;
+}
+
 gcclResult_t topkSelect(const Params& p, const float* x, float* residual, size_t count,
                         uint32_t* indices, float* values, size_t* kept) {
   GCCL_REQUIRE(p.codec == Codec::kTopK, gcclInvalidArgument,
@@ -1096,12 +1130,20 @@ gcclResult_t topkSelect(const Params& p, const float* x, float* residual, size_t
   if (p.k == 0) {
     // Nothing kept: the residual is acc.
   } else if (p.select == TopKSelect::kExact || p.k == count) {
-    chosen.resize(count);
-    for (size_t i = 0; i < count; ++i)
-      chosen[i] = static_cast<uint32_t>(i);
-    std::nth_element(chosen.begin(), chosen.begin() + static_cast<ptrdiff_t>(p.k - 1), chosen.end(),
-                     larger);
-    chosen.resize(p.k);
+    // The k-th largest magnitude T by a radix select on the magnitudes' bits
+    // (their order as unsigned integers is their order as floats), then one
+    // pass in index order: everything above T, and the first of those equal
+    // to T until k are kept (ties go to the lower index).
+    size_t ties = 0;
+    const uint32_t t = kthLargestMagnitude(acc, count, p.k, &ties);
+    chosen.reserve(p.k);
+    for (size_t i = 0; i < count; ++i) {
+      const uint32_t m = magnitudeBits(acc[i]);
+      if (m > t || (m == t && ties > 0)) {
+        if (m == t) --ties;
+        chosen.push_back(static_cast<uint32_t>(i));
+      }
+    }
   } else {
     // Threshold from a sample: the magnitude expected to have about k (plus
     // 10%) elements at or above it; the overshoot is trimmed exactly below.

@@ -169,7 +169,7 @@ bool parseCodec(const std::string& spec, gcclCodecConfig_t* out, std::string* wh
     c.topkFraction = v;
   } else {
     *why = "none, f16, bf16, q8, q4, q2, q8s, q4s, q2s, lattice8:STEP, lattice4:STEP, "
-           "lattice2:STEP or topk:FRACTION";
+           "lattice2:STEP or topk:FRACTION (exact selection)";
     return false;
   }
   *out = c;

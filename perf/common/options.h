@@ -24,7 +24,8 @@ struct Options : SweepOptions {
 
 // Parses a --codec value: f16, bf16, q8, q4, q2 (quantization to nearest; a
 // trailing s, as in q8s, rounds stochastically), lattice8:STEP (or 4, 2) and
-// topk:FRACTION. False with the reason in *why.
+// topk:FRACTION (exact selection, so that the check knows what was sent).
+// False with the reason in *why.
 bool parseCodec(const std::string& spec, gcclCodecConfig_t* out, std::string* why);
 // The largest error the codec may add to one element of values within
 // [-range, range] (0 for none, and for casts of such small integers).
