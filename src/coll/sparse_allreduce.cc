@@ -228,7 +228,13 @@ gcclResult_t gcclTopKAllReduce(const float* grad, float* residual, size_t count,
     GCCL_CHECK(checkBuffer(grad, count, gcclFloat32, "grad", call));
     GCCL_CHECK(checkBuffer(residual, count, gcclFloat32, "residual", call));
     GCCL_CHECK(checkBuffer(recvbuff, count, gcclFloat32, "recvbuff", call));
-    GCCL_CHECK(checkOverlap(residual, bytes, recvbuff, bytes, recvbuff, call));
+    auto overlaps = [bytes](const void* a, const void* b) {
+      auto x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
+      return bytes > 0 && x < y + bytes && y < x + bytes;
+    };
+    GCCL_REQUIRE(!overlaps(residual, grad) && !overlaps(residual, recvbuff), gcclInvalidArgument,
+                 "%s: residual overlaps %s; it is this tensor's own error-feedback buffer", call,
+                 overlaps(residual, grad) ? "grad" : "recvbuff");
     GCCL_REQUIRE(op == gcclSum || op == gcclAvg, gcclInvalidArgument,
                  "%s: reduction %d is not supported; it sums (gcclSum) or averages (gcclAvg)",
                  call, static_cast<int>(op));

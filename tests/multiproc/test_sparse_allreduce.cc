@@ -233,6 +233,12 @@ TEST(SparseAllReduce, BadInputIsRefusedNamingWhatIsWrong) {
                "a non-top-k codec accepted");
     RANK_CHECK(strstr(gcclGetLastError(comm), "gcclCodecTopK") != nullptr, "%s",
                gcclGetLastError(comm));
+    cfg.codec = gcclCodecTopK;
+    RANK_CHECK(gcclTopKAllReduce(grad, grad, 16, &cfg, gcclSum, out, nullptr, comm, nullptr) ==
+                   gcclInvalidArgument,
+               "a residual that is the gradient accepted");
+    RANK_CHECK(strstr(gcclGetLastError(comm), "residual overlaps grad") != nullptr, "%s",
+               gcclGetLastError(comm));
     // The communicator still works.
     RANK_OK(gcclSparseAllReduce(good, v, 3, 16, gcclFloat32, gcclSum, out, comm, nullptr));
     RANK_CHECK(out[5] == 2.0f * n, "out[5] = %g", out[5]);
