@@ -221,8 +221,11 @@ class ServiceOp final : public Op {
 
 class ExchangeOp final : public Op {
  public:
+  // *replyBytes gets the reply's length when the exchange completes (the op
+  // itself is gone by the time the caller reads it).
   ExchangeOp(int peer, uint64_t id, uint64_t seq, const void* snapshot, size_t sendBytes,
-             void* reply, size_t capacity, transport::MessageMeta meta, gcclRequest* req)
+             void* reply, size_t capacity, size_t* replyBytes, transport::MessageMeta meta,
+             gcclRequest* req)
       : Op(OpKind::kPairwise, meta, req),
         peer_(peer),
         id_(id),
@@ -230,17 +233,17 @@ class ExchangeOp final : public Op {
         snapshot_(snapshot),
         sendBytes_(sendBytes),
         reply_(reply),
-        capacity_(capacity) {}
+        capacity_(capacity),
+        replyBytes_(replyBytes) {}
   gcclResult_t start(OpContext& ctx) override {
     GCCL_CHECK(postRecv(ctx, peer_, reply_, capacity_, replyTag(id_, seq_), &recv_));
     return postSend(ctx, peer_, snapshot_, sendBytes_, requestTag(id_, seq_), &send_);
   }
-  // The reply's length once done.
-  size_t replyBytes() const { return recv_.req.bytes; }
   gcclResult_t progress(OpContext&, bool* done) override {
     GCCL_CHECK(checkTransfer(send_));
     GCCL_CHECK(checkTransfer(recv_));
     *done = send_.done() && recv_.done();
+    if (*done) *replyBytes_ = recv_.req.bytes;
     return gcclSuccess;
   }
 
@@ -252,6 +255,7 @@ class ExchangeOp final : public Op {
   size_t sendBytes_;
   void* reply_;
   size_t capacity_;
+  size_t* replyBytes_;
   Transfer send_, recv_;
 };
 
@@ -273,6 +277,7 @@ struct gcclPairwise {
   gccl::ExecBuffer snapshot, reply;      // in the model's memory type
   gccl::CodecScratch scratch;            // the caller's, for its exchanges
   uint64_t exchanges = 0;                // seeds the stochastic codecs
+  size_t replyBytes = 0;                 // of the last exchange's reply
 };
 
 namespace gccl {
@@ -406,14 +411,14 @@ gcclResult_t gcclPairwiseExchange(gcclPairwise_t p, uint64_t step, int* partner)
     gcclRequest* req = newRequest(p->comm->timeoutMs);
     uint64_t seq = p->sendSeq[static_cast<size_t>(peer)]++;
     auto op = std::make_unique<ExchangeOp>(peer, p->id, seq, p->snapshot.data(), sendBytes,
-                                           p->reply.data(), m.capacity, p->meta, req);
-    ExchangeOp* exchange = op.get();
+                                           p->reply.data(), m.capacity, &p->replyBytes, p->meta,
+                                           req);
     GCCL_CHECK(launch(p->comm, std::move(op), req, nullptr));
     {
       // x += (s_j - s_i) / 2: the partner's half of the difference.
       std::lock_guard<std::mutex> guard(m.lock);
       GCCL_CHECK(addHalfDifference(*p->exec, m, p->scratch, p->snapshot.data(), p->reply.data(),
-                                   exchange->replyBytes(), peer));
+                                   p->replyBytes, peer));
     }
     if (partner != nullptr) *partner = peer;
     return gcclSuccess;
