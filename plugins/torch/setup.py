@@ -67,7 +67,9 @@ setup(
             include_dirs=[str(repo / "include")],
             library_dirs=[str(build_dir)],
             libraries=["gccl"],
-            extra_compile_args=["-std=c++20", "-fvisibility=hidden", "-Wall", "-Wextra", "-Werror",
+            # -g0: torch's headers make debug info slow to build and large.
+            extra_compile_args=["-std=c++20", "-fvisibility=hidden", "-g0", "-Wall", "-Wextra",
+                                "-Werror",
                                 # torch's own headers trip these
                                 "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
             extra_link_args=["-Wl,-rpath,$ORIGIN"],

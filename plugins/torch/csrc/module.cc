@@ -4,6 +4,11 @@
 #include <pybind11/stl.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include <chrono>
+#include <mutex>
+#include <vector>
+
+#include "communicator.h"
 #include "gccl/gccl.h"
 #include "ops.h"
 #include "process_group.h"
@@ -37,6 +42,24 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("topology_period", &topologyPeriod, py::arg("topology"));
   m.def("topology_out_peers", &topologyOutPeers, py::arg("topology"), py::arg("step"),
         py::arg("rank"));
+  m.def(
+      "direct_all_reduce_seconds",
+      [](int64_t commId, int64_t count, int64_t iters) {
+        // The baseline of the backend's per-call overhead: blocking gcclAllReduce calls on a
+        // float32 buffer, straight from C++, on the communicator behind a gccl process group.
+        auto comm = gccl_torch::lookupCommunicator(commId);
+        std::vector<float> buf(static_cast<size_t>(count), 1.0f);
+        std::lock_guard<std::mutex> lock(comm->issueMutex());
+        auto start = std::chrono::steady_clock::now();
+        for (int64_t i = 0; i < iters; ++i) {
+          gccl_torch::check(gcclAllReduce(buf.data(), buf.data(), buf.size(), gcclFloat32, gcclSum,
+                                          comm->get(), nullptr, nullptr),
+                            "all_reduce", comm->get());
+        }
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      },
+      py::arg("comm_id"), py::arg("count"), py::arg("iters"),
+      py::call_guard<py::gil_scoped_release>());
   m.def("version", [] {
     int version = 0;
     gcclGetVersion(&version);

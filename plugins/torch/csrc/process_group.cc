@@ -1,9 +1,12 @@
 #include "process_group.h"
 
 #include <c10/util/Exception.h>
+#include <torch/csrc/utils/pybind.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "tensor_args.h"
 
@@ -47,13 +50,22 @@ ProcessGroupGccl::ProcessGroupGccl(const c10::intrusive_ptr<c10d::Store>& store,
                 bytes.size(), " bytes, expected ", sizeof(id.internal));
     std::memcpy(id.internal, bytes.data(), bytes.size());
   }
-  // gccl's deadline is for a wait without progress and has a floor of one second.
-  int64_t ms = std::clamp<int64_t>(timeout.count(), 1000, INT32_MAX);
-  comm_ = createCommunicator(id, rank, size, static_cast<int>(ms));
+  // gccl's deadline is for a wait without progress and has a floor of one second. A
+  // GCCL_TIMEOUT_MS in the environment wins over torch's timeout (GCCL_CONFIG_UNDEF_INT defers
+  // to it), so that a job can be told to notice a dead peer sooner than torch's default.
+  int ms = GCCL_CONFIG_UNDEF_INT;
+  if (std::getenv("GCCL_TIMEOUT_MS") == nullptr) {
+    ms = static_cast<int>(std::clamp<int64_t>(timeout.count(), 1000, INT32_MAX));
+  }
+  comm_ = createCommunicator(id, rank, size, ms);
   completionThread_ = std::thread([this] { completionLoop(); });
 }
 
 ProcessGroupGccl::~ProcessGroupGccl() {
+  // Python drops the last reference with the GIL held, and the completion thread may need the
+  // GIL to free a finished work's tensors: let go of it while waiting for that thread.
+  std::optional<pybind11::gil_scoped_release> noGil;
+  if (Py_IsInitialized() && PyGILState_Check()) noGil.emplace();
   {
     std::lock_guard<std::mutex> lock(queueMutex_);
     stopping_ = true;

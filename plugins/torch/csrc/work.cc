@@ -47,12 +47,13 @@ void GcclWork::complete() {
   }
   keepAlive_.clear();
   after_ = nullptr;
+  // The work is complete before its future is, so a callback of the future sees it complete.
+  finish(error);
   if (error == nullptr) {
     future_->markCompleted(c10::IValue(outputs_));
   } else {
     future_->setError(error);
   }
-  finish(error);
 }
 
 bool GcclWork::wait(std::chrono::milliseconds timeout) {
