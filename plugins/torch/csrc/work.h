@@ -35,6 +35,8 @@ class GcclWork : public c10d::Work {
 
   bool wait(std::chrono::milliseconds timeout = kNoTimeout) override;
   c10::intrusive_ptr<c10::ivalue::Future> getFuture() override;
+  // The output tensors (valid once the work completed).
+  std::vector<at::Tensor> result() override { return outputs_; }
   // Completes the work (waits for its requests) unless another thread already does.
   void complete();
 
