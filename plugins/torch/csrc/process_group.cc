@@ -67,24 +67,25 @@ ProcessGroupGccl::~ProcessGroupGccl() {
   std::optional<pybind11::gil_scoped_release> noGil;
   if (Py_IsInitialized() && PyGILState_Check()) noGil.emplace();
   {
-    std::lock_guard<std::mutex> lock(queueMutex_);
-    stopping_ = true;
+    std::lock_guard<std::mutex> lock(signal_->mutex);
+    signal_->stopping = true;
   }
-  queueCv_.notify_all();
+  signal_->cv.notify_all();
   completionThread_.join();
 }
 
 void ProcessGroupGccl::completionLoop() {
+  uint64_t seen = 0;
   for (;;) {
-    c10::intrusive_ptr<GcclWork> work;
+    std::deque<c10::intrusive_ptr<GcclWork>> batch;
     {
-      std::unique_lock<std::mutex> lock(queueMutex_);
-      queueCv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and everything issued is complete
-      work = queue_.front();
-      queue_.pop_front();
+      std::unique_lock<std::mutex> lock(signal_->mutex);
+      signal_->cv.wait(lock, [&] { return signal_->stopping || signal_->kicks != seen; });
+      seen = signal_->kicks;
+      batch.swap(queue_);
+      if (signal_->stopping && batch.empty()) return;  // everything issued is complete
     }
-    work->complete();
+    for (auto& work : batch) work->complete();
   }
 }
 
@@ -105,11 +106,23 @@ c10::intrusive_ptr<GcclWork> ProcessGroupGccl::newWork(c10d::OpType type,
 }
 
 c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::enqueue(c10::intrusive_ptr<GcclWork> work) {
+  // Works that callers completed leave the queue here; a queue that still grows (works nobody
+  // waits for) wakes the completion thread to release their requests.
+  constexpr size_t kMaxPending = 64;
+  work->setSignal(signal_);
+  bool kick = false;
+  // Freed outside the lock: freeing a tensor may take the GIL, whose holder may be kicking.
+  std::vector<c10::intrusive_ptr<GcclWork>> finished;
   {
-    std::lock_guard<std::mutex> lock(queueMutex_);
+    std::lock_guard<std::mutex> lock(signal_->mutex);
+    while (!queue_.empty() && queue_.front()->done()) {
+      finished.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
     queue_.push_back(work);
+    kick = queue_.size() > kMaxPending;
   }
-  queueCv_.notify_one();
+  if (kick) signal_->kick();
   return work;
 }
 

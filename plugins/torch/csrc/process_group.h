@@ -3,7 +3,8 @@
 // Its communicator is built from the store torch passes (rank 0 makes a gccl unique id and
 // publishes it there), so nothing beyond what init_process_group needs is required. Each call
 // issues non-blocking gccl operations on the caller's thread and returns a GcclWork; a
-// completion thread completes works in order, so futures complete without a wait.
+// completion thread completes works in order when a future or a poll asks for it, so futures
+// complete without a wait.
 #pragma once
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
@@ -82,10 +83,9 @@ class ProcessGroupGccl : public c10d::Backend {
   void completionLoop();
 
   std::shared_ptr<Communicator> comm_;
-  std::mutex queueMutex_;
-  std::condition_variable queueCv_;
+  // Works not yet known to be complete, in issue order, under signal_->mutex.
+  std::shared_ptr<CompletionSignal> signal_ = std::make_shared<CompletionSignal>();
   std::deque<c10::intrusive_ptr<GcclWork>> queue_;
-  bool stopping_ = false;
   std::thread completionThread_;
 };
 

@@ -49,6 +49,7 @@ void GcclWork::complete() {
   after_ = nullptr;
   // The work is complete before its future is, so a callback of the future sees it complete.
   finish(error);
+  done_.store(true, std::memory_order_release);
   if (error == nullptr) {
     future_->markCompleted(c10::IValue(outputs_));
   } else {
@@ -61,6 +62,15 @@ bool GcclWork::wait(std::chrono::milliseconds timeout) {
   return c10d::Work::wait(timeout);
 }
 
-c10::intrusive_ptr<c10::ivalue::Future> GcclWork::getFuture() { return future_; }
+c10::intrusive_ptr<c10::ivalue::Future> GcclWork::getFuture() {
+  // Whoever holds the future may never wait on the work: the completion thread completes it.
+  if (signal_ != nullptr && !done()) signal_->kick();
+  return future_;
+}
+
+bool GcclWork::isCompleted() {
+  if (signal_ != nullptr && !done()) signal_->kick();
+  return c10d::Work::isCompleted();
+}
 
 }  // namespace gccl_torch

@@ -4,7 +4,8 @@
 // Whoever gets there first completes it: Work::wait() on the caller's thread (which then drives
 // gccl's engine itself, the fast path of a blocking call), or the backend's completion thread,
 // which completes works in issue order so that futures complete even when nobody waits. gccl
-// allows gcclWait from any thread.
+// allows gcclWait from any thread. The completion thread sleeps until someone could need it (a
+// future was asked for, completion was polled): a blocking call then pays no thread hand-off.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -12,14 +13,33 @@
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "communicator.h"
 
 namespace gccl_torch {
+
+// Wakes a backend's completion thread. Shared by the backend and its works, so that a work that
+// outlives its backend can still ask (and nothing happens).
+struct CompletionSignal {
+  std::mutex mutex;
+  std::condition_variable cv;
+  uint64_t kicks = 0;
+  bool stopping = false;
+  void kick() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++kicks;
+    }
+    cv.notify_one();
+  }
+};
 
 class GcclWork : public c10d::Work {
  public:
@@ -32,6 +52,10 @@ class GcclWork : public c10d::Work {
   void addRequest(gcclRequest_t request) { requests_.push_back(request); }
   void keepAlive(at::Tensor tensor) { keepAlive_.push_back(std::move(tensor)); }
   void setAfter(std::function<void()> after) { after_ = std::move(after); }
+  void setSignal(std::shared_ptr<CompletionSignal> signal) { signal_ = std::move(signal); }
+  bool done() const { return done_.load(std::memory_order_acquire); }
+
+  bool isCompleted() override;
 
   bool wait(std::chrono::milliseconds timeout = kNoTimeout) override;
   c10::intrusive_ptr<c10::ivalue::Future> getFuture() override;
@@ -48,6 +72,8 @@ class GcclWork : public c10d::Work {
   std::vector<gcclRequest_t> requests_;
   std::function<void()> after_;
   std::atomic<bool> claimed_{false};
+  std::atomic<bool> done_{false};
+  std::shared_ptr<CompletionSignal> signal_;
   c10::intrusive_ptr<c10::ivalue::Future> future_;
 };
 
