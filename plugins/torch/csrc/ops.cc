@@ -100,9 +100,10 @@ gcclDataType_t modelType(const at::Tensor& x, const std::string& what) {
 double* weightPointer(const at::Tensor& w, const std::string& what) {
   checkCpu(w, what);
   TORCH_CHECK_TYPE(w.scalar_type() == at::kDouble && w.numel() == 1 && w.is_contiguous(),
-                   "gccl: ", what, ": the push-sum weight must be a float64 tensor of one "
-                   "element (it travels as float64), got ", w.scalar_type(), " of ", w.numel(),
-                   " elements");
+                   "gccl: ", what,
+                   ": the push-sum weight must be a float64 tensor of one "
+                   "element (it travels as float64), got ",
+                   w.scalar_type(), " of ", w.numel(), " elements");
   return w.data_ptr<double>();
 }
 
@@ -180,8 +181,7 @@ void gossipStart(int64_t gossip, at::Tensor x, at::Tensor weight, int64_t step) 
 void gossipFinish(int64_t gossip, at::Tensor x, at::Tensor weight, int64_t step) {
   auto g = gossipFor(gossip, x, weight, "gossip_finish");
   std::lock_guard<std::mutex> lock(g->comm->issueMutex());
-  check(gcclGossipFinish(g->gossip, static_cast<uint64_t>(step)), "gossip_finish",
-        g->comm->get());
+  check(gcclGossipFinish(g->gossip, static_cast<uint64_t>(step)), "gossip_finish", g->comm->get());
 }
 
 void gossipDestroy(int64_t gossip, at::Tensor x, at::Tensor weight) {
@@ -253,38 +253,39 @@ int64_t topologyCreate(int64_t kind, int64_t nranks, int64_t peersPerStep) {
 }
 
 int64_t topologyFromWeights(int64_t nranks, int64_t nsteps, const std::vector<double>& weights) {
-  TORCH_CHECK_VALUE(nranks > 0 && nsteps > 0 &&
-                        weights.size() == static_cast<size_t>(nranks * nranks * nsteps),
-                    "gccl: topology from weights: expected ", nsteps, " x ", nranks, " x ",
-                    nranks, " weights, got ", weights.size());
+  TORCH_CHECK_VALUE(
+      nranks > 0 && nsteps > 0 && weights.size() == static_cast<size_t>(nranks * nranks * nsteps),
+      "gccl: topology from weights: expected ", nsteps, " x ", nranks, " x ", nranks,
+      " weights, got ", weights.size());
   auto t = std::make_shared<Topology>();
-  check(gcclTopologyCreateFromWeights(&t->topo, static_cast<int>(nranks),
-                                      static_cast<int>(nsteps), weights.data()),
+  check(gcclTopologyCreateFromWeights(&t->topo, static_cast<int>(nranks), static_cast<int>(nsteps),
+                                      weights.data()),
         "topology from weights", nullptr);
   return topologies().add(t);
 }
 
-void topologyDestroy(int64_t topology) { topologies().take(topology); }
+void topologyDestroy(int64_t topology) {
+  topologies().take(topology);
+}
 
 int64_t topologyPeriod(int64_t topology) {
   int period = 0;
-  check(gcclTopologyPeriod(topologies().get(topology)->topo, &period), "topology period",
-        nullptr);
+  check(gcclTopologyPeriod(topologies().get(topology)->topo, &period), "topology period", nullptr);
   return period;
 }
 
 std::tuple<std::vector<int>, std::vector<double>, double> topologyOutPeers(int64_t topology,
-                                                                          int64_t step,
-                                                                          int64_t rank) {
+                                                                           int64_t step,
+                                                                           int64_t rank) {
   auto t = topologies().get(topology);
   int npeers = 0;
   double self = 0;
   std::vector<int> peers(4096);
   std::vector<double> weights(peers.size());
   // Capacity for 4097 ranks; a topology that needs more is an error naming the need.
-  gcclResult_t r = gcclTopologyOutPeers(t->topo, static_cast<uint64_t>(step), static_cast<int>(rank),
-                           static_cast<int>(peers.size()), &npeers, peers.data(), weights.data(),
-                           &self);
+  gcclResult_t r = gcclTopologyOutPeers(t->topo, static_cast<uint64_t>(step),
+                                        static_cast<int>(rank), static_cast<int>(peers.size()),
+                                        &npeers, peers.data(), weights.data(), &self);
   check(r, "topology out-peers", nullptr);
   peers.resize(npeers);
   weights.resize(npeers);
@@ -298,18 +299,17 @@ TORCH_LIBRARY(gccl, m) {
   m.def("push_sum(Tensor(a!) x, Tensor(b!) ps_weight, int topology, int step, int comm) -> ()",
         &pushSum);
   m.def("push_sum_debias(Tensor x, Tensor ps_weight) -> Tensor", &pushSumDebias);
-  m.def("neighbor_average(Tensor(a!) x, int topology, int step, int comm) -> ()",
-        &neighborAverage);
-  m.def("gossip_create(Tensor(a!) x, Tensor(b!) ps_weight, int topology, int staleness, "
-        "int comm) -> int",
-        &gossipCreate);
+  m.def("neighbor_average(Tensor(a!) x, int topology, int step, int comm) -> ()", &neighborAverage);
+  m.def(
+      "gossip_create(Tensor(a!) x, Tensor(b!) ps_weight, int topology, int staleness, "
+      "int comm) -> int",
+      &gossipCreate);
   m.def("gossip_start(int gossip, Tensor(a!) x, Tensor(b!) ps_weight, int step) -> ()",
         &gossipStart);
   m.def("gossip_finish(int gossip, Tensor(a!) x, Tensor(b!) ps_weight, int step) -> ()",
         &gossipFinish);
   m.def("gossip_destroy(int gossip, Tensor(a!) x, Tensor(b!) ps_weight) -> ()", &gossipDestroy);
-  m.def("pairwise_create(Tensor(a!) x, int topology, int seed, int comm) -> int",
-        &pairwiseCreate);
+  m.def("pairwise_create(Tensor(a!) x, int topology, int seed, int comm) -> int", &pairwiseCreate);
   m.def("pairwise_exchange(int pairwise, Tensor(a!) x, int step) -> int", &pairwiseExchange);
   m.def("pairwise_lock(int pairwise, Tensor(a!) x) -> ()", &pairwiseLock);
   m.def("pairwise_unlock(int pairwise, Tensor(a!) x) -> ()", &pairwiseUnlock);

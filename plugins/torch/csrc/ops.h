@@ -17,7 +17,7 @@ void topologyDestroy(int64_t topology);
 int64_t topologyPeriod(int64_t topology);
 // (peers, weights, self weight) of `rank` at `step`.
 std::tuple<std::vector<int>, std::vector<double>, double> topologyOutPeers(int64_t topology,
-                                                                          int64_t step,
-                                                                          int64_t rank);
+                                                                           int64_t step,
+                                                                           int64_t rank);
 
 }  // namespace gccl_torch

@@ -18,7 +18,9 @@ const char* kUniqueIdKey = "gccl/unique_id";
 
 // A contiguous tensor with the contents of `t`: `t` itself when it already is one. Results
 // written into a staged copy go back with copyBack.
-at::Tensor staged(const at::Tensor& t) { return t.is_contiguous() ? t : t.contiguous(); }
+at::Tensor staged(const at::Tensor& t) {
+  return t.is_contiguous() ? t : t.contiguous();
+}
 void copyBack(const at::Tensor& staging, at::Tensor& t) {
   if (!staging.is_same(t)) t.copy_(staging);
 }
@@ -35,8 +37,8 @@ void checkRank(int rank, int size, const std::string& what, const char* role) {
 
 }  // namespace
 
-ProcessGroupGccl::ProcessGroupGccl(const c10::intrusive_ptr<c10d::Store>& store, int rank,
-                                   int size, std::chrono::milliseconds timeout)
+ProcessGroupGccl::ProcessGroupGccl(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                                   std::chrono::milliseconds timeout)
     : c10d::Backend(rank, size) {
   gcclUniqueId id;
   if (rank == 0) {
@@ -85,7 +87,8 @@ void ProcessGroupGccl::completionLoop() {
       batch.swap(queue_);
       if (signal_->stopping && batch.empty()) return;  // everything issued is complete
     }
-    for (auto& work : batch) work->complete();
+    for (auto& work : batch)
+      work->complete();
   }
 }
 
@@ -97,10 +100,11 @@ std::vector<uint64_t> ProcessGroupGccl::peerCounters(int peer) const {
           counters.messagesReceived};
 }
 
-void ProcessGroupGccl::abortCommunicator() { comm_->abort(); }
+void ProcessGroupGccl::abortCommunicator() {
+  comm_->abort();
+}
 
-c10::intrusive_ptr<GcclWork> ProcessGroupGccl::newWork(c10d::OpType type,
-                                                       const std::string& what,
+c10::intrusive_ptr<GcclWork> ProcessGroupGccl::newWork(c10d::OpType type, const std::string& what,
                                                        std::vector<at::Tensor> outputs) {
   return c10::make_intrusive<GcclWork>(comm_, rank_, type, what, std::move(outputs));
 }
@@ -133,7 +137,8 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::allreduceTensors(std::vector<at
                                                                   const std::string& what) {
   TORCH_CHECK_VALUE(!tensors.empty(), "gccl: ", what, ": no tensors");
   gcclRedOp_t gop = toGcclOp(op, what);
-  for (const auto& t : tensors) checkCpu(t, what);
+  for (const auto& t : tensors)
+    checkCpu(t, what);
   auto work = newWork(c10d::OpType::ALLREDUCE, what, tensors);
   std::vector<std::pair<at::Tensor, at::Tensor>> stagings;
   std::lock_guard<std::mutex> lock(comm_->issueMutex());
@@ -149,7 +154,8 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::allreduceTensors(std::vector<at
     stagings.emplace_back(buf, t);
   }
   work->setAfter([stagings]() mutable {
-    for (auto& [buf, t] : stagings) copyBack(buf, t);
+    for (auto& [buf, t] : stagings)
+      copyBack(buf, t);
   });
   return enqueue(work);
 }
@@ -214,16 +220,16 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::broadcast(std::vector<at::Tenso
 
 // ---- Gathers and scatters ------------------------------------------------------------------
 
-c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::_allgather_base(
-    at::Tensor& output, at::Tensor& input, const c10d::AllgatherOptions&) {
+c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::_allgather_base(at::Tensor& output,
+                                                                 at::Tensor& input,
+                                                                 const c10d::AllgatherOptions&) {
   const std::string what = "all_gather_into_tensor";
   checkCpu(input, what);
   checkCpu(output, what);
   checkSameType(input, output, what);
   gcclDataType_t type = toGcclType(input.scalar_type(), what);
-  TORCH_CHECK_VALUE(output.numel() == input.numel() * size_, "gccl: ", what,
-                    ": the output holds ", output.numel(), " elements, expected ", size_,
-                    " x ", input.numel());
+  TORCH_CHECK_VALUE(output.numel() == input.numel() * size_, "gccl: ", what, ": the output holds ",
+                    output.numel(), " elements, expected ", size_, " x ", input.numel());
   at::Tensor in = input.contiguous();
   at::Tensor out = staged(output);
   auto work = newWork(c10d::OpType::_ALLGATHER_BASE, what, {output});
@@ -274,7 +280,8 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::allgather(
   work->keepAlive(in);
   work->setAfter([flat, list]() mutable {
     auto chunks = flat.chunk(static_cast<int64_t>(list.size()));
-    for (size_t i = 0; i < list.size(); ++i) list[i].copy_(chunks[i].view(list[i].sizes()));
+    for (size_t i = 0; i < list.size(); ++i)
+      list[i].copy_(chunks[i].view(list[i].sizes()));
   });
   return enqueue(work);
 }
@@ -287,7 +294,8 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::allgather_into_tensor_coalesced
                     outputs.size(), " outputs");
   c10::intrusive_ptr<c10d::Work> last;
   // Works complete in issue order, so the last one completes after all the others.
-  for (size_t i = 0; i < inputs.size(); ++i) last = _allgather_base(outputs[i], inputs[i], opts);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    last = _allgather_base(outputs[i], inputs[i], opts);
   return last;
 }
 
@@ -326,8 +334,8 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::reduce_scatter(
   TORCH_CHECK_VALUE(inputs.size() == 1, "gccl: ", what, ": takes one input list per call");
   at::Tensor& output = outputs[0];
   std::vector<at::Tensor>& list = inputs[0];
-  TORCH_CHECK_VALUE(static_cast<int>(list.size()) == size_, "gccl: ", what,
-                    ": the input list has ", list.size(), " tensors for a group of ", size_);
+  TORCH_CHECK_VALUE(static_cast<int>(list.size()) == size_, "gccl: ", what, ": the input list has ",
+                    list.size(), " tensors for a group of ", size_);
   std::vector<at::Tensor> flats;
   for (const auto& t : list) {
     checkCpu(t, what);
@@ -358,15 +366,16 @@ namespace {
 
 // Element offsets of each rank's block along dimension 0 from split sizes (rows); equal blocks
 // when there are no split sizes.
-std::vector<int64_t> blockOffsets(const at::Tensor& t, const std::vector<int64_t>& splits,
-                                  int size, const std::string& what, const char* side) {
+std::vector<int64_t> blockOffsets(const at::Tensor& t, const std::vector<int64_t>& splits, int size,
+                                  const std::string& what, const char* side) {
   int64_t rows = t.dim() == 0 ? 1 : t.size(0);
   int64_t rowElems = rows == 0 ? 0 : t.numel() / rows;
   std::vector<int64_t> offsets(size + 1, 0);
   if (splits.empty()) {
     TORCH_CHECK_VALUE(rows % size == 0, "gccl: ", what, ": the ", side, " has ", rows,
                       " rows, not divisible by the group size ", size);
-    for (int r = 0; r <= size; ++r) offsets[r] = r * (rows / size) * rowElems;
+    for (int r = 0; r <= size; ++r)
+      offsets[r] = r * (rows / size) * rowElems;
     return offsets;
   }
   TORCH_CHECK_VALUE(static_cast<int>(splits.size()) == size, "gccl: ", what, ": ", splits.size(),
@@ -405,9 +414,9 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::alltoall_base(
     std::lock_guard<std::mutex> lock(comm_->issueMutex());
     // Rank r's own block is a local copy; every other block is one send and one receive, all
     // in one group so that no order of posting can deadlock.
-    std::memcpy(outBytes + outOff[rank_] * esize, inBytes + inOff[rank_] * esize,
-                std::min(inOff[rank_ + 1] - inOff[rank_], outOff[rank_ + 1] - outOff[rank_]) *
-                    esize);
+    std::memcpy(
+        outBytes + outOff[rank_] * esize, inBytes + inOff[rank_] * esize,
+        std::min(inOff[rank_ + 1] - inOff[rank_], outOff[rank_ + 1] - outOff[rank_]) * esize);
     check(gcclGroupStart(), what, comm_->get());
     gcclResult_t r = gcclSuccess;
     for (int peer = 0; peer < size_ && r == gcclSuccess; ++peer) {
@@ -421,8 +430,8 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::alltoall_base(
       }
       int64_t recvCount = outOff[peer + 1] - outOff[peer];
       if (r == gcclSuccess && recvCount > 0) {
-        r = gcclRecv(outBytes + outOff[peer] * esize, recvCount, type, peer, comm_->get(),
-                     nullptr, &request);
+        r = gcclRecv(outBytes + outOff[peer] * esize, recvCount, type, peer, comm_->get(), nullptr,
+                     &request);
         if (r == gcclSuccess) work->addRequest(request);
       }
     }
@@ -442,10 +451,10 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::alltoall(std::vector<at::Tensor
                                                           std::vector<at::Tensor>& inputs,
                                                           const c10d::AllToAllOptions& opts) {
   const std::string what = "all_to_all";
-  TORCH_CHECK_VALUE(static_cast<int>(inputs.size()) == size_ &&
-                        static_cast<int>(outputs.size()) == size_,
-                    "gccl: ", what, ": ", inputs.size(), " inputs and ", outputs.size(),
-                    " outputs for a group of ", size_);
+  TORCH_CHECK_VALUE(
+      static_cast<int>(inputs.size()) == size_ && static_cast<int>(outputs.size()) == size_,
+      "gccl: ", what, ": ", inputs.size(), " inputs and ", outputs.size(),
+      " outputs for a group of ", size_);
   std::vector<at::Tensor> flatIn;
   std::vector<int64_t> inSplits, outSplits;
   for (int r = 0; r < size_; ++r) {
@@ -459,7 +468,8 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::alltoall(std::vector<at::Tensor
   }
   at::Tensor in = at::cat(flatIn);
   int64_t outTotal = 0;
-  for (int64_t n : outSplits) outTotal += n;
+  for (int64_t n : outSplits)
+    outTotal += n;
   at::Tensor out = at::empty({outTotal}, in.options());
   auto work = alltoall_base(out, in, outSplits, inSplits, opts);
   // The grouped exchange fills `out`; scatter it into the output list when it completes.
@@ -478,13 +488,15 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::alltoall(std::vector<at::Tensor
 
 // ---- Point to point and barrier ------------------------------------------------------------
 
-c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::send(std::vector<at::Tensor>& tensors,
-                                                      int dstRank, int tag) {
+c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::send(std::vector<at::Tensor>& tensors, int dstRank,
+                                                      int tag) {
   const std::string what = "send to rank " + std::to_string(dstRank);
   checkSingle(tensors, what);
   checkRank(dstRank, size_, what, "destination");
-  TORCH_CHECK_VALUE(tag == 0, "gccl: ", what, ": gccl matches sends and receives in posting "
-                    "order and has no tags; tag must be 0, got ", tag);
+  TORCH_CHECK_VALUE(tag == 0, "gccl: ", what,
+                    ": gccl matches sends and receives in posting "
+                    "order and has no tags; tag must be 0, got ",
+                    tag);
   TORCH_CHECK_VALUE(dstRank != rank_, "gccl: ", what, ": a rank cannot send to itself");
   at::Tensor& t = tensors[0];
   checkCpu(t, what);
@@ -502,13 +514,15 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::send(std::vector<at::Tensor>& t
   return enqueue(work);
 }
 
-c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::recv(std::vector<at::Tensor>& tensors,
-                                                      int srcRank, int tag) {
+c10::intrusive_ptr<c10d::Work> ProcessGroupGccl::recv(std::vector<at::Tensor>& tensors, int srcRank,
+                                                      int tag) {
   const std::string what = "recv from rank " + std::to_string(srcRank);
   checkSingle(tensors, what);
   checkRank(srcRank, size_, what, "source");
-  TORCH_CHECK_VALUE(tag == 0, "gccl: ", what, ": gccl matches sends and receives in posting "
-                    "order and has no tags; tag must be 0, got ", tag);
+  TORCH_CHECK_VALUE(tag == 0, "gccl: ", what,
+                    ": gccl matches sends and receives in posting "
+                    "order and has no tags; tag must be 0, got ",
+                    tag);
   TORCH_CHECK_VALUE(srcRank != rank_, "gccl: ", what, ": a rank cannot receive from itself");
   at::Tensor& t = tensors[0];
   checkCpu(t, what);

@@ -6,15 +6,24 @@ namespace gccl_torch {
 
 gcclDataType_t toGcclType(at::ScalarType type, const std::string& what) {
   switch (type) {
-    case at::kChar: return gcclInt8;
-    case at::kByte: return gcclUint8;
-    case at::kInt: return gcclInt32;
-    case at::kLong: return gcclInt64;
-    case at::kHalf: return gcclFloat16;
-    case at::kFloat: return gcclFloat32;
-    case at::kDouble: return gcclFloat64;
-    case at::kBFloat16: return gcclBfloat16;
-    default: break;
+    case at::kChar:
+      return gcclInt8;
+    case at::kByte:
+      return gcclUint8;
+    case at::kInt:
+      return gcclInt32;
+    case at::kLong:
+      return gcclInt64;
+    case at::kHalf:
+      return gcclFloat16;
+    case at::kFloat:
+      return gcclFloat32;
+    case at::kDouble:
+      return gcclFloat64;
+    case at::kBFloat16:
+      return gcclBfloat16;
+    default:
+      break;
   }
   TORCH_CHECK_TYPE(false, "gccl: ", what, ": dtype ", type,
                    " is not supported (gccl has int8, uint8, int32, int64, float16, bfloat16, "
@@ -23,20 +32,35 @@ gcclDataType_t toGcclType(at::ScalarType type, const std::string& what) {
 
 gcclRedOp_t toGcclOp(const c10d::ReduceOp& op, const std::string& what) {
   switch (op.op_) {
-    case c10d::ReduceOp::SUM: return gcclSum;
-    case c10d::ReduceOp::PRODUCT: return gcclProd;
-    case c10d::ReduceOp::MIN: return gcclMin;
-    case c10d::ReduceOp::MAX: return gcclMax;
-    case c10d::ReduceOp::AVG: return gcclAvg;
-    default: break;
+    case c10d::ReduceOp::SUM:
+      return gcclSum;
+    case c10d::ReduceOp::PRODUCT:
+      return gcclProd;
+    case c10d::ReduceOp::MIN:
+      return gcclMin;
+    case c10d::ReduceOp::MAX:
+      return gcclMax;
+    case c10d::ReduceOp::AVG:
+      return gcclAvg;
+    default:
+      break;
   }
   const char* name = "this reduction";
   switch (op.op_) {
-    case c10d::ReduceOp::BAND: name = "BAND"; break;
-    case c10d::ReduceOp::BOR: name = "BOR"; break;
-    case c10d::ReduceOp::BXOR: name = "BXOR"; break;
-    case c10d::ReduceOp::PREMUL_SUM: name = "PREMUL_SUM"; break;
-    default: break;
+    case c10d::ReduceOp::BAND:
+      name = "BAND";
+      break;
+    case c10d::ReduceOp::BOR:
+      name = "BOR";
+      break;
+    case c10d::ReduceOp::BXOR:
+      name = "BXOR";
+      break;
+    case c10d::ReduceOp::PREMUL_SUM:
+      name = "PREMUL_SUM";
+      break;
+    default:
+      break;
   }
   TORCH_CHECK_VALUE(false, "gccl: ", what, ": ReduceOp.", name,
                     " is not supported (gccl has SUM, PRODUCT, MIN, MAX, AVG)");

@@ -10,13 +10,15 @@ GcclWork::GcclWork(std::shared_ptr<Communicator> comm, int rank, c10d::OpType ty
       comm_(std::move(comm)),
       what_(std::move(what)),
       outputs_(std::move(outputs)),
-      future_(c10::make_intrusive<c10::ivalue::Future>(
-          c10::ListType::create(c10::TensorType::get()))) {}
+      future_(
+          c10::make_intrusive<c10::ivalue::Future>(c10::ListType::create(c10::TensorType::get()))) {
+}
 
 GcclWork::~GcclWork() {
   // A work dropped before completion still owns requests: release them.
   if (!claimed_.exchange(true)) {
-    for (gcclRequest_t request : requests_) gcclWait(request);
+    for (gcclRequest_t request : requests_)
+      gcclWait(request);
   }
 }
 
