@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Builds gccl and runs every test: the default build (warnings are errors;
-# CUDA sources are compiled with nvcc when it is installed), then the whole
-# suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# CUDA sources are compiled with nvcc when it is installed) with the Python
+# package's tests (label python: the project's .venv with torch is made when
+# missing and the package installed into it, scripts/python-install.sh), then
+# the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
+# (without the Python tests: the interpreter cannot load an instrumented
+# libgccl).
 # GCCL_TEST_SKIP_ASAN=1 skips the sanitizer pass; extra arguments go to ctest
 # (e.g. -L unit). Last, a bounded libFuzzer run over the TCP transport's input
 # paths (scripts/fuzz.sh, 20 s per target; needs clang);
@@ -14,6 +18,8 @@ jobs=$(nproc)
 echo "== build (default preset)"
 cmake --preset default
 cmake --build --preset default -j "$jobs"
+echo "== Python package (.venv, plugins/torch)"
+MAX_JOBS="$jobs" scripts/python-install.sh
 echo "== tests (default preset)"
 ctest --preset default --output-on-failure "$@"
 

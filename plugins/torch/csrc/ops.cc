@@ -1,0 +1,317 @@
+#include "ops.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+#include "communicator.h"
+#include "tensor_args.h"
+
+namespace gccl_torch {
+
+namespace {
+
+// ---- Handle registries ---------------------------------------------------------------------
+
+struct Topology {
+  gcclTopology_t topo = nullptr;
+  ~Topology() {
+    if (topo != nullptr) gcclTopologyDestroy(topo);
+  }
+};
+
+// An overlap-SGP state: the gccl handle and what it points into, kept alive with it.
+struct Gossip {
+  gcclGossip_t gossip = nullptr;
+  std::shared_ptr<Communicator> comm;
+  std::shared_ptr<Topology> topology;
+  at::Tensor x;
+  at::Tensor weight;
+};
+
+struct Pairwise {
+  gcclPairwise_t pairwise = nullptr;
+  std::shared_ptr<Communicator> comm;
+  std::shared_ptr<Topology> topology;
+  at::Tensor x;
+};
+
+template <typename T>
+class Registry {
+ public:
+  explicit Registry(const char* kind) : kind_(kind) {}
+  int64_t add(std::shared_ptr<T> item) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    items_[next_] = std::move(item);
+    return next_++;
+  }
+  std::shared_ptr<T> get(int64_t id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = items_.find(id);
+    TORCH_CHECK_VALUE(it != items_.end(), "gccl: no ", kind_, " with id ", id,
+                      " (destroyed, or never made)");
+    return it->second;
+  }
+  std::shared_ptr<T> take(int64_t id) {
+    auto item = get(id);
+    std::lock_guard<std::mutex> lock(mutex_);
+    items_.erase(id);
+    return item;
+  }
+
+ private:
+  const char* kind_;
+  std::mutex mutex_;
+  std::map<int64_t, std::shared_ptr<T>> items_;
+  int64_t next_ = 1;
+};
+
+Registry<Topology>& topologies() {
+  static Registry<Topology> registry("topology");
+  return registry;
+}
+Registry<Gossip>& gossips() {
+  static Registry<Gossip> registry("overlap-SGP state");
+  return registry;
+}
+Registry<Pairwise>& pairwises() {
+  static Registry<Pairwise> registry("pairwise state");
+  return registry;
+}
+
+// ---- Argument checks -----------------------------------------------------------------------
+
+// The model tensor of a gossip op: CPU, contiguous (gccl updates it in place), floating.
+gcclDataType_t modelType(const at::Tensor& x, const std::string& what) {
+  checkCpu(x, what);
+  TORCH_CHECK_VALUE(x.is_contiguous(), "gccl: ", what,
+                    ": the tensor must be contiguous (gccl updates it in place)");
+  TORCH_CHECK_TYPE(at::isFloatingType(x.scalar_type()), "gccl: ", what,
+                   ": gossip averages floating tensors, got ", x.scalar_type());
+  return toGcclType(x.scalar_type(), what);
+}
+
+double* weightPointer(const at::Tensor& w, const std::string& what) {
+  checkCpu(w, what);
+  TORCH_CHECK_TYPE(w.scalar_type() == at::kDouble && w.numel() == 1 && w.is_contiguous(),
+                   "gccl: ", what,
+                   ": the push-sum weight must be a float64 tensor of one "
+                   "element (it travels as float64), got ",
+                   w.scalar_type(), " of ", w.numel(), " elements");
+  return w.data_ptr<double>();
+}
+
+// ---- Ops -----------------------------------------------------------------------------------
+
+void pushSum(at::Tensor x, at::Tensor weight, int64_t topology, int64_t step, int64_t comm) {
+  const std::string what = "push_sum";
+  gcclDataType_t type = modelType(x, what);
+  double* w = weightPointer(weight, what);
+  auto topo = topologies().get(topology);
+  auto c = lookupCommunicator(comm);
+  std::lock_guard<std::mutex> lock(c->issueMutex());
+  check(gcclPushSum(x.data_ptr(), x.numel(), type, w, topo->topo, static_cast<uint64_t>(step),
+                    c->get(), nullptr, nullptr),
+        what, c->get());
+}
+
+at::Tensor pushSumDebias(const at::Tensor& x, const at::Tensor& weight) {
+  const std::string what = "push_sum_debias";
+  checkCpu(x, what);
+  TORCH_CHECK_TYPE(at::isFloatingType(x.scalar_type()), "gccl: ", what,
+                   ": floating tensors only, got ", x.scalar_type());
+  gcclDataType_t type = toGcclType(x.scalar_type(), what);
+  double w = *weightPointer(weight, what);
+  at::Tensor in = x.contiguous();
+  at::Tensor z = at::empty_like(in);
+  check(gcclPushSumDebias(in.data_ptr(), z.data_ptr(), in.numel(), type, w), what, nullptr);
+  return z;
+}
+
+void neighborAverage(at::Tensor x, int64_t topology, int64_t step, int64_t comm) {
+  const std::string what = "neighbor_average";
+  gcclDataType_t type = modelType(x, what);
+  auto topo = topologies().get(topology);
+  auto c = lookupCommunicator(comm);
+  std::lock_guard<std::mutex> lock(c->issueMutex());
+  check(gcclNeighborAverage(x.data_ptr(), x.data_ptr(), x.numel(), type, topo->topo,
+                            static_cast<uint64_t>(step), c->get(), nullptr, nullptr),
+        what, c->get());
+}
+
+int64_t gossipCreate(at::Tensor x, at::Tensor weight, int64_t topology, int64_t staleness,
+                     int64_t comm) {
+  const std::string what = "gossip_create";
+  gcclDataType_t type = modelType(x, what);
+  double* w = weightPointer(weight, what);
+  TORCH_CHECK_VALUE(staleness >= 0 && staleness <= INT32_MAX, "gccl: ", what,
+                    ": staleness must be >= 0, got ", staleness);
+  auto g = std::make_shared<Gossip>();
+  g->topology = topologies().get(topology);
+  g->comm = lookupCommunicator(comm);
+  g->x = x;
+  g->weight = weight;
+  std::lock_guard<std::mutex> lock(g->comm->issueMutex());
+  check(gcclGossipCreate(&g->gossip, x.data_ptr(), x.numel(), type, w, g->topology->topo,
+                         static_cast<int>(staleness), g->comm->get()),
+        what, g->comm->get());
+  return gossips().add(g);
+}
+
+std::shared_ptr<Gossip> gossipFor(int64_t id, const at::Tensor& x, const at::Tensor& weight,
+                                  const std::string& what) {
+  auto g = gossips().get(id);
+  TORCH_CHECK_VALUE(x.data_ptr() == g->x.data_ptr() && weight.data_ptr() == g->weight.data_ptr(),
+                    "gccl: ", what, ": pass the tensors the state was created with");
+  return g;
+}
+
+void gossipStart(int64_t gossip, at::Tensor x, at::Tensor weight, int64_t step) {
+  auto g = gossipFor(gossip, x, weight, "gossip_start");
+  std::lock_guard<std::mutex> lock(g->comm->issueMutex());
+  check(gcclGossipStart(g->gossip, static_cast<uint64_t>(step)), "gossip_start", g->comm->get());
+}
+
+void gossipFinish(int64_t gossip, at::Tensor x, at::Tensor weight, int64_t step) {
+  auto g = gossipFor(gossip, x, weight, "gossip_finish");
+  std::lock_guard<std::mutex> lock(g->comm->issueMutex());
+  check(gcclGossipFinish(g->gossip, static_cast<uint64_t>(step)), "gossip_finish", g->comm->get());
+}
+
+void gossipDestroy(int64_t gossip, at::Tensor x, at::Tensor weight) {
+  gossipFor(gossip, x, weight, "gossip_destroy");
+  auto g = gossips().take(gossip);
+  std::lock_guard<std::mutex> lock(g->comm->issueMutex());
+  check(gcclGossipDestroy(g->gossip), "gossip_destroy", g->comm->get());
+}
+
+int64_t pairwiseCreate(at::Tensor x, int64_t topology, int64_t seed, int64_t comm) {
+  const std::string what = "pairwise_create";
+  gcclDataType_t type = modelType(x, what);
+  auto p = std::make_shared<Pairwise>();
+  p->topology = topologies().get(topology);
+  p->comm = lookupCommunicator(comm);
+  p->x = x;
+  std::lock_guard<std::mutex> lock(p->comm->issueMutex());
+  check(gcclPairwiseCreate(&p->pairwise, x.data_ptr(), x.numel(), type, p->topology->topo,
+                           static_cast<uint64_t>(seed), p->comm->get()),
+        what, p->comm->get());
+  return pairwises().add(p);
+}
+
+std::shared_ptr<Pairwise> pairwiseFor(int64_t id, const at::Tensor& x, const std::string& what) {
+  auto p = pairwises().get(id);
+  TORCH_CHECK_VALUE(x.data_ptr() == p->x.data_ptr(), "gccl: ", what,
+                    ": pass the tensor the state was created with");
+  return p;
+}
+
+int64_t pairwiseExchange(int64_t pairwise, at::Tensor x, int64_t step) {
+  auto p = pairwiseFor(pairwise, x, "pairwise_exchange");
+  int partner = -1;
+  std::lock_guard<std::mutex> lock(p->comm->issueMutex());
+  check(gcclPairwiseExchange(p->pairwise, static_cast<uint64_t>(step), &partner),
+        "pairwise_exchange", p->comm->get());
+  return partner;
+}
+
+// Lock and unlock are not communicator calls: they only take the model's lock against the
+// partners' exchanges, so they do not hold the issue mutex.
+void pairwiseLock(int64_t pairwise, at::Tensor x) {
+  auto p = pairwiseFor(pairwise, x, "pairwise_lock");
+  check(gcclPairwiseLock(p->pairwise), "pairwise_lock", p->comm->get());
+}
+
+void pairwiseUnlock(int64_t pairwise, at::Tensor x) {
+  auto p = pairwiseFor(pairwise, x, "pairwise_unlock");
+  check(gcclPairwiseUnlock(p->pairwise), "pairwise_unlock", p->comm->get());
+}
+
+void pairwiseDestroy(int64_t pairwise, at::Tensor x) {
+  pairwiseFor(pairwise, x, "pairwise_destroy");
+  auto p = pairwises().take(pairwise);
+  std::lock_guard<std::mutex> lock(p->comm->issueMutex());
+  check(gcclPairwiseDestroy(p->pairwise), "pairwise_destroy", p->comm->get());
+}
+
+}  // namespace
+
+// ---- Topologies ----------------------------------------------------------------------------
+
+int64_t topologyCreate(int64_t kind, int64_t nranks, int64_t peersPerStep) {
+  auto t = std::make_shared<Topology>();
+  check(gcclTopologyCreate(&t->topo, static_cast<gcclTopologyKind_t>(kind),
+                           static_cast<int>(nranks), static_cast<int>(peersPerStep)),
+        "topology create", nullptr);
+  return topologies().add(t);
+}
+
+int64_t topologyFromWeights(int64_t nranks, int64_t nsteps, const std::vector<double>& weights) {
+  TORCH_CHECK_VALUE(
+      nranks > 0 && nsteps > 0 && weights.size() == static_cast<size_t>(nranks * nranks * nsteps),
+      "gccl: topology from weights: expected ", nsteps, " x ", nranks, " x ", nranks,
+      " weights, got ", weights.size());
+  auto t = std::make_shared<Topology>();
+  check(gcclTopologyCreateFromWeights(&t->topo, static_cast<int>(nranks), static_cast<int>(nsteps),
+                                      weights.data()),
+        "topology from weights", nullptr);
+  return topologies().add(t);
+}
+
+void topologyDestroy(int64_t topology) {
+  topologies().take(topology);
+}
+
+int64_t topologyPeriod(int64_t topology) {
+  int period = 0;
+  check(gcclTopologyPeriod(topologies().get(topology)->topo, &period), "topology period", nullptr);
+  return period;
+}
+
+std::tuple<std::vector<int>, std::vector<double>, double> topologyOutPeers(int64_t topology,
+                                                                           int64_t step,
+                                                                           int64_t rank) {
+  auto t = topologies().get(topology);
+  int npeers = 0;
+  double self = 0;
+  std::vector<int> peers(4096);
+  std::vector<double> weights(peers.size());
+  // Capacity for 4097 ranks; a topology that needs more is an error naming the need.
+  gcclResult_t r = gcclTopologyOutPeers(t->topo, static_cast<uint64_t>(step),
+                                        static_cast<int>(rank), static_cast<int>(peers.size()),
+                                        &npeers, peers.data(), weights.data(), &self);
+  check(r, "topology out-peers", nullptr);
+  peers.resize(npeers);
+  weights.resize(npeers);
+  return {peers, weights, self};
+}
+
+}  // namespace gccl_torch
+
+TORCH_LIBRARY(gccl, m) {
+  using namespace gccl_torch;
+  m.def("push_sum(Tensor(a!) x, Tensor(b!) ps_weight, int topology, int step, int comm) -> ()",
+        &pushSum);
+  m.def("push_sum_debias(Tensor x, Tensor ps_weight) -> Tensor", &pushSumDebias);
+  m.def("neighbor_average(Tensor(a!) x, int topology, int step, int comm) -> ()", &neighborAverage);
+  m.def(
+      "gossip_create(Tensor(a!) x, Tensor(b!) ps_weight, int topology, int staleness, "
+      "int comm) -> int",
+      &gossipCreate);
+  m.def("gossip_start(int gossip, Tensor(a!) x, Tensor(b!) ps_weight, int step) -> ()",
+        &gossipStart);
+  m.def("gossip_finish(int gossip, Tensor(a!) x, Tensor(b!) ps_weight, int step) -> ()",
+        &gossipFinish);
+  m.def("gossip_destroy(int gossip, Tensor(a!) x, Tensor(b!) ps_weight) -> ()", &gossipDestroy);
+  m.def("pairwise_create(Tensor(a!) x, int topology, int seed, int comm) -> int", &pairwiseCreate);
+  m.def("pairwise_exchange(int pairwise, Tensor(a!) x, int step) -> int", &pairwiseExchange);
+  m.def("pairwise_lock(int pairwise, Tensor(a!) x) -> ()", &pairwiseLock);
+  m.def("pairwise_unlock(int pairwise, Tensor(a!) x) -> ()", &pairwiseUnlock);
+  m.def("pairwise_destroy(int pairwise, Tensor(a!) x) -> ()", &pairwiseDestroy);
+}

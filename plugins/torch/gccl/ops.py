@@ -1,0 +1,125 @@
+"""The gossip custom ops (``torch.ops.gccl.*``) with Python signatures.
+
+Each takes the model as a contiguous floating CPU tensor that it updates in place, and the
+process group whose gccl communicator carries the traffic (default: the world). The push-sum
+weight is a float64 tensor of one element (:func:`new_weight`), updated in place.
+
+The wrappers are opaque to torch.compile (a graph break: communication has side effects that a
+graph must not reorder or drop) and run without autograd, so that they can update parameters.
+"""
+
+import torch
+
+from .topology import Topology
+
+_ops = torch.ops.gccl
+
+
+def _comm_id(group):
+    from . import backend_of
+    return backend_of(group).comm_id
+
+
+def new_weight(value: float = 1.0) -> torch.Tensor:
+    """A push-sum weight tensor (float64, one element)."""
+    return torch.full((1,), value, dtype=torch.float64)
+
+
+@torch.compiler.disable
+@torch.no_grad()
+def push_sum(x: torch.Tensor, ps_weight: torch.Tensor, topology: Topology, step: int,
+             group=None) -> None:
+    """One PushSum step on ``step`` of ``topology``: x and its weight mix with the in-peers'."""
+    _ops.push_sum(x, ps_weight, topology.id, step, _comm_id(group))
+
+
+@torch.compiler.disable
+def push_sum_debias(x: torch.Tensor, ps_weight: torch.Tensor) -> torch.Tensor:
+    """The de-biased model x / ps_weight (a new tensor)."""
+    return _ops.push_sum_debias(x, ps_weight)
+
+
+@torch.compiler.disable
+@torch.no_grad()
+def neighbor_average(x: torch.Tensor, topology: Topology, step: int, group=None) -> None:
+    """D-PSGD averaging: x <- the topology's weighted average of x and its in-peers' x."""
+    _ops.neighbor_average(x, topology.id, step, _comm_id(group))
+
+
+class OverlapGossip:
+    """Overlap SGP on ``x`` (staleness τ): ``start(k)`` sends step k's shares and returns,
+    ``finish(k)`` folds in what arrived and waits only for steps <= k - τ. ``close()`` (also on
+    exit from a ``with`` block) folds in whatever is still travelling."""
+
+    def __init__(self, x: torch.Tensor, ps_weight: torch.Tensor, topology: Topology,
+                 staleness: int = 1, group=None):
+        self.x, self.ps_weight, self.topology = x, ps_weight, topology
+        self.id = _ops.gossip_create(x, ps_weight, topology.id, staleness, _comm_id(group))
+
+    @torch.compiler.disable
+    @torch.no_grad()
+    def start(self, step: int) -> None:
+        _ops.gossip_start(self.id, self.x, self.ps_weight, step)
+
+    @torch.compiler.disable
+    @torch.no_grad()
+    def finish(self, step: int) -> None:
+        _ops.gossip_finish(self.id, self.x, self.ps_weight, step)
+
+    @torch.no_grad()
+    def close(self) -> None:
+        if self.id is not None:
+            gid, self.id = self.id, None
+            _ops.gossip_destroy(gid, self.x, self.ps_weight)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class PairwiseGossip:
+    """Pairwise gossip (SwarmSGD) on ``x``: ``exchange(k)`` averages with a random neighbour of
+    ``topology`` (seeded by ``seed``), while this rank's engine serves its neighbours'
+    exchanges. Wrap local updates of x in ``with pairwise.locked():``. Creating and
+    ``close()`` are collective."""
+
+    def __init__(self, x: torch.Tensor, topology: Topology, seed: int = 0, group=None):
+        self.x, self.topology = x, topology
+        self.id = _ops.pairwise_create(x, topology.id, seed, _comm_id(group))
+
+    @torch.compiler.disable
+    @torch.no_grad()
+    def exchange(self, step: int) -> int:
+        """Averages with a neighbour; returns the neighbour's rank."""
+        return _ops.pairwise_exchange(self.id, self.x, step)
+
+    def lock(self) -> None:
+        _ops.pairwise_lock(self.id, self.x)
+
+    def unlock(self) -> None:
+        _ops.pairwise_unlock(self.id, self.x)
+
+    def locked(self):
+        outer = self
+
+        class _Locked:
+            def __enter__(self):
+                outer.lock()
+
+            def __exit__(self, *exc):
+                outer.unlock()
+
+        return _Locked()
+
+    def close(self) -> None:
+        if self.id is not None:
+            pid, self.id = self.id, None
+            _ops.pairwise_destroy(pid, self.x)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
