@@ -22,7 +22,11 @@ using transport::RequestState;
 namespace {
 // How long a destroyed connection lets UCX flush what it accepted (the
 // goodbye, sends the engine saw complete) before it closes by force.
-constexpr int64_t kCloseFlushMs = 2000;
+constexpr int64_t kCloseFlushMs = 1000;
+// The same after an abort notice (a peer may have stopped: do not wait long).
+constexpr int64_t kAbortFlushMs = 100;
+// How long cancel() waits for UCX to withdraw a rendezvous receive from a live peer.
+constexpr int64_t kCancelWaitMs = 200;
 }  // namespace
 
 UcxConnection::UcxConnection(std::shared_ptr<Worker> worker, int peer)
@@ -46,34 +50,7 @@ UcxConnection::~UcxConnection() {
     api_.ucp_am_data_release(worker_->handle(), a.data);
   arrivals_.clear();
   toFetch_.clear();
-  if (ep_ != nullptr) {
-    ucp_request_param_t param;
-    memset(&param, 0, sizeof(param));
-    param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-    // A live endpoint delivers what it accepted (the goodbye above all)
-    // before it goes; a broken one has nothing to flush and closes by force
-    // (which UCX allows only with peer failure handling: without it, the
-    // close of an endpoint to a departed peer is not waited for).
-    bool lost = !broken_.empty() || endpointLost_;
-    param.flags = lost && peerFailureHandling_ ? UCP_EP_CLOSE_FLAG_FORCE : 0;
-    void* req = api_.ucp_ep_close_nbx(ep_, &param);
-    int64_t deadline = nowMs() + (lost && !peerFailureHandling_ ? 0 : kCloseFlushMs);
-    while (req != nullptr && !UCS_PTR_IS_ERR(req) &&
-           api_.ucp_request_check_status(req) == UCS_INPROGRESS) {
-      worker_->progress();
-      if (nowMs() > deadline && param.flags == 0 && peerFailureHandling_) {
-        // The peer does not take it: close by force instead.
-        api_.ucp_request_free(req);
-        param.flags = UCP_EP_CLOSE_FLAG_FORCE;
-        req = api_.ucp_ep_close_nbx(ep_, &param);
-        deadline = nowMs() + kCloseFlushMs;
-      } else if (nowMs() > deadline) {
-        break;
-      }
-    }
-    if (req != nullptr && !UCS_PTR_IS_ERR(req)) api_.ucp_request_free(req);
-    ep_ = nullptr;
-  }
+  if (ep_ != nullptr) closeEndpoint();
   // What UCX still holds completes later, into orphaned records.
   for (Op* op : live_) {
     op->conn = nullptr;
@@ -84,16 +61,49 @@ UcxConnection::~UcxConnection() {
     delete op;
 }
 
-std::string UcxConnection::endpointName() const {
-  return "rank " + std::to_string(peer_);
+// Waits (progressing the worker) until `req` completes or the deadline;
+// whether it completed. A request still in UCX's hands is freed (UCX
+// releases it when it completes).
+bool UcxConnection::waitFor(void* req, int64_t deadlineMs) {
+  if (req == nullptr) return true;
+  if (UCS_PTR_IS_ERR(req)) return false;
+  while (api_.ucp_request_check_status(req) == UCS_INPROGRESS && nowMs() < deadlineMs)
+    worker_->progress();
+  bool done = api_.ucp_request_check_status(req) == UCS_OK;
+  api_.ucp_request_free(req);
+  return done;
+}
+
+void UcxConnection::closeEndpoint() {
+  // A live endpoint first delivers what it accepted (the goodbye above all);
+  // after this rank's abort notice only briefly, since the peer may be the
+  // one that stopped. Once flushed it closes gently; a broken one, or one
+  // whose flush did not finish, closes by force (which UCX allows only with
+  // peer failure handling: without it, the close is not waited for).
+  bool lost = !broken_.empty() || endpointLost_;
+  ucp_request_param_t param;
+  memset(&param, 0, sizeof(param));
+  bool flushed = false;
+  if (!lost) {
+    int64_t wait = abortSent_ ? kAbortFlushMs : kCloseFlushMs;
+    flushed = waitFor(api_.ucp_ep_flush_nbx(ep_, &param), nowMs() + wait);
+  }
+  param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+  param.flags = flushed || !peerFailureHandling_ ? 0 : UCP_EP_CLOSE_FLAG_FORCE;
+  void* req = api_.ucp_ep_close_nbx(ep_, &param);
+  (void)waitFor(req, nowMs() + (flushed || peerFailureHandling_ ? kCloseFlushMs : 0));
+  ep_ = nullptr;
 }
 
 gcclResult_t UcxConnection::failed() const {
-  return setError(gcclRemoteError, "%s", broken_.c_str());
+  return setError(brokenCode_, "%s", broken_.c_str());
 }
 
-void UcxConnection::breakWith(const std::string& why) {
-  if (broken_.empty()) broken_ = why;
+void UcxConnection::breakWith(const std::string& why, gcclResult_t code) {
+  if (broken_.empty()) {
+    broken_ = why;
+    brokenCode_ = code;
+  }
   ++events_;
   worker_->noteActivity();
 }
@@ -259,8 +269,11 @@ void UcxConnection::onSendDone(void* request, ucs_status_t status, void* user) {
   if (status != UCS_OK && status != UCS_ERR_CANCELED && !c->peerClosed_)
     c->breakWith("sending to rank " + std::to_string(c->peer_) + " over UCX failed: " +
                  c->api_.ucs_status_string(status));
-  ++c->events_;
-  c->worker_->noteActivity();
+  // Control messages (liveness above all) are not progress.
+  if (op->type == Op::kSend) {
+    ++c->events_;
+    c->worker_->noteActivity();
+  }
   c->releaseOp(op);
 }
 
@@ -391,10 +404,11 @@ ucs_status_t UcxConnection::deliver(const Posted& p, const Arrival& a, bool inCa
   }
   req->peerMeta = a.header.meta;
   if (a.length > p.capacity) {
+    req->bytes = a.length;
     req->state = RequestState::kFailed;
-    breakWith("rank " + std::to_string(peer_) + " sent a " + std::to_string(a.length) +
-              "-byte message (tag " + std::to_string(a.header.tag) + ") for a receive of " +
-              std::to_string(p.capacity) + " bytes");
+    breakWith("rank " + std::to_string(peer_) + " sent a message of " + std::to_string(a.length) +
+                  " bytes to a receive buffer of " + std::to_string(p.capacity) + " bytes",
+              gcclInvalidUsage);
     return UCS_OK;
   }
   if (!a.rendezvous) {
@@ -458,17 +472,19 @@ void UcxConnection::cancel(Request* req) {
     req->state = RequestState::kFailed;
     return;
   }
-  // In UCX's hands: a rendezvous receive is cancelled and waited for (its
-  // data must not land in a buffer the caller may free); a send goes on
-  // without its request.
+  // In UCX's hands: a rendezvous receive is cancelled and, while the peer
+  // lives, waited for a moment (its data must not land in a buffer the
+  // caller may free; a dead peer sends nothing more); a send goes on without
+  // its request.
   for (Op* op : live_) {
     if (op->req != req) continue;
     op->req = nullptr;
     req->state = RequestState::kFailed;
     if (op->type != Op::kReceive) return;
     api_.ucp_request_cancel(worker_->handle(), op->ucpRequest);
-    int64_t deadline = nowMs() + kCloseFlushMs;
-    while (std::find(live_.begin(), live_.end(), op) != live_.end() && nowMs() < deadline)
+    int64_t deadline = nowMs() + kCancelWaitMs;
+    while (broken_.empty() && !endpointLost_ &&
+           std::find(live_.begin(), live_.end(), op) != live_.end() && nowMs() < deadline)
       worker_->progress();
     return;
   }
@@ -546,6 +562,7 @@ void UcxConnection::sendControl(Kind kind, const char* text, size_t len) {
 }
 
 void UcxConnection::sendAbortNotice(const char* reason) {
+  abortSent_ = true;
   sendControl(Kind::kAbort, reason, strlen(reason));
   // Best effort: give it a moment to leave before the caller tears down.
   worker_->progress();

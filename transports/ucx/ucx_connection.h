@@ -139,9 +139,10 @@ class UcxConnection final : public transport::Connection {
   // rendezvous); UCS_INPROGRESS when UCX's data must stay held.
   ucs_status_t deliver(const Posted& p, const Arrival& a, bool inCallback);
   void completeReceive(transport::Request* req, size_t bytes);
-  void breakWith(const std::string& why);
+  void breakWith(const std::string& why, gcclResult_t code = gcclRemoteError);
   gcclResult_t checkDeparted() const;
-  std::string endpointName() const;
+  void closeEndpoint();
+  bool waitFor(void* req, int64_t deadlineMs);
 
   std::shared_ptr<Worker> worker_;
   const UcpApi& api_;
@@ -154,6 +155,7 @@ class UcxConnection final : public transport::Connection {
   bool endpointLost_ = false;
   bool peerFailureHandling_ = true;  // the endpoint has UCP_ERR_HANDLING_MODE_PEER
   int pidfd_ = -1;
+  bool abortSent_ = false;
   bool pidWatched_ = false;
   uint64_t events_ = 0;  // completions and arrivals, for poll()'s *moved
   uint64_t eventsSeen_ = 0;
@@ -165,6 +167,7 @@ class UcxConnection final : public transport::Connection {
   std::vector<Op*> freeOps_;
   std::vector<Op*> live_;  // in flight
   std::string broken_;
+  gcclResult_t brokenCode_ = gcclRemoteError;
   std::string abortReason_;
   bool peerClosed_ = false;
   int64_t lastPongMs_ = 0;

@@ -84,6 +84,9 @@ gcclResult_t UcxTransport::connect(const std::vector<int>& peers,
     worker_->progress();
     std::string waiting;
     for (UcxConnection* c : conns) {
+      // One that is ready and broke since (the peer finished its set-up,
+      // started and aborted) reports its error to the engine at first use.
+      if (c->ready()) continue;
       if (c->broken()) return c->failed();
       if (!c->ready()) waiting += (waiting.empty() ? "" : ", ") + std::to_string(c->peer());
     }

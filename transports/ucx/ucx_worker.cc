@@ -43,6 +43,31 @@ bool sharedMemoryOnly(const char* tls) {
   }
   return true;
 }
+// For a shared-memory-only UCX_TLS: the same list without the transports
+// that read the peer's memory from this process (cma, knem, xpmem; "sm" and
+// "shm" become posix,sysv), since without peer failure handling UCX treats
+// their failure on a dead peer as fatal. Empty: leave UCX_TLS as it is.
+std::string withoutPeerReaders(const char* tls) {
+  if (!sharedMemoryOnly(tls)) return "";
+  std::string list(tls), out;
+  bool dropped = false;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? list.size() + 1 : comma + 1;
+    if (name.empty()) continue;
+    if (name == "sm" || name == "shm") {
+      name = "posix,sysv";
+      dropped = true;
+    } else if (name == "cma" || name == "knem" || name == "xpmem") {
+      dropped = true;
+      continue;
+    }
+    out += (out.empty() ? "" : ",") + name;
+  }
+  return dropped && !out.empty() ? out : "";
+}
 }  // namespace
 
 Worker::Worker(const UcpApi* api, const transport::TransportContext& ctx)
@@ -67,6 +92,15 @@ gcclResult_t Worker::init() {
                u.ucs_status_string(s));
   if (getenv("UCX_KEEPALIVE_INTERVAL") == nullptr)
     (void)u.ucp_config_modify(config, "KEEPALIVE_INTERVAL", kKeepaliveInterval);
+  std::string tls = withoutPeerReaders(getenv("UCX_TLS"));
+  if (!tls.empty()) {
+    GCCL_INFO(kLogInit,
+              "ucx: UCX_TLS=%s names shared-memory transports only, which UCX %u.%u gives no peer "
+              "failure handling: using %s (cma, knem and xpmem abort the process when the peer "
+              "they read from has died)",
+              getenv("UCX_TLS"), u.major, u.minor, tls.c_str());
+    (void)u.ucp_config_modify(config, "TLS", tls.c_str());
+  }
   ucp_params_t params;
   memset(&params, 0, sizeof(params));
   params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED |
@@ -197,8 +231,14 @@ void Worker::bindEndpoint(ucp_ep_h ep, UcxConnection* c) {
 }
 
 void Worker::unbindEndpoint(UcxConnection* c) {
-  for (auto it = byEndpoint_.begin(); it != byEndpoint_.end();)
-    it = it->second == c ? byEndpoint_.erase(it) : std::next(it);
+  for (auto it = byEndpoint_.begin(); it != byEndpoint_.end();) {
+    if (it->second != c) {
+      ++it;
+      continue;
+    }
+    retired_.push_back(it->first);
+    it = byEndpoint_.erase(it);
+  }
 }
 
 std::string Worker::describe() const {
@@ -237,6 +277,9 @@ ucs_status_t Worker::dispatch(const void* header, size_t headerLength, void* dat
   }
   auto it = byEndpoint_.find(from);
   if (it == byEndpoint_.end()) {
+    // A peer whose connection here is gone (the communicator is going away)
+    // may still have sent something: dropped without a word.
+    if (std::find(retired_.begin(), retired_.end(), from) != retired_.end()) return UCS_OK;
     warnStranger("a message from an endpoint that has not proved the communicator's secret");
     return UCS_OK;
   }

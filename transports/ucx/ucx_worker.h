@@ -106,6 +106,7 @@ class Worker {
   std::vector<std::vector<uint8_t>> peerNonces_;
   std::vector<UcxConnection*> byRank_;
   std::unordered_map<ucp_ep_h, UcxConnection*> byEndpoint_;
+  std::vector<ucp_ep_h> retired_;  // bound to a connection destroyed since
   std::vector<UcxConnection*> deferred_;
   std::vector<UcxConnection*> started_;  // may watch the fd, in start order
   uint64_t activity_ = 0;
