@@ -42,6 +42,16 @@ UcxConnection::~UcxConnection() {
   }
   // Nothing of the peer's reaches this connection any more.
   worker_->detach(this, peer_);
+  // The requests and buffers of what is in flight may be gone already (the
+  // engine frees its operations before their connections): nothing that
+  // completes from here on touches a request, and receives are withdrawn
+  // before the endpoint is flushed.
+  std::vector<Op*> inFlight = live_;  // a cancel may complete (and release) at once
+  for (Op* op : inFlight) {
+    op->req = nullptr;
+    if (op->type == Op::kReceive && op->ucpRequest != nullptr)
+      api_.ucp_request_cancel(worker_->handle(), op->ucpRequest);
+  }
   // Held data and descriptors go back to UCX (a declined rendezvous is
   // released with ucp_am_data_release too).
   for (const Arrival& a : arrivals_)
@@ -52,11 +62,8 @@ UcxConnection::~UcxConnection() {
   toFetch_.clear();
   if (ep_ != nullptr) closeEndpoint();
   // What UCX still holds completes later, into orphaned records.
-  for (Op* op : live_) {
+  for (Op* op : live_)
     op->conn = nullptr;
-    if (op->type == Op::kReceive && op->ucpRequest != nullptr)
-      api_.ucp_request_cancel(worker_->handle(), op->ucpRequest);
-  }
   for (Op* op : freeOps_)
     delete op;
 }
