@@ -22,6 +22,10 @@ constexpr int kProgressRounds = 64;
 // says otherwise: UCX's 20 s default would report a dead peer over shared
 // memory long after the engine's own liveness probe gives up.
 constexpr const char* kKeepaliveInterval = "1s";
+// Before the worker is destroyed: progress until this many calls in a row
+// found nothing to do, for at most kDrainMs.
+constexpr int kDrainIdleRounds = 1000;
+constexpr int64_t kDrainMs = 200;
 
 // Whether UCX_TLS names shared-memory transports only (UCX 1.13 gives them no
 // peer failure handling).
@@ -150,7 +154,15 @@ gcclResult_t Worker::init() {
 
 Worker::~Worker() {
   if (watcher_ != nullptr && ctx_.poller != nullptr) ctx_.poller->unwatch(efd_);
-  if (worker_ != nullptr) api_->ucp_worker_destroy(worker_);
+  if (worker_ != nullptr) {
+    // Endpoints closed by force, or to a failed peer, finish discarding what
+    // they held in later progress calls; UCX asserts that none is left when
+    // the worker goes. Let them, for a bounded time.
+    int64_t until = nowMs() + kDrainMs;
+    for (int idle = 0; idle < kDrainIdleRounds && nowMs() < until;)
+      idle = api_->ucp_worker_progress(worker_) == 0 ? idle + 1 : 0;
+    api_->ucp_worker_destroy(worker_);
+  }
   if (context_ != nullptr) api_->ucp_cleanup(context_);
 }
 
