@@ -16,6 +16,10 @@ Columns (one binary run per column, rank count and repeat):
              Open MPI would pick something else.
   gloo       gloo_allreduce_bench under gcclrun: gloo::allreduce (ring), TCP
              on loopback
+  ompi-ucx   (only when named in --peers) mpi_allreduce_bench under mpirun
+             with pml ucx, Open MPI's UCX path, over the UCX transports of
+             --ucx-tls on loopback: the peer of the gccl-ucx column
+             (--gccl-transports ucx), which runs with the same UCX_TLS
 
 Every binary runs the same sizes with the same flags (-w warm-up calls, -n
 timed calls, -z for how calls complete, see --mode), each REPEATS times,
@@ -49,6 +53,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = ("ompi-tcp", "ompi-shm", "gloo")
+# Peers that run only when --peers names them.
+EXTRA_PEERS = ("ompi-ucx",)
 # The sizes of the shared-memory and TCP targets in perf/RESULTS.md: 8 B to 16 MiB,
 # and 64 KiB and 4 MiB where the bandwidth targets start and end.
 ISSUE_SIZES = "8,32K,64K,256K,2M,4M,16M"
@@ -56,7 +62,7 @@ ISSUE_MIN_REPEATS = 5
 # -z of every binary, per --mode.
 MODES = {"blocking": "2", "nonblocking": "0"}
 # Like-for-like ratios: (gccl column, Open MPI column).
-RATIOS = (("gccl-tcp", "ompi-tcp"), ("gccl-shm", "ompi-shm"))
+RATIOS = (("gccl-tcp", "ompi-tcp"), ("gccl-shm", "ompi-shm"), ("gccl-ucx", "ompi-ucx"))
 
 
 def parse_size(s):
@@ -148,9 +154,12 @@ def columns(args):
 
     mpi = os.path.join(perf, "peers", "mpi_allreduce_bench")
     gloo = os.path.join(perf, "peers", "gloo_allreduce_bench")
+    # Both UCX columns run over the same UCX transports, on loopback only.
+    ucx_env = {"UCX_TLS": args.ucx_tls, "UCX_NET_DEVICES": "lo"}
     cols = [
-        Column(f"gccl-{t}", f"gccl {t}", os.path.join(perf, "all_reduce_perf"), gcclrun,
-               {"GCCL_TRANSPORT": t}, [launcher])
+        Column(f"gccl-{t}", f"gccl {t}" + (f" (UCX_TLS={args.ucx_tls})" if t == "ucx" else ""),
+               os.path.join(perf, "all_reduce_perf"), gcclrun,
+               dict({"GCCL_TRANSPORT": t}, **(ucx_env if t == "ucx" else {})), [launcher])
         for t in args.gccl_transports
     ]
     peers = {
@@ -159,6 +168,15 @@ def columns(args):
         "ompi-shm": Column("ompi-shm", "Open MPI shm (ob1, btl vader,self; CMA)", mpi,
                            mpirun("vader,self")),
         "gloo": Column("gloo", "Gloo ring (tcp)", gloo, gcclrun, built=[launcher]),
+        "ompi-ucx": Column(
+            "ompi-ucx", f"Open MPI ucx (pml ucx, UCX_TLS={args.ucx_tls})", mpi,
+            lambda n: [args.mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
+                       # Open MPI 4.1 takes pml ucx only for the devices and
+                       # transports these name (by default Mellanox ones).
+                       "--mca", "pml", "ucx", "--mca", "pml_ucx_tls", "any",
+                       "--mca", "pml_ucx_devices", "any",
+                       "-x", "UCX_TLS", "-x", "UCX_NET_DEVICES", "-np", str(n)],
+            ucx_env),
     }
     cols += [peers[p] for p in args.peers]
     return cols
@@ -303,7 +321,10 @@ def markdown_tables(table, n, cols, mode, repeats):
     """Two tables per rank count: time per call, then bus bandwidth, each with
     the like-for-like ratios of gccl to Open MPI."""
     titles = [c.title for c in cols]
-    ratio_titles = [f"gccl/ompi {a.split('-', 1)[1]}" for a, _ in RATIOS]
+    keys = {c.key for c in cols}
+    # A ratio only where both of its columns run.
+    pairs = [(a, b) for a, b in RATIOS if a in keys and b in keys]
+    ratio_titles = [f"gccl/ompi {a.split('-', 1)[1]}" for a, _ in pairs]
     head = "| size | " + " | ".join(titles + ratio_titles) + " |"
     rule = "|---:|" + "---:|" * (len(titles) + len(ratio_titles))
 
@@ -311,7 +332,7 @@ def markdown_tables(table, n, cols, mode, repeats):
         lines = []
         for s, row in table.items():
             cells = [fmt(row[c.key][field]) if c.key in row else "n/a" for c in cols]
-            for a, b in RATIOS:
+            for a, b in pairs:
                 r = ratio(row, a, b, field)
                 cells.append(f"{r:.2f}" if r is not None else "n/a")
             lines.append(f"| {human(s)} | " + " | ".join(cells) + " |")
@@ -344,7 +365,8 @@ def plot(results, cols, path, title):
     fig, axes = plt.subplots(2, len(ranks), figsize=(6.5 * len(ranks), 9), squeeze=False)
     style = {"gccl-tcp": ("tab:blue", "o"), "gccl-shm": ("tab:cyan", "D"),
              "ompi-tcp": ("tab:orange", "s"), "ompi-shm": ("tab:red", "v"),
-             "gloo": ("tab:green", "^")}
+             "gloo": ("tab:green", "^"), "gccl-ucx": ("tab:purple", "P"),
+             "ompi-ucx": ("tab:brown", "X")}
     for col, n in enumerate(ranks):
         table = results[n]
         sizes = list(table)
@@ -410,8 +432,11 @@ def parse_args():
                     help="gccl columns: one per GCCL_TRANSPORT value, comma-separated "
                     "(default tcp,shm)")
     ap.add_argument("--peers", default=",".join(PEERS),
-                    help="peer columns, comma-separated, from ompi-tcp, ompi-shm, gloo "
-                    "(default all three; '' for none)")
+                    help="peer columns, comma-separated, from ompi-tcp, ompi-shm, gloo, "
+                    "ompi-ucx (default the first three; '' for none)")
+    ap.add_argument("--ucx-tls", default="tcp",
+                    help="UCX_TLS of the gccl-ucx and ompi-ucx columns (default tcp; sm for "
+                    "UCX's shared memory); both run with UCX_NET_DEVICES=lo")
     ap.add_argument("--mode", choices=sorted(MODES), default="blocking",
                     help="how the timed calls complete (default blocking; see below)")
     ap.add_argument("--ranks", default=None, help="rank counts, comma-separated (default 2,4)")
@@ -463,8 +488,8 @@ def parse_args():
         if not re.fullmatch(r"[A-Za-z0-9_]+", t):
             ap.error(f"--gccl-transports: '{t}' is not a transport name")
     for p in args.peers:
-        if p not in PEERS:
-            ap.error(f"--peers: '{p}' is not one of {', '.join(PEERS)}")
+        if p not in PEERS + EXTRA_PEERS:
+            ap.error(f"--peers: '{p}' is not one of {', '.join(PEERS + EXTRA_PEERS)}")
     if not args.gccl_transports and not args.peers:
         ap.error("no column: give --gccl-transports or --peers")
     sizes = args.sizes or [args.min_bytes]

@@ -13,6 +13,8 @@ packages=(
   openmpi-bin    # the real mpirun launch test
   libopenmpi-dev # MPI headers, for perf/peers/mpi_allreduce_bench (perf/compare's Open MPI column)
   libgloo-dev    # Gloo, for perf/peers/gloo_allreduce_bench (perf/compare's Gloo column)
+  libucx-dev     # UCX headers for the ucx transport (libucp itself is loaded at run time)
+  ucx-utils      # ucx_info, to see which UCX transports and devices a host has
   iproute2       # network namespaces for multi-host tests
   clang          # the libFuzzer targets (scripts/fuzz.sh) ...
   libclang-rt-dev  # ... whose runtime (libFuzzer, the sanitizers) clang only recommends

@@ -11,6 +11,9 @@
 #include "base/le.h"
 #include "base/log.h"
 #include "transports/shm/shm_transport.h"
+#ifdef GCCL_HAVE_UCX
+#include "transports/ucx/ucx_transport.h"
+#endif
 
 namespace gccl::transport {
 
@@ -104,8 +107,19 @@ struct Registry::Decoded {
 };
 
 const std::vector<std::string>& knownTransports() {
+#ifdef GCCL_HAVE_UCX
+  static const std::vector<std::string> kKnown = {"shm", "tcp", "ucx"};
+#else
   static const std::vector<std::string> kKnown = {"shm", "tcp"};
+#endif
   return kKnown;
+}
+
+const std::vector<std::string>& automaticTransports() {
+  // Not ucx: on hosts without RDMA, gccl's own transports are at least as
+  // fast, and UCX's start-up is not paid by jobs that do not ask for it.
+  static const std::vector<std::string> kAuto = {"shm", "tcp"};
+  return kAuto;
 }
 
 gcclResult_t parseTransportPreference(const std::string& text, std::vector<std::string>* out) {
@@ -114,7 +128,7 @@ gcclResult_t parseTransportPreference(const std::string& text, std::vector<std::
   for (char c : text)
     if (c != ' ' && c != '\t') trimmed += c;
   if (trimmed.empty() || trimmed == "auto") {
-    *out = knownTransports();
+    *out = automaticTransports();
     return gcclSuccess;
   }
   size_t start = 0;
@@ -153,6 +167,9 @@ gcclResult_t Registry::open(std::string* blob) {
     std::unique_ptr<Transport> t;
     if (name == "tcp") t = std::make_unique<tcp::TcpTransport>(opt_.ctx, opt_.tcp);
     if (name == "shm") t = shm::makeShmTransport(opt_.ctx);
+#ifdef GCCL_HAVE_UCX
+    if (name == "ucx") t = std::make_unique<ucx::UcxTransport>(opt_.ctx);
+#endif
     std::string why;
     if (t == nullptr || !t->viable(&why)) {
       GCCL_REQUIRE(automatic, gcclInvalidUsage,

@@ -24,8 +24,10 @@ struct RegistryOptions {
   tcp::TcpOptions tcp;
 };
 
-// The transports this build has, in the order "auto" prefers them.
+// The transports this build has (ucx where UCX's headers were found).
 const std::vector<std::string>& knownTransports();
+// What "auto" means, in order of preference: shm, tcp (ucx only when named).
+const std::vector<std::string>& automaticTransports();
 // "auto" or a comma-separated list of known names, without repeats; the
 // names in *out. The error names what is wrong and what is known.
 gcclResult_t parseTransportPreference(const std::string& text, std::vector<std::string>* out);
