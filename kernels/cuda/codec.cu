@@ -163,12 +163,24 @@ __device__ __forceinline__ uint64_t bucketHashStart(uint64_t b) {
 
 // ---- Arithmetic in the compute type ----------------------------------------------
 
-__device__ __forceinline__ float add(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ float sub(float a, float b) { return __fsub_rn(a, b); }
-__device__ __forceinline__ float mul(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double add(double a, double b) { return __dadd_rn(a, b); }
-__device__ __forceinline__ double sub(double a, double b) { return __dsub_rn(a, b); }
-__device__ __forceinline__ double mul(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add(float a, float b) {
+  return __fadd_rn(a, b);
+}
+__device__ __forceinline__ float sub(float a, float b) {
+  return __fsub_rn(a, b);
+}
+__device__ __forceinline__ float mul(float a, float b) {
+  return __fmul_rn(a, b);
+}
+__device__ __forceinline__ double add(double a, double b) {
+  return __dadd_rn(a, b);
+}
+__device__ __forceinline__ double sub(double a, double b) {
+  return __dsub_rn(a, b);
+}
+__device__ __forceinline__ double mul(double a, double b) {
+  return __dmul_rn(a, b);
+}
 
 // ---- Element formats ---------------------------------------------------------------
 
@@ -240,8 +252,7 @@ __device__ __forceinline__ void recordMin(uint64_t* field, uint64_t v) {
 // ---- Casts -------------------------------------------------------------------------
 
 template <class T>
-__global__ void castKernel(const T* __restrict src, uint16_t* __restrict dst, size_t n,
-                           bool half) {
+__global__ void castKernel(const T* __restrict src, uint16_t* __restrict dst, size_t n, bool half) {
   for (size_t i = blockIdx.x * size_t{kThreads} + threadIdx.x; i < n;
        i += size_t{gridDim.x} * kThreads) {
     if constexpr (std::is_same_v<T, float>) {
@@ -286,9 +297,8 @@ __device__ void quantizeBytes(const typename Fmt::T* src, size_t base, size_t m,
     for (int t = 0; t < per; ++t) {
       const size_t j = k * per + t;
       if (j >= m) break;
-      const unsigned q =
-          quantizeOne<typename Fmt::C, W>(Fmt::widen(src[base + j]), off, inv, top, stochastic,
-                                          key, base + j);
+      const unsigned q = quantizeOne<typename Fmt::C, W>(Fmt::widen(src[base + j]), off, inv, top,
+                                                         stochastic, key, base + j);
       byte |= q << (bits * t);
     }
     codes[k] = static_cast<uint8_t>(byte);
@@ -303,8 +313,7 @@ __device__ void quantizeBytes(const typename Fmt::T* src, size_t base, size_t m,
 template <class Fmt>
 __global__ void __launch_bounds__(kThreads)
     quantizeEncodeKernel(const typename Fmt::T* __restrict src, Layout l, size_t buckets,
-                         bool stochastic, uint64_t key, uint8_t* __restrict out,
-                         Status* status) {
+                         bool stochastic, uint64_t key, uint8_t* __restrict out, Status* status) {
   using C = typename Fmt::C;
   __shared__ C sMin[kThreads], sMax[kThreads];
   __shared__ uint64_t sMinAt[kThreads], sMaxAt[kThreads];
@@ -593,7 +602,9 @@ struct TopKScratch {
   // exclusive prefixes).
 };
 
-__device__ __forceinline__ uint32_t magnitudeBits(float v) { return __float_as_uint(v) & 0x7fffffffu; }
+__device__ __forceinline__ uint32_t magnitudeBits(float v) {
+  return __float_as_uint(v) & 0x7fffffffu;
+}
 
 __global__ void topkCheckKernel(const float* __restrict x, const float* __restrict r, size_t n,
                                 Status* status) {
@@ -794,7 +805,9 @@ __global__ void topkDecodeKernel(const uint8_t* __restrict in, size_t count, flo
 
 // ---- Launch helpers ----------------------------------------------------------------------
 
-bool aligned(const void* p, size_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
+bool aligned(const void* p, size_t a) {
+  return reinterpret_cast<uintptr_t>(p) % a == 0;
+}
 
 size_t elementSize(gcclDataType_t t) {
   return t == gcclFloat64 ? 8 : (t == gcclFloat32 ? 4 : 2);
@@ -806,7 +819,9 @@ gcclResult_t cudaResult(cudaError_t err, const char* what) {
                   cudaGetErrorString(err));
 }
 
-gcclResult_t lastLaunch() { return cudaResult(cudaGetLastError(), "a kernel launch"); }
+gcclResult_t lastLaunch() {
+  return cudaResult(cudaGetLastError(), "a kernel launch");
+}
 
 gcclResult_t topkEncode(const Params& p, const float* x, size_t count, uint8_t* out,
                         float* residual, Status* status, cudaStream_t stream) {
@@ -822,11 +837,11 @@ gcclResult_t topkEncode(const Params& p, const float* x, size_t count, uint8_t* 
   void* mem = nullptr;
   GCCL_CHECK(cudaResult(cudaMallocAsync(&mem, bytes, stream), "cudaMallocAsync"));
   auto* s = static_cast<TopKScratch*>(mem);
-  auto* above = reinterpret_cast<unsigned long long*>(static_cast<uint8_t*>(mem) +
-                                                      sizeof(TopKScratch));
+  auto* above =
+      reinterpret_cast<unsigned long long*>(static_cast<uint8_t*>(mem) + sizeof(TopKScratch));
   auto* equal = above + tiles;
-  gcclResult_t res = cudaResult(cudaMemsetAsync(s->hist, 0, sizeof s->hist, stream),
-                                "cudaMemsetAsync");
+  gcclResult_t res =
+      cudaResult(cudaMemsetAsync(s->hist, 0, sizeof s->hist, stream), "cudaMemsetAsync");
   if (res == gcclSuccess) {
     topkHistKernel<<<grid, kThreads, 0, stream>>>(residual, count, s, 0, status);
     topkWalkKernel<<<1, 1, 0, stream>>>(s, p.k, 0, status);
@@ -851,16 +866,16 @@ void quantizeEncodeLaunch(const Params& p, const void* src, size_t count, uint8_
   const size_t buckets = (count + p.bucket - 1) / p.bucket;
   const unsigned grid = static_cast<unsigned>(buckets < kMaxGrid ? buckets : kMaxGrid);
   quantizeEncodeKernel<Fmt><<<grid, kThreads, 0, stream>>>(
-      static_cast<const typename Fmt::T*>(src), l, buckets,
-      p.rounding == Rounding::kStochastic, streamKey(p.seed), out, status);
+      static_cast<const typename Fmt::T*>(src), l, buckets, p.rounding == Rounding::kStochastic,
+      streamKey(p.seed), out, status);
 }
 
 template <class Fmt>
 void quantizeDecodeLaunch(const Params& p, const uint8_t* in, size_t count, void* dst,
                           cudaStream_t stream) {
   const Layout l = makeLayout(count, p.bucket, p.bits, 2 * sizeof(typename Fmt::C));
-  quantizeDecodeKernel<Fmt><<<gridFor(count), kThreads, 0, stream>>>(
-      in, l, static_cast<typename Fmt::T*>(dst));
+  quantizeDecodeKernel<Fmt>
+      <<<gridFor(count), kThreads, 0, stream>>>(in, l, static_cast<typename Fmt::T*>(dst));
 }
 
 template <class Fmt>
@@ -898,8 +913,8 @@ gcclResult_t launchEncode(const Params& p, const void* src, size_t count, gcclDa
   size_t need = 0;
   GCCL_CHECK(kernels::codec::encodedBytes(p, count, type, &need));
   GCCL_REQUIRE(outBytes >= need, gcclInvalidArgument,
-               "codec (device): the output buffer has %zu bytes, the encoding needs %zu",
-               outBytes, need);
+               "codec (device): the output buffer has %zu bytes, the encoding needs %zu", outBytes,
+               need);
   if (count == 0) return gcclSuccess;
   GCCL_REQUIRE(src != nullptr && out != nullptr, gcclInvalidArgument,
                "codec (device): null source or output buffer");
@@ -924,8 +939,8 @@ gcclResult_t launchEncode(const Params& p, const void* src, size_t count, gcclDa
       const bool half = p.castTo == gcclFloat16;
       auto* d = static_cast<uint16_t*>(out);
       if (type == gcclFloat64) {
-        castKernel<double><<<gridFor(count), kThreads, 0, stream>>>(
-            static_cast<const double*>(src), d, count, half);
+        castKernel<double><<<gridFor(count), kThreads, 0, stream>>>(static_cast<const double*>(src),
+                                                                    d, count, half);
       } else {
         castKernel<float><<<gridFor(count), kThreads, 0, stream>>>(static_cast<const float*>(src),
                                                                    d, count, half);
@@ -1006,11 +1021,11 @@ gcclResult_t launchDecode(const Params& p, const void* in, size_t inBytes, size_
       const bool half = p.castTo == gcclFloat16;
       const auto* s = static_cast<const uint16_t*>(in);
       if (type == gcclFloat64) {
-        uncastKernel<double><<<gridFor(count), kThreads, 0, stream>>>(
-            s, static_cast<double*>(dst), count, half);
+        uncastKernel<double>
+            <<<gridFor(count), kThreads, 0, stream>>>(s, static_cast<double*>(dst), count, half);
       } else {
-        uncastKernel<float><<<gridFor(count), kThreads, 0, stream>>>(s, static_cast<float*>(dst),
-                                                                     count, half);
+        uncastKernel<float>
+            <<<gridFor(count), kThreads, 0, stream>>>(s, static_cast<float*>(dst), count, half);
       }
       return lastLaunch();
     }
@@ -1048,8 +1063,7 @@ gcclResult_t launchDecode(const Params& p, const void* in, size_t inBytes, size_
       return lastLaunch();
     case Codec::kTopK: {
       const unsigned grid = gridFor(p.k > count ? p.k : count);
-      topkDecodeCheckKernel<<<gridFor(p.k), kThreads, 0, stream>>>(b, inBytes, count, p.k,
-                                                                   status);
+      topkDecodeCheckKernel<<<gridFor(p.k), kThreads, 0, stream>>>(b, inBytes, count, p.k, status);
       topkDecodeKernel<<<grid, kThreads, 0, stream>>>(b, count, static_cast<float*>(dst), 0,
                                                       status);
       topkDecodeKernel<<<grid, kThreads, 0, stream>>>(b, count, static_cast<float*>(dst), 1,
@@ -1062,9 +1076,9 @@ gcclResult_t launchDecode(const Params& p, const void* in, size_t inBytes, size_
 
 gcclResult_t statusResult(const Params& p, const Status& s, bool decoding) {
   // The CPU stops at the first bucket at fault: report whichever comes first.
-  const bool byElement = s.element != kNone &&
-                         (s.bucket == kNone || s.element / p.bucket <= s.bucket ||
-                          p.codec == Codec::kTopK);
+  const bool byElement =
+      s.element != kNone &&
+      (s.bucket == kNone || s.element / p.bucket <= s.bucket || p.codec == Codec::kTopK);
   if (byElement) {
     switch (p.codec) {
       case Codec::kQuantize:
