@@ -24,7 +24,9 @@
 //
 // Pointers must be device-accessible from the current device; tensors
 // aligned to their element size, encodings to 8 bytes. count == 0 enqueues
-// nothing (null pointers accepted).
+// nothing but the Status reset (null pointers accepted). A launch refused
+// before enqueueing leaves the Status as it was: read it only after a launch
+// that returned gcclSuccess.
 //
 // Not on the device yet: top-k's kThreshold selection (refused with
 // gcclInvalidArgument; kExact is supported).
