@@ -14,8 +14,9 @@
 // returning gcclInvalidArgument with the reason recorded by setError(); a
 // CUDA call that fails returns gcclUnhandledCudaError. What only the data can
 // tell (a NaN element, a lattice bucket whose check fails, a corrupt top-k
-// index) is found by the kernels, which record it in a Status in
-// device-accessible memory; after synchronising the stream the caller copies
+// index) is found by the kernels, which record it with 64-bit atomics in a
+// Status in device (cudaMalloc) or managed memory, one Status per launch in
+// flight; after synchronising the stream the caller copies
 // the Status to the host and passes it to statusResult(), which gives the
 // result and the message that the CPU codec would have given. On such a
 // failure the output holds unspecified bytes, as on the CPU; lattice decode
