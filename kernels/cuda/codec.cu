@@ -66,9 +66,6 @@ gcclResult_t launchEncode(const Params& p, const void* src, size_t count, gcclDa
                p.codec == Codec::kTopK ? "codec (device): top-k needs the caller's residual "
                                          "tensor (null)"
                                        : "codec (device): a residual is for top-k only");
-  GCCL_REQUIRE(p.codec != Codec::kTopK || p.select == TopKSelect::kExact, gcclInvalidArgument,
-               "codec (device): top-k's threshold selection has no device version yet; use "
-               "kExact");
   GCCL_REQUIRE(p.codec != Codec::kTopK || aligned(residual, 4), gcclInvalidArgument,
                "codec (device): the residual must be aligned to 4 bytes");
   GCCL_CHECK(resetStatus(status, stream));

@@ -28,9 +28,6 @@
 // nothing but the Status reset (null pointers accepted). A launch refused
 // before enqueueing leaves the Status as it was: read it only after a launch
 // that returned gcclSuccess.
-//
-// Not on the device yet: top-k's kThreshold selection (refused with
-// gcclInvalidArgument; kExact is supported).
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -58,7 +58,7 @@ gcclResult_t latticeEncode(const Params& p, const void* src, size_t count, gcclD
 gcclResult_t latticeDecode(const Params& p, const uint8_t* in, size_t count, gcclDataType_t type,
                            void* dst, const void* reference, Status* status, cudaStream_t stream);
 
-// codec_topk.cu (kExact only).
+// codec_topk.cu.
 gcclResult_t topkEncode(const Params& p, const float* x, size_t count, uint8_t* out,
                         float* residual, Status* status, cudaStream_t stream);
 gcclResult_t topkDecode(const Params& p, const uint8_t* in, size_t inBytes, size_t count,

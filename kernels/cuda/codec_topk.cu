@@ -3,10 +3,13 @@
 // magnitudes' bits, walked from the top as the CPU walks them; then every
 // element above it, and the first of those equal to it (in index order)
 // until k are kept, placed by prefix counts over tiles so that the kept
-// entries come out in ascending index order. Every kernel after the finite
+// entries come out in ascending index order. kThreshold: the threshold of a
+// seeded sample (the same draws as the CPU), every element at or above it,
+// or the exact top-k when those are more than k. Every kernel after the finite
 // check does nothing when the check failed, so the residual stays as it was.
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -16,6 +19,16 @@
 namespace gccl::cuda::codec::detail {
 namespace {
 
+__host__ __device__ __forceinline__ uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t hostStreamKey(uint64_t seed) {
+  return mix64(seed ^ 0x6A09E667F3BCC909ull);
+}
+
 constexpr size_t kTile = kThreads * 16;  // elements per block in the selection pass
 
 struct TopKScratch {
@@ -24,6 +37,9 @@ struct TopKScratch {
   uint32_t threshold;
   unsigned long long need;
   unsigned long long ties;
+  unsigned long long kept;         // entries the encoding holds (k, or fewer for kThreshold)
+  uint32_t sampleThreshold;        // kThreshold: the sample's estimate
+  unsigned long long sampleCount;  // kThreshold: elements at or above it
   // Then per tile: elements above the threshold, equal to it (counts, then
   // exclusive prefixes).
 };
@@ -84,6 +100,7 @@ __global__ void topkWalkKernel(TopKScratch* s, size_t k, int pass, const Status*
   } else {
     s->threshold = s->hi << 16 | v;
     s->ties = need;
+    s->kept = k;
   }
 }
 
@@ -132,7 +149,7 @@ __global__ void topkScanKernel(size_t tiles, unsigned long long* above, unsigned
 // threshold, or equal to it with fewer than `ties` equal ones before it, is
 // kept at position (above before it) + min(equal before it, ties).
 __global__ void __launch_bounds__(kThreads)
-    topkSelectKernel(float* __restrict acc, size_t n, size_t k, const TopKScratch* s,
+    topkSelectKernel(float* __restrict acc, size_t n, const TopKScratch* s,
                      const unsigned long long* above, const unsigned long long* equal,
                      uint8_t* __restrict out, const Status* status) {
   if (status->element != kNone) return;
@@ -141,7 +158,7 @@ __global__ void __launch_bounds__(kThreads)
   const uint32_t t = s->threshold;
   const unsigned long long ties = s->ties;
   auto* indices = reinterpret_cast<uint32_t*>(out + 8);
-  auto* values = reinterpret_cast<float*>(out + 8 + 4 * k);
+  auto* values = reinterpret_cast<float*>(out + 8 + 4 * s->kept);
   const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const unsigned below = (1u << lane) - 1;
   const size_t tiles = (n + kTile - 1) / kTile;
@@ -189,9 +206,42 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-__global__ void topkHeaderKernel(uint8_t* out, uint64_t kept, const Status* status) {
+__global__ void topkHeaderKernel(uint8_t* out, const TopKScratch* s, const Status* status) {
   if (status->element != kNone) return;
+  const uint64_t kept = s == nullptr ? 0 : s->kept;
   memcpy(out, &kept, 8);
+}
+
+// kThreshold: the sampled magnitudes, as codec.cc draws them.
+__global__ void topkSampleKernel(const float* __restrict acc, size_t count, size_t samples,
+                                 uint64_t key, float* __restrict sample, const Status* status) {
+  if (status->element != kNone) return;
+  for (size_t j = blockIdx.x * size_t{kThreads} + threadIdx.x; j < samples;
+       j += size_t{gridDim.x} * kThreads) {
+    const uint64_t i = samples == count ? j : mix64(key + j * 0x9E3779B97F4A7C15ull) % count;
+    sample[j] = acc[i];
+  }
+}
+
+// kThreshold, after the count pass over the sample's threshold: keeps that
+// threshold's total; then, once the exact threshold is known, picks. More
+// than k at or above the estimate: the exact top-k (the CPU trims them to
+// it, ties to the lower index); else all of them.
+__global__ void topkThresholdKernel(TopKScratch* s, size_t tiles, const unsigned long long* above,
+                                    const unsigned long long* equal, size_t k, int step,
+                                    const Status* status) {
+  if (status->element != kNone) return;
+  if (step == 0) {
+    unsigned long long total = 0;
+    for (size_t j = 0; j < tiles; ++j)
+      total += above[j] + equal[j];
+    s->sampleThreshold = s->threshold;
+    s->sampleCount = total;
+  } else if (s->sampleCount <= k) {
+    s->threshold = s->sampleThreshold;
+    s->ties = ~0ull;
+    s->kept = s->sampleCount;
+  }
 }
 
 // Decode: check every entry first (nothing is written on failure), then
@@ -236,12 +286,16 @@ gcclResult_t topkEncode(const Params& p, const float* x, size_t count, uint8_t* 
   if (p.k == 0) {
     topkCheckKernel<<<grid, kThreads, 0, stream>>>(x, residual, count, status);
     topkAccumulateKernel<<<grid, kThreads, 0, stream>>>(x, residual, count, status);
-    topkHeaderKernel<<<1, 1, 0, stream>>>(out, 0, status);
+    topkHeaderKernel<<<1, 1, 0, stream>>>(out, nullptr, status);
     return lastLaunch();
   }
   // Scratch first: a failure here must leave the residual as it was.
   const size_t tiles = (count + kTile - 1) / kTile;
-  const size_t bytes = sizeof(TopKScratch) + 2 * tiles * sizeof(unsigned long long);
+  // kThreshold with k < count samples; else the exact selection (as codec.cc).
+  const bool sampled = p.select == TopKSelect::kThreshold && p.k < count;
+  const size_t samples = sampled ? (p.sample < count ? p.sample : count) : 0;
+  const size_t bytes =
+      sizeof(TopKScratch) + 2 * tiles * sizeof(unsigned long long) + samples * sizeof(float);
   void* mem = nullptr;
   GCCL_CHECK(cudaResult(cudaMallocAsync(&mem, bytes, stream), "cudaMallocAsync"));
   topkCheckKernel<<<grid, kThreads, 0, stream>>>(x, residual, count, status);
@@ -250,19 +304,43 @@ gcclResult_t topkEncode(const Params& p, const float* x, size_t count, uint8_t* 
   auto* above =
       reinterpret_cast<unsigned long long*>(static_cast<uint8_t*>(mem) + sizeof(TopKScratch));
   auto* equal = above + tiles;
-  gcclResult_t res =
-      cudaResult(cudaMemsetAsync(s->hist, 0, sizeof s->hist, stream), "cudaMemsetAsync");
+  auto* sample = reinterpret_cast<float*>(equal + tiles);
+  const unsigned tileGrid = gridForBlocks(tiles);
+  gcclResult_t res = gcclSuccess;
+  if (sampled) {
+    // The rank-th largest sampled magnitude, rank as codec.cc computes it.
+    const double want = std::ceil(1.1 * static_cast<double>(p.k) * static_cast<double>(samples) /
+                                  static_cast<double>(count));
+    size_t rank = want < 1 ? 1 : static_cast<size_t>(want);
+    rank = rank < samples ? rank : samples;
+    res = cudaResult(cudaMemsetAsync(s->hist, 0, sizeof s->hist, stream), "cudaMemsetAsync");
+    if (res == gcclSuccess) {
+      const unsigned sampleGrid = gridFor(samples);
+      topkSampleKernel<<<sampleGrid, kThreads, 0, stream>>>(
+          residual, count, samples, hostStreamKey(p.seed ^ 0x243F6A8885A308D3ull), sample, status);
+      topkHistKernel<<<sampleGrid, kThreads, 0, stream>>>(sample, samples, s, 0, status);
+      topkWalkKernel<<<1, 1, 0, stream>>>(s, rank, 0, status);
+      topkHistKernel<<<sampleGrid, kThreads, 0, stream>>>(sample, samples, s, 1, status);
+      topkWalkKernel<<<1, 1, 0, stream>>>(s, rank, 1, status);
+      topkCountKernel<<<tileGrid, kThreads, 0, stream>>>(residual, count, s, above, equal, status);
+      topkThresholdKernel<<<1, 1, 0, stream>>>(s, tiles, above, equal, p.k, 0, status);
+      res = lastLaunch();
+    }
+  }
+  if (res == gcclSuccess) {
+    res = cudaResult(cudaMemsetAsync(s->hist, 0, sizeof s->hist, stream), "cudaMemsetAsync");
+  }
   if (res == gcclSuccess) {
     topkHistKernel<<<grid, kThreads, 0, stream>>>(residual, count, s, 0, status);
     topkWalkKernel<<<1, 1, 0, stream>>>(s, p.k, 0, status);
     topkHistKernel<<<grid, kThreads, 0, stream>>>(residual, count, s, 1, status);
     topkWalkKernel<<<1, 1, 0, stream>>>(s, p.k, 1, status);
-    const unsigned tileGrid = gridForBlocks(tiles);
+    if (sampled) topkThresholdKernel<<<1, 1, 0, stream>>>(s, tiles, above, equal, p.k, 1, status);
     topkCountKernel<<<tileGrid, kThreads, 0, stream>>>(residual, count, s, above, equal, status);
     topkScanKernel<<<1, 1, 0, stream>>>(tiles, above, equal, status);
-    topkSelectKernel<<<tileGrid, kThreads, 0, stream>>>(residual, count, p.k, s, above, equal, out,
+    topkSelectKernel<<<tileGrid, kThreads, 0, stream>>>(residual, count, s, above, equal, out,
                                                         status);
-    topkHeaderKernel<<<1, 1, 0, stream>>>(out, p.k, status);
+    topkHeaderKernel<<<1, 1, 0, stream>>>(out, s, status);
     res = lastLaunch();
   }
   const gcclResult_t freed = cudaResult(cudaFreeAsync(mem, stream), "cudaFreeAsync");

@@ -176,7 +176,7 @@ std::string describe(const Params& p, gcclDataType_t t, size_t n) {
   std::ostringstream s;
   s << typeName(t) << " count " << n << " codec " << static_cast<int>(p.codec) << " bits " << p.bits
     << " bucket " << p.bucket << " rounding " << static_cast<int>(p.rounding) << " k " << p.k
-    << " castTo " << p.castTo;
+    << " select " << static_cast<int>(p.select) << " sample " << p.sample << " castTo " << p.castTo;
   return s.str();
 }
 
@@ -459,47 +459,67 @@ TEST_F(CudaCodecTest, TopKMatchesCpuBitForBit) {
       r0[i] = i % 5 == 0 ? 0.25f * static_cast<float>(static_cast<int>(rng() % 7) - 3) : 0.0f;
     }
     for (size_t k : {size_t{0}, size_t{1}, n / 100, n / 3, n}) {
-      Params p;
-      p.codec = Codec::kTopK;
-      p.k = k;
-      const std::string what = describe(p, gcclFloat32, n);
-      size_t need = 0;
-      ASSERT_EQ(cpu::encodedBytes(p, n, gcclFloat32, &need), gcclSuccess);
-      Bytes want(need + kGuard, 0xAB);
-      std::vector<float> wantRes = r0;
-      size_t written = 0;
-      ASSERT_EQ(
-          cpu::encode(p, x.data(), n, gcclFloat32, want.data(), need, &written, wantRes.data()),
-          gcclSuccess);
+      for (TopKSelect select : {TopKSelect::kExact, TopKSelect::kThreshold}) {
+        for (size_t sample : {size_t{4096}, size_t{7}}) {
+          if (select == TopKSelect::kExact && sample != 4096) continue;
+          Params p;
+          p.codec = Codec::kTopK;
+          p.k = k;
+          p.select = select;
+          p.sample = sample;
+          p.seed = 42;
+          const std::string what = describe(p, gcclFloat32, n);
+          size_t need = 0;
+          ASSERT_EQ(cpu::encodedBytes(p, n, gcclFloat32, &need), gcclSuccess);
+          Bytes want(need + kGuard, 0xAB);
+          std::vector<float> wantRes = r0;
+          size_t written = 0;
+          ASSERT_EQ(
+              cpu::encode(p, x.data(), n, gcclFloat32, want.data(), need, &written, wantRes.data()),
+              gcclSuccess);
 
-      DeviceBuffer dX(4 * n), dRes(4 * n), dOut(want.size());
-      ASSERT_CUDA(cudaMemcpy(dX.get(), x.data(), 4 * n, cudaMemcpyHostToDevice));
-      ASSERT_CUDA(cudaMemcpy(dRes.get(), r0.data(), 4 * n, cudaMemcpyHostToDevice));
-      ASSERT_CUDA(dOut.put(Bytes(want.size(), 0xAB)));
-      ASSERT_EQ(launchEncode(p, dX.get(), n, gcclFloat32, dOut.get(), need,
-                             static_cast<float*>(dRes.get()), status_, stream_),
-                gcclSuccess)
-          << what;
-      EXPECT_EQ(statusResult(p, readStatus(), false), gcclSuccess) << what;
-      Bytes got, gotRes;
-      ASSERT_CUDA(dOut.take(&got));
-      ASSERT_CUDA(dRes.take(&gotRes));
-      EXPECT_EQ(firstDifference(want, got), "") << "encoding, " << what;
-      Bytes wantResBytes(4 * n);
-      std::memcpy(wantResBytes.data(), wantRes.data(), 4 * n);
-      EXPECT_EQ(firstDifference(wantResBytes, gotRes), "") << "residual, " << what;
+          DeviceBuffer dX(4 * n), dRes(4 * n), dOut(want.size());
+          ASSERT_CUDA(cudaMemcpy(dX.get(), x.data(), 4 * n, cudaMemcpyHostToDevice));
+          ASSERT_CUDA(cudaMemcpy(dRes.get(), r0.data(), 4 * n, cudaMemcpyHostToDevice));
+          ASSERT_CUDA(dOut.put(Bytes(want.size(), 0xAB)));
+          ASSERT_EQ(launchEncode(p, dX.get(), n, gcclFloat32, dOut.get(), need,
+                                 static_cast<float*>(dRes.get()), status_, stream_),
+                    gcclSuccess)
+              << what;
+          EXPECT_EQ(statusResult(p, readStatus(), false), gcclSuccess) << what;
+          Bytes got, gotRes;
+          ASSERT_CUDA(dOut.take(&got));
+          ASSERT_CUDA(dRes.take(&gotRes));
+          // The encoding is its first `written` bytes; past them, up to the
+          // largest size, the CPU leaves what it moved (kThreshold keeping
+          // fewer than k), so only the guard after that is compared.
+          ASSERT_EQ(got.size(), want.size());
+          EXPECT_EQ(firstDifference(Bytes(want.begin(), want.begin() + written),
+                                    Bytes(got.begin(), got.begin() + written)),
+                    "")
+              << "encoding, " << what;
+          EXPECT_EQ(firstDifference(Bytes(want.begin() + need, want.end()),
+                                    Bytes(got.begin() + need, got.end())),
+                    "")
+              << "guard after the encoding, " << what;
+          Bytes wantResBytes(4 * n);
+          std::memcpy(wantResBytes.data(), wantRes.data(), 4 * n);
+          EXPECT_EQ(firstDifference(wantResBytes, gotRes), "") << "residual, " << what;
 
-      Bytes wantDst(4 * n + kGuard, 0xCD);
-      ASSERT_EQ(cpu::decode(p, want.data(), written, n, gcclFloat32, wantDst.data()), gcclSuccess);
-      DeviceBuffer dDst(wantDst.size());
-      ASSERT_CUDA(dDst.put(Bytes(wantDst.size(), 0xCD)));
-      ASSERT_EQ(launchDecode(p, dOut.get(), written, n, gcclFloat32, dDst.get(), nullptr, status_,
-                             stream_),
-                gcclSuccess);
-      EXPECT_EQ(statusResult(p, readStatus(), true), gcclSuccess) << what;
-      Bytes gotDst;
-      ASSERT_CUDA(dDst.take(&gotDst));
-      EXPECT_EQ(firstDifference(wantDst, gotDst), "") << "decoded, " << what;
+          Bytes wantDst(4 * n + kGuard, 0xCD);
+          ASSERT_EQ(cpu::decode(p, want.data(), written, n, gcclFloat32, wantDst.data()),
+                    gcclSuccess);
+          DeviceBuffer dDst(wantDst.size());
+          ASSERT_CUDA(dDst.put(Bytes(wantDst.size(), 0xCD)));
+          ASSERT_EQ(launchDecode(p, dOut.get(), written, n, gcclFloat32, dDst.get(), nullptr,
+                                 status_, stream_),
+                    gcclSuccess);
+          EXPECT_EQ(statusResult(p, readStatus(), true), gcclSuccess) << what;
+          Bytes gotDst;
+          ASSERT_CUDA(dDst.take(&gotDst));
+          EXPECT_EQ(firstDifference(wantDst, gotDst), "") << "decoded, " << what;
+        }
+      }
     }
   }
 }
@@ -584,6 +604,7 @@ TEST(CudaCodecArguments, BadParametersAreRefusedBeforeLaunching) {
             gcclInvalidArgument);
   topk.k = 2;
   topk.select = TopKSelect::kThreshold;
+  topk.sample = 0;
   EXPECT_EQ(launchEncode(topk, any, 10, gcclFloat32, any, 512, reinterpret_cast<float*>(any), st,
                          nullptr),
             gcclInvalidArgument);
