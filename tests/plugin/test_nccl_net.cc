@@ -477,7 +477,7 @@ TEST_P(NcclNetVersion, ClosingIdleCommsInEitherOrderIsClean) {
   });
 }
 
-// The peer is SIGKILLed in the middle of a 64 MiB message: the survivor's
+// The peer is SIGKILLed in the middle of a 256 MiB message: the survivor's
 // test returns an error (never done, never a hang), whichever side died.
 TEST_P(NcclNetVersion, PeerKilledMidTransferIsAnErrorNotAHang) {
   int v = version();
@@ -492,7 +492,7 @@ TEST_P(NcclNetVersion, PeerKilledMidTransferIsAnErrorNotAHang) {
           NetApi* net = r.net;
           void *sc, *rc, *lc;
           if (connectRing(net, b, me, (me + 1) % n, (me + n - 1) % n, &sc, &rc, &lc)) return 1;
-          const size_t big = 64u << 20;
+          const size_t big = 256u << 20;
           std::vector<uint8_t> buf(big, 7);
           void* req = nullptr;
           if (me == 0) {  // sends
@@ -505,18 +505,30 @@ TEST_P(NcclNetVersion, PeerKilledMidTransferIsAnErrorNotAHang) {
             RANK_CHECK(net->irecv(rc, 1, &d, &cap, &tag, nullptr, &req) == ncclSuccess && req,
                        "irecv");
           }
-          // The victim moves a few socket buffers' worth (far from 64 MiB) once
-          // the survivor has posted its side, then dies.
+          // The victim dies once the survivor has posted its side: a sender
+          // right after isend, a receiver after one test (a few socket buffers,
+          // far from 256 MiB). A surviving receiver reads nothing before the
+          // sender is gone: isend writes while the socket takes bytes, and a
+          // receiver draining it at loopback speed could let it write them all.
           if (me != victim) b->flags[1] = 1;
           if (me == victim) {
             int64_t deadline = nowMs() + kStepDeadlineMs;
             while (b->flags[1].load() == 0)
               RANK_CHECK(nowMs() < deadline, "the survivor never posted");
             int done = 0;
-            for (int i = 0; i < 3; ++i)
+            if (me == 1)
               RANK_CHECK(net->test(req, &done, nullptr) == ncclSuccess && !done,
                          "test before the kill");
+            b->flags[2] = getpid();
             kill(getpid(), SIGKILL);
+          }
+          if (me == 1 && victim == 0) {
+            int64_t deadline = nowMs() + kStepDeadlineMs;
+            while (b->flags[2].load() == 0)
+              RANK_CHECK(nowMs() < deadline, "the sender never reached its end");
+            // Until the kill has landed: its process is gone.
+            while (kill(b->flags[2].load(), 0) == 0)
+              RANK_CHECK(nowMs() < deadline, "the sender outlived its SIGKILL");
           }
           ncclResult_t res = waitRequest(net, req, nullptr, nowMs() + 10000);
           RANK_CHECK(res != ncclSuccess && res != ncclInProgress, "the survivor's test returned %d",
