@@ -14,33 +14,41 @@
 #include <cstdint>
 #include <cstring>
 
+// The conversions are callable from CUDA device code too (kernels/cuda uses
+// them), so the device codecs share these exact bits.
+#if defined(__CUDACC__)
+#define GCCL_HALF_FN __host__ __device__ inline
+#else
+#define GCCL_HALF_FN inline
+#endif
+
 namespace gccl::kernels {
 
-inline uint32_t floatToBits(float f) {
+GCCL_HALF_FN uint32_t floatToBits(float f) {
   uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
+  __builtin_memcpy(&u, &f, sizeof u);
   return u;
 }
 
-inline float bitsToFloat(uint32_t u) {
+GCCL_HALF_FN float bitsToFloat(uint32_t u) {
   float f;
-  std::memcpy(&f, &u, sizeof f);
+  __builtin_memcpy(&f, &u, sizeof f);
   return f;
 }
 
-inline uint64_t doubleToBits(double d) {
+GCCL_HALF_FN uint64_t doubleToBits(double d) {
   uint64_t u;
-  std::memcpy(&u, &d, sizeof u);
+  __builtin_memcpy(&u, &d, sizeof u);
   return u;
 }
 
-inline double bitsToDouble(uint64_t u) {
+GCCL_HALF_FN double bitsToDouble(uint64_t u) {
   double d;
-  std::memcpy(&d, &u, sizeof d);
+  __builtin_memcpy(&d, &u, sizeof d);
   return d;
 }
 
-inline float halfToFloat(uint16_t h) {
+GCCL_HALF_FN float halfToFloat(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   const uint32_t em = h & 0x7FFFu;
   // Normal: rebias the exponent from 15 to 127.
@@ -67,7 +75,7 @@ inline float halfToFloat(uint16_t h) {
   return bitsToFloat(sign | mag);
 }
 
-inline uint16_t floatToHalf(float f) {
+GCCL_HALF_FN uint16_t floatToHalf(float f) {
   const uint32_t x = floatToBits(f);
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t a = x & 0x7FFFFFFFu;
@@ -102,14 +110,14 @@ inline uint16_t floatToHalf(float f) {
   return static_cast<uint16_t>(sign | mag);
 }
 
-inline float bfloat16ToFloat(uint16_t h) {
+GCCL_HALF_FN float bfloat16ToFloat(uint16_t h) {
   // bfloat16 is the top half of a float32; only a signalling NaN needs its
   // quiet bit set.
   const uint32_t quiet = (h & 0x7FFFu) > 0x7F80u ? 0x0040u : 0u;
   return bitsToFloat(static_cast<uint32_t>(h | quiet) << 16);
 }
 
-inline uint16_t floatToBfloat16(float f) {
+GCCL_HALF_FN uint16_t floatToBfloat16(float f) {
   const uint32_t x = floatToBits(f);
   // Adding just under half a unit plus the lowest kept bit rounds to nearest
   // even; a carry moves into the exponent and FLT_MAX-sized values become Inf.

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/cpu/half.h"
 #include "kernels/cuda/codec_detail.cuh"
 
 namespace gccl::cuda::codec::detail {
@@ -23,57 +24,10 @@ namespace {
 
 // ---- 16-bit formats (kernels/cpu/half.h, codec.cc) --------------------------------------
 
-__device__ __forceinline__ float halfToFloat(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t em = h & 0x7FFFu;
-  const uint32_t normal = (em << 13) + (112u << 23);
-  uint32_t m = em;
-  uint32_t k = 0;
-  k += m < 0x004u ? 8u : 0u;
-  m = m < 0x004u ? m << 8 : m;
-  k += m < 0x040u ? 4u : 0u;
-  m = m < 0x040u ? m << 4 : m;
-  k += m < 0x100u ? 2u : 0u;
-  m = m < 0x100u ? m << 2 : m;
-  k += m < 0x200u ? 1u : 0u;
-  m = m < 0x200u ? m << 1 : m;
-  const uint32_t subnormal = em == 0 ? 0u : ((112u - k) << 23) | ((m << 14) & 0x007FFFFFu);
-  const uint32_t special = 0x7F800000u | (em << 13) | (em > 0x7C00u ? 0x00400000u : 0u);
-  const uint32_t mag = em >= 0x7C00u ? special : (em >= 0x0400u ? normal : subnormal);
-  return __uint_as_float(sign | mag);
-}
-
-__device__ __forceinline__ uint16_t floatToHalf(float f) {
-  const uint32_t x = __float_as_uint(f);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  const uint32_t a = x & 0x7FFFFFFFu;
-  const uint32_t n = a - (112u << 23);
-  const uint32_t normal = (n + 0x0FFFu + ((n >> 13) & 1u)) >> 13;
-  const int32_t e = static_cast<int32_t>(a >> 23);
-  const uint32_t m = (a & 0x007FFFFFu) | 0x00800000u;
-  int32_t s = 126 - e;
-  s = s < 14 ? 14 : (s > 25 ? 25 : s);
-  const uint32_t halfway = 1u << (s - 1);
-  const uint32_t subnormal = (m + (halfway - 1u) + ((m >> s) & 1u)) >> s;
-  const uint32_t special = a > 0x7F800000u ? (0x7E00u | ((a >> 13) & 0x03FFu)) : 0x7C00u;
-  const uint32_t mag = a >= 0x7F800000u   ? special
-                       : a >= 0x477FF000u ? 0x7C00u
-                       : a >= 0x38800000u ? normal
-                                          : subnormal;
-  return static_cast<uint16_t>(sign | mag);
-}
-
-__device__ __forceinline__ float bfloat16ToFloat(uint16_t h) {
-  const uint32_t quiet = (h & 0x7FFFu) > 0x7F80u ? 0x0040u : 0u;
-  return __uint_as_float(static_cast<uint32_t>(h | quiet) << 16);
-}
-
-__device__ __forceinline__ uint16_t floatToBfloat16(float f) {
-  const uint32_t x = __float_as_uint(f);
-  const uint32_t rounded = (x + 0x7FFFu + ((x >> 16) & 1u)) >> 16;
-  const uint32_t nan = (x >> 16) | 0x0040u;
-  return static_cast<uint16_t>((x & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
-}
+using ::gccl::kernels::bfloat16ToFloat;
+using ::gccl::kernels::floatToBfloat16;
+using ::gccl::kernels::floatToHalf;
+using ::gccl::kernels::halfToFloat;
 
 __device__ __forceinline__ uint16_t doubleToHalf(double d) {
   const uint64_t x = static_cast<uint64_t>(__double_as_longlong(d));
