@@ -424,9 +424,9 @@ constexpr uint64_t kSwarmLocalSteps = 2;
 template <const gcclCodecConfig_t* Codec>
 void swarmBegin(Worker& w) {
   gcclGossipOptions_t o = withCodec(Codec);
-  CHECK(gcclPairwiseCreateEx(&w.pairwise, w.x.data(), kParams, gcclFloat32, w.ring, 1234, &o,
-                             w.comm),
-        w.comm);
+  CHECK(
+      gcclPairwiseCreateEx(&w.pairwise, w.x.data(), kParams, gcclFloat32, w.ring, 1234, &o, w.comm),
+      w.comm);
 }
 
 void swarmStep(Worker& w, uint64_t k) {
@@ -448,8 +448,8 @@ void topkStep(Worker& w, uint64_t k) {
     return c;
   }();
   w.gradientAt(w.x.data());
-  CHECK(gcclTopKAllReduce(w.grad.data(), w.residual.data(), kParams, &topk, gcclAvg,
-                          w.grad.data(), nullptr, w.comm, nullptr),
+  CHECK(gcclTopKAllReduce(w.grad.data(), w.residual.data(), kParams, &topk, gcclAvg, w.grad.data(),
+                          nullptr, w.comm, nullptr),
         w.comm);
   w.applyGradient(k);
 }
@@ -472,8 +472,8 @@ struct Result {
   float trainLoss;   // mean over ranks of each rank's model on its own shard
   float accAverage;  // test accuracy of the average of the ranks' models
   float accMin, accMax;
-  float consensus;  // mean over ranks of ||z_i - z_avg|| / ||z_avg||
-  float usPerIter;  // median over iterations, slowest rank
+  float consensus;   // mean over ranks of ||z_i - z_avg|| / ||z_avg||
+  float usPerIter;   // median over iterations, slowest rank
   float kibPerIter;  // payload bytes sent per rank and iteration (mean over ranks), KiB
 };
 
@@ -508,8 +508,8 @@ Result train(Worker& w, const Method& m, const std::vector<float>& init) {
   }
   if (m.end) m.end(w);
   // Counted before the scoring below sends anything.
-  float kib = static_cast<float>(static_cast<double>(bytesSent(w) - bytesBefore) / w.opt.iters /
-                                 1024.0);
+  float kib =
+      static_cast<float>(static_cast<double>(bytesSent(w) - bytesBefore) / w.opt.iters / 1024.0);
   std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
 
   CHECK(gcclPushSumDebias(w.x.data(), w.z.data(), kParams, gcclFloat32, w.psWeight), nullptr);
@@ -534,8 +534,9 @@ Result train(Worker& w, const Method& m, const std::vector<float>& init) {
   CHECK(gcclAllReduce(maxes, maxes, 2, gcclFloat32, gcclMax, w.comm, nullptr, nullptr), w.comm);
   // AllReduce results are bit-identical on every rank, so every rank scores the same average
   // model and reaches the same verdict below.
-  return {means[0], evaluate(average.data(), w.test).accuracy, mins[0], maxes[0], means[1],
-          maxes[1], means[2]};
+  return {
+      means[0], evaluate(average.data(), w.test).accuracy, mins[0], maxes[0], means[1], maxes[1],
+      means[2]};
 }
 
 bool parseArgs(int argc, char** argv, Options* o, std::string* error) {

@@ -51,8 +51,8 @@ std::vector<double> topkReference(const Bench& b, const Call& c) {
     for (size_t i = 0; i < n; ++i)
       v[i] = gperf::inputValue(c.gen, r, i);
     std::iota(order.begin(), order.end(), size_t{0});
-    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep),
-                      order.end(), [&](size_t a, size_t d) {
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
+                      [&](size_t a, size_t d) {
                         return std::fabs(v[a]) > std::fabs(v[d]) ||
                                (std::fabs(v[a]) == std::fabs(v[d]) && a < d);
                       });

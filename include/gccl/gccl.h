@@ -405,10 +405,10 @@ typedef struct {
   size_t topkSample;           /* TopK threshold: elements sampled, > 0 */
 } gcclCodecConfig_t;
 
-#define GCCL_CODEC_CONFIG_INITIALIZER                                                            \
-  {                                                                                              \
-    sizeof(gcclCodecConfig_t), GCCL_CODEC_CONFIG_MAGIC, GCCL_VERSION_CODE, gcclCodecNone, 8,     \
-        1024, gcclRoundNearest, 0, 0.0, 0, 0.01, gcclTopKExact, 4096                             \
+#define GCCL_CODEC_CONFIG_INITIALIZER                                                              \
+  {                                                                                                \
+    sizeof(gcclCodecConfig_t), GCCL_CODEC_CONFIG_MAGIC, GCCL_VERSION_CODE, gcclCodecNone, 8, 1024, \
+        gcclRoundNearest, 0, 0.0, 0, 0.01, gcclTopKExact, 4096                                     \
   }
 
 /* The size in bytes of the encoding of `count` elements of `datatype` (TopK:

@@ -101,17 +101,28 @@ bool compactT(const void* dense, size_t count, uint32_t* outIdx, void* outValues
 template <typename Fn>
 bool dispatch(gcclDataType_t type, Fn&& fn) {
   switch (type) {
-    case gcclInt8: return fn(Plain<int8_t>());
-    case gcclUint8: return fn(Plain<uint8_t>());
-    case gcclInt32: return fn(Plain<int32_t>());
-    case gcclUint32: return fn(Plain<uint32_t>());
-    case gcclInt64: return fn(Plain<int64_t>());
-    case gcclUint64: return fn(Plain<uint64_t>());
-    case gcclFloat16: return fn(Half());
-    case gcclFloat32: return fn(Plain<float>());
-    case gcclFloat64: return fn(Plain<double>());
-    case gcclBfloat16: return fn(Bfloat());
-    default: return false;
+    case gcclInt8:
+      return fn(Plain<int8_t>());
+    case gcclUint8:
+      return fn(Plain<uint8_t>());
+    case gcclInt32:
+      return fn(Plain<int32_t>());
+    case gcclUint32:
+      return fn(Plain<uint32_t>());
+    case gcclInt64:
+      return fn(Plain<int64_t>());
+    case gcclUint64:
+      return fn(Plain<uint64_t>());
+    case gcclFloat16:
+      return fn(Half());
+    case gcclFloat32:
+      return fn(Plain<float>());
+    case gcclFloat64:
+      return fn(Plain<double>());
+    case gcclBfloat16:
+      return fn(Bfloat());
+    default:
+      return false;
   }
 }
 

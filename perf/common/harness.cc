@@ -222,9 +222,9 @@ void Runner::measure(size_t bytes, gcclDataType_t type, gcclRedOp_t op, int root
   if (opt_.reportCpuTime) sec = cpu;
   if (!inPlace) {
     rowWire_ = wireBytes_;
-    checkOrDie(gcclAllReduce(&rowWire_, &rowWire_, 1, gcclFloat64, gcclSum, b_.comm, nullptr,
-                             nullptr),
-               "gcclAllReduce (wire bytes)", &b_);
+    checkOrDie(
+        gcclAllReduce(&rowWire_, &rowWire_, 1, gcclFloat64, gcclSum, b_.comm, nullptr, nullptr),
+        "gcclAllReduce (wire bytes)", &b_);
     rowWire_ /= b_.nranks;
   }
   if (opt_.average != 0) {

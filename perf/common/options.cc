@@ -67,8 +67,10 @@ void usage(const char* prog, FILE* f) {
       "\t                                         2 min, 3 max\n"
       "\t[-C,--report_cputime <0/1>]              default 0\n"
       "\t[-Z,--codec <codec>]                    none (default), f16, bf16, q8, q4, q2 (q8s...:\n"
-      "\t                                         stochastic rounding), lattice8:STEP, topk:FRACTION;\n"
-      "\t                                         the gossip tools take the casts, quantization and\n"
+      "\t                                         stochastic rounding), lattice8:STEP, "
+      "topk:FRACTION;\n"
+      "\t                                         the gossip tools take the casts, quantization "
+      "and\n"
       "\t                                         the lattice, all_reduce_perf top-k\n"
       "\t[-t,--nthreads 1] [-g,--ngpus 1]         accepted for compatibility; one rank per\n"
       "\t                                         process (start ranks with mpirun or gcclrun)\n"
@@ -168,8 +170,9 @@ bool parseCodec(const std::string& spec, gcclCodecConfig_t* out, std::string* wh
     c.codec = gcclCodecTopK;
     c.topkFraction = v;
   } else {
-    *why = "none, f16, bf16, q8, q4, q2, q8s, q4s, q2s, lattice8:STEP, lattice4:STEP, "
-           "lattice2:STEP or topk:FRACTION (exact selection)";
+    *why =
+        "none, f16, bf16, q8, q4, q2, q8s, q4s, q2s, lattice8:STEP, lattice4:STEP, "
+        "lattice2:STEP or topk:FRACTION (exact selection)";
     return false;
   }
   *out = c;

@@ -234,8 +234,8 @@ void BM_Mix(benchmark::State& state, gcclDataType_t type, int k) {
 }
 
 // Wire codecs (kernels/cpu/codec.h) on a float32 tensor of the argument's
-// size (varied values in [-5, 5)): 8-bit quantization (buckets of 1024, round to nearest) and the float16
-// cast. kPass: 0 encode, 1 decode, 2 encode then decode.
+// size (varied values in [-5, 5)): 8-bit quantization (buckets of 1024, round to nearest) and the
+// float16 cast. kPass: 0 encode, 1 decode, 2 encode then decode.
 void BM_Codec(benchmark::State& state, int codec, int pass) {
   namespace cc = gccl::kernels::codec;
   const size_t bytes = static_cast<size_t>(state.range(0));

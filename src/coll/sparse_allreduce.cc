@@ -147,8 +147,8 @@ gcclResult_t sparseAllReduce(gcclComm* comm, const char* call, const SparseIn& i
     GCCL_CHECK(exec.scatterAdd(dense, in.indices, in.values, in.nnz, in.type, mem));
     GCCL_CHECK(gcclAllReduce(dense, dense, in.count, in.type, in.op, comm, nullptr, nullptr));
     if (out.dense != nullptr) return gcclSuccess;
-    gcclResult_t m = exec.compact(dense, in.count, in.type, out.indices, out.values,
-                                  out.capacity, out.nnz, mem);
+    gcclResult_t m =
+        exec.compact(dense, in.count, in.type, out.indices, out.values, out.capacity, out.nnz, mem);
     if (m != gcclSuccess) return setError(m, "%s: %s", call, threadLastError());
     return gcclSuccess;
   }
@@ -236,8 +236,8 @@ gcclResult_t gcclTopKAllReduce(const float* grad, float* residual, size_t count,
                  "%s: residual overlaps %s; it is this tensor's own error-feedback buffer", call,
                  overlaps(residual, grad) ? "grad" : "recvbuff");
     GCCL_REQUIRE(op == gcclSum || op == gcclAvg, gcclInvalidArgument,
-                 "%s: reduction %d is not supported; it sums (gcclSum) or averages (gcclAvg)",
-                 call, static_cast<int>(op));
+                 "%s: reduction %d is not supported; it sums (gcclSum) or averages (gcclAvg)", call,
+                 static_cast<int>(op));
     MemoryType gradMem, recvMem;
     Executor& exec = *comm->engine->executor();
     GCCL_CHECK(checkMemoryTypes(exec, grad, recvbuff, call, &gradMem, &recvMem));
@@ -248,8 +248,8 @@ gcclResult_t gcclTopKAllReduce(const float* grad, float* residual, size_t count,
     ExecBuffer enc;
     GCCL_CHECK(enc.allocate(comm->engine->executor(), encBytes, recvMem));
     size_t written = 0;
-    gcclResult_t r = exec.encode(p, grad, count, gcclFloat32, enc.data(), encBytes, &written,
-                                 residual, recvMem);
+    gcclResult_t r =
+        exec.encode(p, grad, count, gcclFloat32, enc.data(), encBytes, &written, residual, recvMem);
     if (r != gcclSuccess) return setError(r, "%s: %s", call, threadLastError());
     uint64_t kept = 0;
     if (written >= sizeof(kept)) std::memcpy(&kept, enc.data(), sizeof(kept));

@@ -101,8 +101,8 @@ class CpuExecutor final : public Executor {
     return kernels::codec::encode(p, src, count, type, out, outBytes, written, residual);
   }
 
-  gcclResult_t decode(const kernels::codec::Params& p, const void* in, size_t inBytes,
-                      size_t count, gcclDataType_t type, void* dst, const void* reference,
+  gcclResult_t decode(const kernels::codec::Params& p, const void* in, size_t inBytes, size_t count,
+                      gcclDataType_t type, void* dst, const void* reference,
                       MemoryType mem) override {
     GCCL_CHECK(host("decode", mem));
     return kernels::codec::decode(p, in, inBytes, count, type, dst, reference);
@@ -117,9 +117,8 @@ class CpuExecutor final : public Executor {
   gcclResult_t scatterAdd(void* dst, const uint32_t* indices, const void* values, size_t nnz,
                           gcclDataType_t type, MemoryType mem) override {
     GCCL_CHECK(host("scatter-add into", mem));
-    GCCL_REQUIRE(kernels::sparse::scatterAdd(dst, indices, values, nnz, type),
-                 gcclInvalidArgument, "scatter-add of %s data refused (not a gccl type)",
-                 typeLabel(type));
+    GCCL_REQUIRE(kernels::sparse::scatterAdd(dst, indices, values, nnz, type), gcclInvalidArgument,
+                 "scatter-add of %s data refused (not a gccl type)", typeLabel(type));
     return gcclSuccess;
   }
 
@@ -132,23 +131,20 @@ class CpuExecutor final : public Executor {
                  "merge of %s data refused (not a gccl type)", typeLabel(type));
     GCCL_REQUIRE(kernels::sparse::mergeSum(n, indices, values, nnz, type, dropZeros, outIndices,
                                            outValues, capacity, outNnz),
-                 gcclInvalidArgument,
-                 "the sparse result has %zu entries but there is room for %zu", *outNnz,
-                 capacity);
+                 gcclInvalidArgument, "the sparse result has %zu entries but there is room for %zu",
+                 *outNnz, capacity);
     return gcclSuccess;
   }
 
   gcclResult_t compact(const void* dense, size_t count, gcclDataType_t type, uint32_t* outIndices,
-                       void* outValues, size_t capacity, size_t* outNnz,
-                       MemoryType mem) override {
+                       void* outValues, size_t capacity, size_t* outNnz, MemoryType mem) override {
     GCCL_CHECK(host("compact", mem));
     GCCL_REQUIRE(static_cast<unsigned>(type) < gcclNumTypes, gcclInvalidArgument,
                  "compaction of %s data refused (not a gccl type)", typeLabel(type));
-    GCCL_REQUIRE(kernels::sparse::compact(dense, count, type, outIndices, outValues, capacity,
-                                          outNnz),
-                 gcclInvalidArgument,
-                 "the sparse result has %zu entries but there is room for %zu", *outNnz,
-                 capacity);
+    GCCL_REQUIRE(
+        kernels::sparse::compact(dense, count, type, outIndices, outValues, capacity, outNnz),
+        gcclInvalidArgument, "the sparse result has %zu entries but there is room for %zu", *outNnz,
+        capacity);
     return gcclSuccess;
   }
 

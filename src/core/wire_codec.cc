@@ -61,16 +61,17 @@ gcclResult_t readCodecConfig(const gcclCodecConfig_t* config, const char* call, 
       break;
     case gcclCodecQuantize:
     case gcclCodecLattice:
-      p.codec = config->codec == gcclCodecQuantize ? codec::Codec::kQuantize
-                                                   : codec::Codec::kLattice;
-      GCCL_REQUIRE(config->bits == 8 || config->bits == 4 || config->bits == 2,
-                   gcclInvalidArgument, "%s: codec bits is %d; it must be 8, 4 or 2", call,
-                   config->bits);
+      p.codec =
+          config->codec == gcclCodecQuantize ? codec::Codec::kQuantize : codec::Codec::kLattice;
+      GCCL_REQUIRE(config->bits == 8 || config->bits == 4 || config->bits == 2, gcclInvalidArgument,
+                   "%s: codec bits is %d; it must be 8, 4 or 2", call, config->bits);
       GCCL_REQUIRE(config->bucket > 0, gcclInvalidArgument,
                    "%s: codec bucket is 0; it must be at least 1 element", call);
       GCCL_REQUIRE(config->rounding == gcclRoundNearest || config->rounding == gcclRoundStochastic,
-                   gcclInvalidArgument, "%s: codec rounding %d is neither gcclRoundNearest nor "
-                   "gcclRoundStochastic", call, static_cast<int>(config->rounding));
+                   gcclInvalidArgument,
+                   "%s: codec rounding %d is neither gcclRoundNearest nor "
+                   "gcclRoundStochastic",
+                   call, static_cast<int>(config->rounding));
       p.bits = config->bits;
       p.bucket = config->bucket;
       p.rounding = config->rounding == gcclRoundNearest ? codec::Rounding::kNearest
@@ -89,14 +90,15 @@ gcclResult_t readCodecConfig(const gcclCodecConfig_t* config, const char* call, 
                    gcclInvalidArgument,
                    "%s: codec topkSelect %d is neither gcclTopKExact nor gcclTopKThreshold", call,
                    static_cast<int>(config->topkSelect));
-      GCCL_REQUIRE(config->topkCount > 0 ||
-                       (config->topkFraction > 0 && config->topkFraction <= 1),
+      GCCL_REQUIRE(config->topkCount > 0 || (config->topkFraction > 0 && config->topkFraction <= 1),
                    gcclInvalidArgument,
                    "%s: codec topkFraction is %g; with topkCount 0 it must be in (0, 1]", call,
                    config->topkFraction);
       GCCL_REQUIRE(config->topkSelect != gcclTopKThreshold || config->topkSample > 0,
-                   gcclInvalidArgument, "%s: codec topkSample is 0; threshold selection samples "
-                   "at least one element", call);
+                   gcclInvalidArgument,
+                   "%s: codec topkSample is 0; threshold selection samples "
+                   "at least one element",
+                   call);
       p.select = config->topkSelect == gcclTopKExact ? codec::TopKSelect::kExact
                                                      : codec::TopKSelect::kThreshold;
       p.sample = config->topkSample;
@@ -207,9 +209,9 @@ gcclResult_t gcclCodecEncode(const gcclCodecConfig_t* config, const void* src, s
   p.seed = c.params.seed;
   MemoryType srcMem, outMem;
   GCCL_CHECK(checkMemoryTypes(defaultExecutor(), src, out, call, &srcMem, &outMem));
-  return named(defaultExecutor().encode(p, src, count, datatype, out, outBytes, written, residual,
-                                        srcMem),
-               call);
+  return named(
+      defaultExecutor().encode(p, src, count, datatype, out, outBytes, written, residual, srcMem),
+      call);
 }
 
 gcclResult_t gcclCodecDecode(const gcclCodecConfig_t* config, const void* in, size_t inBytes,

@@ -23,7 +23,7 @@ struct GossipArgs {
   uint64_t step = 0;
   bool pushSum = false;  // carry the push-sum weight
   double* psWeight =
-      nullptr;  // PushSum: in: this rank's weight; out (at completion): the mixed weight
+      nullptr;      // PushSum: in: this rank's weight; out (at completion): the mixed weight
   WireCodec codec;  // active: tensor messages travel encoded (mix_op.cc)
 };
 

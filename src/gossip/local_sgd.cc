@@ -93,8 +93,7 @@ gcclResult_t gcclLocalSgdCreate(gcclLocalSgd_t* localSgd, void* x, size_t count,
     GCCL_CHECK(checkGossipModel(comm, x, count, datatype, call, &bytes, &mem));
     GCCL_REQUIRE(interval >= 1, gcclInvalidArgument,
                  "%s: interval %d; models are averaged every interval >= 1 steps", call, interval);
-    GCCL_REQUIRE(method == gcclAverageAllReduce || method == gcclAverageGossip,
-                 gcclInvalidArgument,
+    GCCL_REQUIRE(method == gcclAverageAllReduce || method == gcclAverageGossip, gcclInvalidArgument,
                  "%s: method %d is neither gcclAverageAllReduce nor gcclAverageGossip", call,
                  static_cast<int>(method));
     auto h = std::make_unique<gcclLocalSgd>();
@@ -117,7 +116,8 @@ gcclResult_t gcclLocalSgdCreate(gcclLocalSgd_t* localSgd, void* x, size_t count,
     if (h->hasCodec && method == gcclAverageAllReduce) {
       GCCL_CHECK(h->codec.maxBytes(count, datatype, &h->encodedBytes));
       GCCL_CHECK(h->mine.allocate(h->exec, h->encodedBytes, mem));
-      GCCL_CHECK(h->all.allocate(h->exec, h->encodedBytes * static_cast<size_t>(comm->nranks), mem));
+      GCCL_CHECK(
+          h->all.allocate(h->exec, h->encodedBytes * static_cast<size_t>(comm->nranks), mem));
       GCCL_CHECK(h->reference.allocate(h->exec, bytes, mem));
       GCCL_CHECK(h->decoded.allocate(h->exec, bytes, mem));
     }

@@ -214,8 +214,7 @@ class MixOp final : public Op {
       gcclResult_t r = ctx.exec->decode(p, slot(s, j), recvs_[j * (slices_ + 1) + 1 + s].req.bytes,
                                         len, a_.type, q, a_.codec.reference(x), a_.recvMem);
       if (r != gcclSuccess)
-        return setError(r, "decoding the message from rank %d: %s", in_[j].peer,
-                        threadLastError());
+        return setError(r, "decoding the message from rank %d: %s", in_[j].peer, threadLastError());
       ys_[j] = q;
     }
     if (ny > in_.size()) {

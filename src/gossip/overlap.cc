@@ -45,7 +45,7 @@ struct StepRecord {
   uint64_t step = 0;
   uint64_t seq = 0;
   std::vector<PeerWeight> out, in;
-  ExecBuffer snapshot;  // what was sent; lives until the sends complete
+  ExecBuffer snapshot;   // what was sent; lives until the sends complete
   size_t sentBytes = 0;  // of snapshot (an encoding may be shorter than the buffer)
   double weightSent = 0;
   std::vector<Transfer> sends;    // per out-peer: weight, data
@@ -198,7 +198,8 @@ gcclResult_t waitAndFold(gcclGossip* g, bool hasThrough, uint64_t through, bool 
         const uint8_t* y = rec.received.data() + j * g->capacity;
         if (g->codec.active) {
           r = g->exec->decode(g->codec.forMessage(g->count, 0), y, rec.recvs[2 * j + 1].req.bytes,
-                              g->count, g->type, g->decoded.data(), g->codec.reference(g->x), g->mem);
+                              g->count, g->type, g->decoded.data(), g->codec.reference(g->x),
+                              g->mem);
           if (r != gcclSuccess) {
             g->broken = true;
             return setError(r, "decoding the step %llu message from rank %d: %s",

@@ -12,8 +12,9 @@
 // When neither model changes during the exchange, both end with exactly
 // (x_i + x_j) / 2. With a codec, REQUEST and REPLY carry encodings and each
 // side adds (q_j - q_i) / 2, q being the decodings (its own from the bytes it
-// sent; lattice against its own model), which conserves the sum as well. The lock is the consistency contract: a partner's model is
-// read and updated between the trainer's locked sections, never inside one.
+// sent; lattice against its own model), which conserves the sum as well. The lock is the
+// consistency contract: a partner's model is read and updated between the trainer's locked
+// sections, never inside one.
 #include <algorithm>
 #include <memory>
 #include <mutex>
@@ -87,8 +88,7 @@ gcclResult_t addHalfDifference(Executor& exec, Model& m, CodecScratch& c, const 
     gcclResult_t r = exec.decode(m.codec.forMessage(m.count, 0), received, receivedBytes, m.count,
                                  m.type, c.theirs.data(), m.codec.reference(m.x), m.mem);
     if (r != gcclSuccess)
-      return setError(r, "decoding the pairwise message from rank %d: %s", peer,
-                      threadLastError());
+      return setError(r, "decoding the pairwise message from rank %d: %s", peer, threadLastError());
     ys[0] = c.theirs.data();
     ys[1] = c.mine.data();
   }
@@ -180,11 +180,11 @@ class PairwiseService final : public Service {
     *served = guard.owns_lock();
     if (!*served) return gcclSuccess;
     Model& m = *model_;
-    uint64_t salt = mixBits(~static_cast<uint64_t>(m.rank)) ^ mixBits(s.seq) ^
-                    static_cast<uint64_t>(s.peer);
+    uint64_t salt =
+        mixBits(~static_cast<uint64_t>(m.rank)) ^ mixBits(s.seq) ^ static_cast<uint64_t>(s.peer);
     GCCL_CHECK(encodeModel(*ctx.exec, m, scratch_, salt, s.out.data(), &s.outBytes));
-    return addHalfDifference(*ctx.exec, m, scratch_, s.out.data(), s.in.data(),
-                             s.request.req.bytes, s.peer);
+    return addHalfDifference(*ctx.exec, m, scratch_, s.out.data(), s.in.data(), s.request.req.bytes,
+                             s.peer);
   }
 
   std::shared_ptr<Model> model_;
@@ -293,7 +293,6 @@ gcclResult_t runServiceOp(gcclPairwise* p, bool add) {
   gcclRequest* req = newRequest(p->comm->timeoutMs);
   return launch(p->comm, std::make_unique<ServiceOp>(p->service, add, req), req, nullptr);
 }
-
 
 }  // namespace
 
@@ -410,9 +409,9 @@ gcclResult_t gcclPairwiseExchange(gcclPairwise_t p, uint64_t step, int* partner)
     }
     gcclRequest* req = newRequest(p->comm->timeoutMs);
     uint64_t seq = p->sendSeq[static_cast<size_t>(peer)]++;
-    auto op = std::make_unique<ExchangeOp>(peer, p->id, seq, p->snapshot.data(), sendBytes,
-                                           p->reply.data(), m.capacity, &p->replyBytes, p->meta,
-                                           req);
+    auto op =
+        std::make_unique<ExchangeOp>(peer, p->id, seq, p->snapshot.data(), sendBytes,
+                                     p->reply.data(), m.capacity, &p->replyBytes, p->meta, req);
     GCCL_CHECK(launch(p->comm, std::move(op), req, nullptr));
     {
       // x += (s_j - s_i) / 2: the partner's half of the difference.

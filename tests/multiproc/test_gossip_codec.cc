@@ -123,8 +123,7 @@ void expectConservedAndAgreed(const Board& b, bool pushSum, const char* what) {
       }
     }
     EXPECT_LE(worst, noiseFloor(k)) << what << " " << k.name << ": no consensus";
-    printf("%s %-20s consensus distance %.3g (floor %.3g)\n", what, k.name, worst,
-           noiseFloor(k));
+    printf("%s %-20s consensus distance %.3g (floor %.3g)\n", what, k.name, worst, noiseFloor(k));
   }
 }
 
@@ -154,8 +153,8 @@ TEST(CompressedGossip, PushSumConservesMassAndReachesConsensusWithEveryCodec) {
       Model m(kCases[c].type, rank);
       double w = 1;
       for (uint64_t k = 0; k < 30; ++k)
-        RANK_OK(gcclPushSumEx(m.data(), kCount, m.type, &w, topo, k, &opts, comm, nullptr,
-                              nullptr));
+        RANK_OK(
+            gcclPushSumEx(m.data(), kCount, m.type, &w, topo, k, &opts, comm, nullptr, nullptr));
       for (size_t i = 0; i < kCount; ++i)
         board->value[c][rank][i] = m.at(i);
       board->weight[c][rank] = w;
@@ -312,15 +311,15 @@ TEST(CompressedGossip, BadOptionsAreRefusedBeforeAnythingChanges) {
     // The same refusals on the gossip objects.
     cfg.codec = gcclCodecTopK;
     gcclGossip_t g;
-    RANK_CHECK(gcclGossipCreateEx(&g, x, 8, gcclFloat32, &w, topo, 1, &opts, comm) ==
-                   gcclInvalidArgument,
-               "top-k overlap SGP accepted");
+    RANK_CHECK(
+        gcclGossipCreateEx(&g, x, 8, gcclFloat32, &w, topo, 1, &opts, comm) == gcclInvalidArgument,
+        "top-k overlap SGP accepted");
     gcclTopology_t ring;
     RANK_OK(gcclTopologyCreate(&ring, gcclTopoRing, n, 1));
     gcclPairwise_t pw;
-    RANK_CHECK(gcclPairwiseCreateEx(&pw, x, 8, gcclFloat32, ring, 1, &opts, comm) ==
-                   gcclInvalidArgument,
-               "top-k pairwise accepted");
+    RANK_CHECK(
+        gcclPairwiseCreateEx(&pw, x, 8, gcclFloat32, ring, 1, &opts, comm) == gcclInvalidArgument,
+        "top-k pairwise accepted");
     // NULL options and gcclCodecNone are the uncompressed calls; the
     // communicator still works.
     RANK_OK(gcclPushSumEx(x, 8, gcclFloat32, &w, topo, 0, nullptr, comm, nullptr, nullptr));

@@ -55,10 +55,9 @@ TEST(SparseAllReduce, MatchesTheDenseSumAtEveryDensityOnOneToEightRanks) {
         makeSparse(rank, density, false, &idx, &val);
         RANK_OK(gcclSparseAllReduce(idx.data(), val.data(), idx.size(), kCount, gcclFloat32,
                                     gcclSum, board->dense[rank], comm, nullptr));
-        RANK_OK(gcclSparseAllReduceToSparse(idx.data(), val.data(), idx.size(), kCount,
-                                            gcclFloat32, gcclSum, board->sparseIdx[rank],
-                                            board->sparseVal[rank], kCount,
-                                            &board->sparseNnz[rank], comm, nullptr));
+        RANK_OK(gcclSparseAllReduceToSparse(idx.data(), val.data(), idx.size(), kCount, gcclFloat32,
+                                            gcclSum, board->sparseIdx[rank], board->sparseVal[rank],
+                                            kCount, &board->sparseNnz[rank], comm, nullptr));
         RANK_OK(gcclCommDestroy(comm));
         return 0;
       });
@@ -101,10 +100,10 @@ TEST(SparseAllReduce, EveryRankHoldsTheSameBitsAndTheAverageIsTheSumOverN) {
       std::vector<uint32_t> idx;
       std::vector<float> val;
       makeSparse(rank, density, true, &idx, &val);
-      RANK_OK(gcclSparseAllReduce(idx.data(), val.data(), idx.size(), kCount, gcclFloat32,
-                                  gcclSum, board->dense[rank], comm, nullptr));
-      RANK_OK(gcclSparseAllReduce(idx.data(), val.data(), idx.size(), kCount, gcclFloat32,
-                                  gcclAvg, board->sparseVal[rank], comm, nullptr));
+      RANK_OK(gcclSparseAllReduce(idx.data(), val.data(), idx.size(), kCount, gcclFloat32, gcclSum,
+                                  board->dense[rank], comm, nullptr));
+      RANK_OK(gcclSparseAllReduce(idx.data(), val.data(), idx.size(), kCount, gcclFloat32, gcclAvg,
+                                  board->sparseVal[rank], comm, nullptr));
       RANK_OK(gcclCommDestroy(comm));
       return 0;
     });
@@ -206,7 +205,8 @@ TEST(SparseAllReduce, BadInputIsRefusedNamingWhatIsWrong) {
     };
     const uint32_t unsorted[3] = {4, 2, 7}, dup[3] = {1, 5, 5}, outOfRange[3] = {1, 2, 16},
                    good[3] = {1, 5, 9};
-    RANK_CHECK(refused(unsorted, 3, 16, gcclFloat32, gcclSum, "indices[1] = 2 follows"), "unsorted");
+    RANK_CHECK(refused(unsorted, 3, 16, gcclFloat32, gcclSum, "indices[1] = 2 follows"),
+               "unsorted");
     RANK_CHECK(refused(dup, 3, 16, gcclFloat32, gcclSum, "indices[2] = 5 follows"), "duplicate");
     RANK_CHECK(refused(outOfRange, 3, 16, gcclFloat32, gcclSum, "out of range"), "range");
     RANK_CHECK(refused(good, 3, 2, gcclFloat32, gcclSum, "nnz 3 exceeds count 2"), "nnz > count");

@@ -173,29 +173,39 @@ int pairRank(int rank, Board* board) {
   const MessageMeta meta{77, 5};
   const char kReal[] = "from rank 1";
   if (rank == 1) {
-    RANK_CHECK(poller.drive(c, [&] { return board->go.load() != 0; }, 30000), "no go");
+    RANK_CHECK(poller.drive(
+                   c, [&] { return board->go.load() != 0; }, 30000),
+               "no go");
     Request s;
     RANK_OK(c->isend(kReal, sizeof(kReal), tag, meta, &s));
-    RANK_CHECK(poller.drive(c, [&] { return !s.pending(); }, 30000), "the send did not finish");
+    RANK_CHECK(poller.drive(
+                   c, [&] { return !s.pending(); }, 30000),
+               "the send did not finish");
   } else {
     char got[64] = {};
     Request r;
     RANK_OK(c->irecv(got, sizeof(got), tag, meta, &r));
-    RANK_CHECK(poller.drive(c, [&] { return board->strangerDone.load() != 0; }, 30000),
+    RANK_CHECK(poller.drive(
+                   c, [&] { return board->strangerDone.load() != 0; }, 30000),
                "the stranger never finished");
     RANK_CHECK(board->strangerDone.load() == 1, "the stranger could not send");
     // Whatever of the stranger's reached this worker has been handled by now.
-    poller.drive(c, [] { return false; }, 300);
+    poller.drive(
+        c, [] { return false; }, 300);
     RANK_CHECK(r.pending(), "the stranger's message completed a receive (state %d: %.*s)",
                static_cast<int>(r.state), static_cast<int>(sizeof(got)), got);
     board->go.store(1);
-    RANK_CHECK(poller.drive(c, [&] { return !r.pending(); }, 30000), "rank 1's message never came");
+    RANK_CHECK(poller.drive(
+                   c, [&] { return !r.pending(); }, 30000),
+               "rank 1's message never came");
     RANK_CHECK(r.done() && r.bytes == sizeof(kReal) && memcmp(got, kReal, sizeof(kReal)) == 0,
                "the receive got %zu bytes: %.*s", r.bytes, static_cast<int>(sizeof(got)), got);
   }
   // Both sides done: goodbye, so the closes are no error.
   c->sendCloseNotice();
-  RANK_CHECK(poller.drive(c, [&] { return c->peerClosed(); }, 10000), "no goodbye from the peer");
+  RANK_CHECK(poller.drive(
+                 c, [&] { return c->peerClosed(); }, 10000),
+             "no goodbye from the peer");
   board->finished.fetch_add(1);
   return 0;
 }
@@ -249,8 +259,7 @@ int stranger(Board* board) {
   };
   uint8_t header[ucx::kHeaderBytes];
   const char kEvil[] = "from a stranger";
-  ucx::encodeHeader(ucx::Header{ucx::Kind::kData, transport::collectiveTag(3, 1), {77, 5}},
-                    header);
+  ucx::encodeHeader(ucx::Header{ucx::Kind::kData, transport::collectiveTag(3, 1), {77, 5}}, header);
   if (!send(header, kEvil, sizeof(kEvil))) return fail("sending data");
   ucx::Handshake h;
   h.commHash = target.commHash;
@@ -263,8 +272,7 @@ int stranger(Board* board) {
   if (!send(header, body, sizeof(body))) return fail("sending a HELLO");
   // Everything out (UCX may hold sends until the wire is up), then again
   // the data, which a wrongly bound endpoint would now deliver.
-  ucx::encodeHeader(ucx::Header{ucx::Kind::kData, transport::collectiveTag(3, 1), {77, 5}},
-                    header);
+  ucx::encodeHeader(ucx::Header{ucx::Kind::kData, transport::collectiveTag(3, 1), {77, 5}}, header);
   if (!send(header, kEvil, sizeof(kEvil))) return fail("sending data again");
   ucp_request_param_t fp{};
   void* flush = u->ucp_ep_flush_nbx(endpoint, &fp);

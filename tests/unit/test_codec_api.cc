@@ -26,8 +26,8 @@ std::vector<float> roundTrip(const gcclCodecConfig_t& cfg, const std::vector<flo
       << gcclGetLastError(nullptr);
   std::vector<unsigned char> enc(bytes);
   size_t written = 0;
-  EXPECT_EQ(gcclCodecEncode(&cfg, x.data(), x.size(), gcclFloat32, enc.data(), enc.size(),
-                            &written, residual),
+  EXPECT_EQ(gcclCodecEncode(&cfg, x.data(), x.size(), gcclFloat32, enc.data(), enc.size(), &written,
+                            residual),
             gcclSuccess)
       << gcclGetLastError(nullptr);
   EXPECT_LE(written, bytes);

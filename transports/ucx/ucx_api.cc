@@ -25,7 +25,7 @@ std::string loadInto(UcpApi* api) {
            "); install UCX (Debian: libucx0) or set GCCL_UCX_LIBRARY";
   }
   // dlsym on the handle also searches the library's dependencies (libucs).
-#define GCCL_UCP_FN(name)                                                   \
+#define GCCL_UCP_FN(name)                                                  \
   api->name = reinterpret_cast<decltype(api->name)>(dlsym(handle, #name)); \
   if (api->name == nullptr) return lib + " has no " #name;
 #include "transports/ucx/ucx_functions.def"

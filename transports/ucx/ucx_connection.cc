@@ -143,8 +143,8 @@ gcclResult_t UcxConnection::open(const std::string& peerAddress, int peerPid) {
   if (peerPid > 0) {
     pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, peerPid, 0));
     if (pidfd_ < 0)
-      GCCL_INFO(kLogNet, "ucx: pidfd_open(rank %d, pid %d): %s; its death is noticed by %s",
-                peer_, peerPid, strerror(errno),
+      GCCL_INFO(kLogNet, "ucx: pidfd_open(rank %d, pid %d): %s; its death is noticed by %s", peer_,
+                peerPid, strerror(errno),
                 peerFailureHandling_ ? "UCX" : "the engine's liveness probes");
   }
   sendHandshake(Kind::kHello);
@@ -175,8 +175,8 @@ void UcxConnection::onHandshake(Kind kind, const Handshake& h, ucp_ep_h replyEp)
   // A second endpoint claiming the peer, after one proved it, is a stranger
   // replaying what it saw.
   if (!valid || (boundEp_ != nullptr && boundEp_ != replyEp)) {
-    GCCL_WARN(kLogNet, "rank %d: ucx: rejected a %s that claims to come from rank %d: %s",
-              ctx.rank, kind == Kind::kHello ? "HELLO" : "WELCOME", peer_,
+    GCCL_WARN(kLogNet, "rank %d: ucx: rejected a %s that claims to come from rank %d: %s", ctx.rank,
+              kind == Kind::kHello ? "HELLO" : "WELCOME", peer_,
               valid ? "that rank's endpoint already proved the secret" : "wrong proof");
     return;
   }
@@ -274,8 +274,8 @@ void UcxConnection::onSendDone(void* request, ucs_status_t status, void* user) {
     }
   }
   if (status != UCS_OK && status != UCS_ERR_CANCELED && !c->peerClosed_)
-    c->breakWith("sending to rank " + std::to_string(c->peer_) + " over UCX failed: " +
-                 c->api_.ucs_status_string(status));
+    c->breakWith("sending to rank " + std::to_string(c->peer_) +
+                 " over UCX failed: " + c->api_.ucs_status_string(status));
   // Control messages (liveness above all) are not progress.
   if (op->type == Op::kSend) {
     ++c->events_;
@@ -300,8 +300,8 @@ void UcxConnection::onReceiveDone(void* request, ucs_status_t status, size_t len
     }
   }
   if (status != UCS_OK && status != UCS_ERR_CANCELED)
-    c->breakWith("receiving from rank " + std::to_string(c->peer_) + " over UCX failed: " +
-                 c->api_.ucs_status_string(status));
+    c->breakWith("receiving from rank " + std::to_string(c->peer_) +
+                 " over UCX failed: " + c->api_.ucs_status_string(status));
   ++c->events_;
   c->worker_->noteActivity();
   c->releaseOp(op);
@@ -353,8 +353,7 @@ gcclResult_t UcxConnection::irecv(void* data, size_t capacity, uint64_t tag, Mes
   return gcclSuccess;
 }
 
-ucs_status_t UcxConnection::onMessage(const Header& h, void* data, size_t length,
-                                      bool rendezvous) {
+ucs_status_t UcxConnection::onMessage(const Header& h, void* data, size_t length, bool rendezvous) {
   switch (h.kind) {
     case Kind::kData:
       break;
@@ -553,9 +552,8 @@ void UcxConnection::endpointFailed(ucs_status_t status) {
   ++events_;
   worker_->noteActivity();
   if (peerClosed_) return;  // it said goodbye, then went away: no error
-  breakWith("rank " + std::to_string(peer_) +
-            " is unreachable over UCX: its endpoint failed (" + api_.ucs_status_string(status) +
-            "; did it exit or crash?)");
+  breakWith("rank " + std::to_string(peer_) + " is unreachable over UCX: its endpoint failed (" +
+            api_.ucs_status_string(status) + "; did it exit or crash?)");
 }
 
 // ---- control ------------------------------------------------------------------------------

@@ -55,17 +55,19 @@ std::string UcxTransport::describe() const {
 gcclResult_t UcxTransport::connect(const std::vector<int>& peers,
                                    const std::vector<std::string>& blobs, int64_t deadlineMs,
                                    std::vector<std::unique_ptr<transport::Connection>>* out) {
-  GCCL_REQUIRE(worker_ != nullptr, gcclInternalError, "the ucx transport connects before it listened");
+  GCCL_REQUIRE(worker_ != nullptr, gcclInternalError,
+               "the ucx transport connects before it listened");
   if (out->size() < static_cast<size_t>(ctx_.nranks)) out->resize(static_cast<size_t>(ctx_.nranks));
   std::vector<Blob> decoded(peers.size());
   for (size_t i = 0; i < peers.size(); ++i) {
     int p = peers[i];
-    GCCL_REQUIRE(p >= 0 && p < ctx_.nranks && p != ctx_.rank && static_cast<size_t>(p) < blobs.size(),
-                 gcclInternalError, "rank %d cannot be a UCX peer of rank %d", p, ctx_.rank);
-    GCCL_REQUIRE(decodeBlob(blobs[static_cast<size_t>(p)], &decoded[i]) &&
-                     decoded[i].rank == static_cast<uint32_t>(p) &&
-                     decoded[i].commHash == ctx_.commHash,
-                 gcclInvalidUsage, "rank %d's UCX address does not describe a rank of this communicator", p);
+    GCCL_REQUIRE(
+        p >= 0 && p < ctx_.nranks && p != ctx_.rank && static_cast<size_t>(p) < blobs.size(),
+        gcclInternalError, "rank %d cannot be a UCX peer of rank %d", p, ctx_.rank);
+    GCCL_REQUIRE(
+        decodeBlob(blobs[static_cast<size_t>(p)], &decoded[i]) &&
+            decoded[i].rank == static_cast<uint32_t>(p) && decoded[i].commHash == ctx_.commHash,
+        gcclInvalidUsage, "rank %d's UCX address does not describe a rank of this communicator", p);
     worker_->setPeerNonce(p, decoded[i].nonce);
   }
   // Every connection exists (and is known to the worker) before any HELLO
@@ -77,9 +79,9 @@ gcclResult_t UcxTransport::connect(const std::vector<int>& peers,
     (*out)[static_cast<size_t>(p)] = std::move(c);
   }
   for (size_t i = 0; i < peers.size(); ++i)
-    GCCL_CHECK(conns[i]->open(decoded[i].address,
-                              sameProcessSpace(self_, decoded[i]) ? static_cast<int>(decoded[i].pid)
-                                                                  : 0));
+    GCCL_CHECK(conns[i]->open(decoded[i].address, sameProcessSpace(self_, decoded[i])
+                                                      ? static_cast<int>(decoded[i].pid)
+                                                      : 0));
   for (;;) {
     worker_->progress();
     std::string waiting;

@@ -14,7 +14,7 @@ namespace gccl::ucx {
 namespace {
 constexpr uint32_t kMagic = 0x58435547u;  // "GUCX"
 constexpr uint8_t kVersion = 1;
-constexpr uint32_t kBlobMagic = 0x42435547u;  // "GUCB"
+constexpr uint32_t kBlobMagic = 0x42435547u;     // "GUCB"
 constexpr size_t kProcessAt = 17 + kNonceBytes;  // boot id, pid namespace, pid
 constexpr size_t kBlobFixedBytes = kProcessAt + 16 + 8 + 4 + 2;
 }  // namespace

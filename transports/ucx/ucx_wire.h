@@ -29,7 +29,7 @@ enum class Kind : uint8_t {
   kWelcome = 2,  // proves it again: the sender has bound this rank's endpoint
   kData = 3,
   kPing = 4,
-  kPong = 5,  // body: the liveness report
+  kPong = 5,   // body: the liveness report
   kAbort = 6,  // body: the reason
   kClose = 7,
 };

@@ -36,7 +36,8 @@ bool sharedMemoryOnly(const char* tls) {
   size_t start = 0;
   while (start <= list.size()) {
     size_t comma = list.find(',', start);
-    std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string name =
+        list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     start = comma == std::string::npos ? list.size() + 1 : comma + 1;
     if (!name.empty() && name.back() == '*') name.pop_back();
     if (name.empty()) continue;
@@ -58,7 +59,8 @@ std::string withoutPeerReaders(const char* tls) {
   size_t start = 0;
   while (start <= list.size()) {
     size_t comma = list.find(',', start);
-    std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string name =
+        list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     start = comma == std::string::npos ? list.size() + 1 : comma + 1;
     if (name.empty()) continue;
     if (name == "sm" || name == "shm") {
@@ -107,8 +109,8 @@ gcclResult_t Worker::init() {
   }
   ucp_params_t params;
   memset(&params, 0, sizeof(params));
-  params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED |
-                      UCP_PARAM_FIELD_NAME;
+  params.field_mask =
+      UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED | UCP_PARAM_FIELD_NAME;
   params.features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP;
   params.mt_workers_shared = 0;
   params.name = "gccl";
@@ -125,8 +127,7 @@ gcclResult_t Worker::init() {
   s = u.ucp_worker_create(context_, &wp, &worker_);
   GCCL_REQUIRE(s == UCS_OK, gcclSystemError, "ucx: ucp_worker_create: %s", u.ucs_status_string(s));
   s = u.ucp_worker_get_efd(worker_, &efd_);
-  GCCL_REQUIRE(s == UCS_OK, gcclSystemError, "ucx: ucp_worker_get_efd: %s",
-               u.ucs_status_string(s));
+  GCCL_REQUIRE(s == UCS_OK, gcclSystemError, "ucx: ucp_worker_get_efd: %s", u.ucs_status_string(s));
 
   ucp_am_handler_param_t hp;
   memset(&hp, 0, sizeof(hp));
@@ -304,8 +305,8 @@ void Worker::warnStranger(const char* what) {
     ++unwarned_;
     return;
   }
-  GCCL_WARN(kLogNet, "rank %d: ucx: dropped %s (and %llu more in the last second)", ctx_.rank,
-            what, static_cast<unsigned long long>(unwarned_));
+  GCCL_WARN(kLogNet, "rank %d: ucx: dropped %s (and %llu more in the last second)", ctx_.rank, what,
+            static_cast<unsigned long long>(unwarned_));
   lastWarnMs_ = now;
   unwarned_ = 0;
 }
