@@ -1,9 +1,12 @@
 // The defaults of the transport interface (transport.h).
 #include "transports/transport.h"
 
+#include <unistd.h>
+
 #include <cstdint>
 
 #include "base/check.h"
+#include "base/clock.h"
 
 namespace gccl::transport {
 
@@ -51,6 +54,16 @@ gcclResult_t Connection::irecvRegion(const MemoryRegion& region, size_t offset, 
                                      uint64_t tag, MessageMeta expect, Request* req) {
   GCCL_CHECK(checkInside(region, offset, capacity, "a receive"));
   return irecv(static_cast<uint8_t*>(region.base) + offset, capacity, tag, expect, req);
+}
+
+void settleBeforeClose(Connection* const* conns, size_t n, int64_t deadlineMs) {
+  for (;;) {
+    bool settled = true;
+    for (size_t i = 0; i < n; ++i)
+      if (conns[i] != nullptr) settled = conns[i]->settleBeforeClose() && settled;
+    if (settled || nowMs() >= deadlineMs) return;
+    usleep(200);  // acknowledgements take a round trip; nothing to poll for
+  }
 }
 
 }  // namespace gccl::transport

@@ -176,6 +176,14 @@ class Connection {
   virtual const std::string& peerAbortReason() const = 0;
   // True once the peer said it closed normally (its later EOF is no error).
   virtual bool peerClosed() const = 0;
+  // Called again and again after sendCloseNotice, before the connection is
+  // destroyed, until it returns true or a deadline passes: the transport
+  // finishes writing what it accepted, stops sending, discards what still
+  // arrives and answers true once the peer has everything this side sent.
+  // A socket closed with unread bytes resets the connection, and a reset
+  // throws away what the peer had not read yet; this avoids that. A broken
+  // connection answers true at once.
+  virtual bool settleBeforeClose() { return true; }
   // Liveness probe: the peer's progress thread answers; lastPongMs() moves
   // (monotonic ms) when the answer arrives. A stopped process never answers.
   virtual gcclResult_t sendPing() = 0;
@@ -247,5 +255,9 @@ class Transport {
   }
 };
 inline constexpr size_t kMaxAddressBlobBytes = 1024;
+
+// Calls settleBeforeClose on each connection (nulls skipped) until all are
+// settled or `deadlineMs` (nowMs()) passes; sleeps a little between rounds.
+void settleBeforeClose(Connection* const* conns, size_t n, int64_t deadlineMs);
 
 }  // namespace gccl::transport

@@ -1,9 +1,15 @@
 // Memory registration, data movement and closing of a comm (net_comm.h).
 #include <climits>
 
+#include "base/clock.h"
 #include "plugins/nccl-net/net_comm_impl.h"
 
 namespace gccl::nccl_net {
+
+namespace {
+// How long closing a comm waits for its peer to acknowledge the last bytes.
+constexpr int64_t kSettleBeforeCloseMs = 1000;
+}  // namespace
 
 ncclResult_t closeComm(Comm* comm) {
   if (comm == nullptr) return ncclSuccess;
@@ -18,8 +24,13 @@ ncclResult_t closeComm(Comm* comm) {
               static_cast<unsigned long long>(c.messagesSent()),
               static_cast<unsigned long long>(c.bytesReceived()),
               static_cast<unsigned long long>(c.messagesReceived()));
-    // The peer then reads the end of the stream as a goodbye, not a failure.
-    if (comm->broken() == ncclSuccess) c.sendCloseNotice();
+    // The peer then reads the end of the stream as a goodbye, not a failure;
+    // the goodbye and the last data reach it before the socket closes.
+    if (comm->broken() == ncclSuccess) {
+      c.sendCloseNotice();
+      transport::Connection* one = &c;
+      transport::settleBeforeClose(&one, 1, nowMs() + kSettleBeforeCloseMs);
+    }
   }
   delete comm;
   return ncclSuccess;

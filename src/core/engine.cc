@@ -30,6 +30,9 @@ constexpr int64_t kBusyLeaseUs = 50;
 // A light pass takes well under a microsecond, so fds, listeners and
 // deadlines are still looked at every few tens of microseconds.
 constexpr int kLightPasses = 32;
+// How long a normal destroy waits for the peers to acknowledge the last
+// bytes and the goodbye (at most the communicator's timeout).
+constexpr int64_t kSettleBeforeCloseMs = 1000;
 
 // Some tens of nanoseconds of doing nothing, without giving up the core
 // (a pause is about 10 to 140 cycles, depending on the processor): short, as
@@ -274,9 +277,18 @@ void Engine::run() {
   }
   std::lock_guard<std::mutex> drive(driveMutex_);
   if (!active_.empty() || !queue_.empty()) fail(gcclInvalidUsage, "the communicator was destroyed");
-  if (!broken_)
+  if (!broken_) {
+    std::vector<transport::Connection*> all;
     for (auto& c : conns_)
-      if (c) c->sendCloseNotice();
+      if (c) {
+        c->sendCloseNotice();
+        all.push_back(c.get());
+      }
+    // The goodbyes and the last data reach the peers before the sockets
+    // close (bounded: a peer that stopped reading is not waited for).
+    int64_t settleMs = std::min<int64_t>(opt_.timeoutMs, kSettleBeforeCloseMs);
+    transport::settleBeforeClose(all.data(), all.size(), nowMs() + settleMs);
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   running_ = false;
 }

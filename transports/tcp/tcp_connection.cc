@@ -1,6 +1,8 @@
 #include "transports/tcp/tcp_connection.h"
 
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -70,6 +72,38 @@ bool TcpConnection::hasQueuedSends() const {
   return false;
 }
 
+bool TcpConnection::settleBeforeClose() {
+  if (broken_ || !abortReason_.empty()) return true;
+  bool settled = true;
+  for (Channel& ch : channels_) {
+    if (ch.fd < 0 || ch.inputDone) continue;
+    if (!ch.outputShut) {
+      // What this side accepted (the goodbye above all) is written first.
+      if (!ch.sendq.empty() && flush(ch) != gcclSuccess) return true;
+      if (!ch.sendq.empty()) {
+        settled = false;
+        continue;
+      }
+      shutdown(ch.fd, SHUT_WR);
+      ch.outputShut = true;
+    }
+    // What the peer still sends is read and dropped, so that the close finds
+    // no unread bytes (which would reset the connection).
+    char sink[4096];
+    for (;;) {
+      ssize_t n = recv(ch.fd, sink, sizeof(sink), MSG_DONTWAIT);
+      if (n > 0 || (n < 0 && errno == EINTR)) continue;
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) ch.inputDone = true;
+      break;
+    }
+    // Settled once the peer acknowledged every byte and the FIN; after its
+    // own end of stream (or a reset) there is nothing left to wait for.
+    int unacked = 0;
+    if (!ch.inputDone && ioctl(ch.fd, SIOCOUTQ, &unacked) == 0 && unacked > 0) settled = false;
+  }
+  return settled;
+}
+
 bool TcpConnection::sendReady(const Channel& ch, int64_t now) const {
   if (ch.sendq.empty()) return false;
   const SendItem& it = ch.sendq.front();
@@ -115,6 +149,7 @@ gcclResult_t TcpConnection::updateInterest(Channel& ch) {
 
 gcclResult_t TcpConnection::brokenChannel(const char* what, ssize_t n) {
   int savedErrno = errno;
+  broken_ = true;
   // A peer that failed first says why on the control socket before closing:
   // prefer its reason to our own view of the broken socket.
   if (abortReason_.empty() && !drainingControl_ && !channels_[0].eof) {
@@ -134,6 +169,21 @@ gcclResult_t TcpConnection::brokenChannel(const char* what, ssize_t n) {
                     what);
   return setError(gcclRemoteError, "connection to rank %d failed while %s: %s", peer_, what,
                   strerror(errno));
+}
+
+gcclResult_t TcpConnection::onReceiveFailed(Channel& ch, ssize_t n) {
+  if (n == 0) return onEof(ch);
+  // A peer that said goodbye and closed a socket with bytes of ours still
+  // unread (a ping, our own goodbye) resets it. What it sent before is still
+  // read first, so after the goodbye a reset is an end of stream like any
+  // other: onEof tells whether something this rank expected went missing.
+  if (errno == ECONNRESET) {
+    int savedErrno = errno;
+    if (!peerClosed_ && !isControl(ch) && !channels_[0].eof) GCCL_CHECK(receive(channels_[0]));
+    if (peerClosed_) return onEof(ch);
+    errno = savedErrno;
+  }
+  return brokenChannel("receiving", n);
 }
 
 // End of stream. After the peer's goodbye (kClose) that is normal as long as
@@ -235,6 +285,12 @@ gcclResult_t TcpConnection::flush(Channel& ch) {
     if (w < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       if (errno == EINTR) continue;
+      // A ping or answer to a peer that said goodbye and closed: nobody
+      // needs it any more.
+      if (peerClosed_ && isControl(ch) && (errno == EPIPE || errno == ECONNRESET)) {
+        ch.sendq.clear();
+        return gcclSuccess;
+      }
       return brokenChannel("sending", w);
     }
     size_t left = static_cast<size_t>(w);
@@ -409,8 +465,7 @@ gcclResult_t TcpConnection::fillStage(Channel& ch, bool* wouldBlock, size_t limi
     return gcclSuccess;
   }
   *wouldBlock = true;
-  if (n == 0) return onEof(ch);
-  return brokenChannel("receiving", n);
+  return onReceiveFailed(ch, n);
 }
 
 gcclResult_t TcpConnection::receive(Channel& ch) {
@@ -483,8 +538,7 @@ gcclResult_t TcpConnection::receive(Channel& ch) {
           }
           if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return gcclSuccess;
-          if (n == 0) return onEof(ch);
-          return brokenChannel("receiving", n);
+          return onReceiveFailed(ch, n);
         }
         bool wouldBlock;
         GCCL_CHECK(fillStage(ch, &wouldBlock));

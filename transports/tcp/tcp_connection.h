@@ -68,6 +68,7 @@ class TcpConnection final : public transport::Connection {
   uint64_t messagesReceived() const override { return messagesReceived_; }
   int peer() const override { return peer_; }
   bool hasQueuedSends() const override;
+  bool settleBeforeClose() override;
   void pausedFrames(std::vector<std::pair<uint64_t, transport::MessageMeta>>* out) const override;
 
  private:
@@ -101,7 +102,9 @@ class TcpConnection final : public transport::Connection {
     bool watchingIn = true;
     bool registered = true;
     bool hangup = false;
-    bool eof = false;  // the peer closed this socket after saying goodbye
+    bool eof = false;         // the peer closed this socket after saying goodbye
+    bool outputShut = false;  // settling before close: this side sent its FIN
+    bool inputDone = false;   // settling before close: the peer's end of stream or a reset
     std::unique_ptr<uint8_t[]> stage;
     size_t stageBegin = 0, stageEnd = 0;
     RxState rx = RxState::kHeader;
@@ -126,6 +129,8 @@ class TcpConnection final : public transport::Connection {
   gcclResult_t updateInterest(Channel& ch);
   gcclResult_t brokenChannel(const char* what, ssize_t n);
   gcclResult_t onEof(Channel& ch);
+  // A failed recv (n < 0 with errno, or n == 0).
+  gcclResult_t onReceiveFailed(Channel& ch, ssize_t n);
   gcclResult_t checkDeparted();
   gcclResult_t onControlFrame(Channel& ch);
   gcclResult_t queueControl(FrameType type, const std::string& payload = std::string());
@@ -141,6 +146,7 @@ class TcpConnection final : public transport::Connection {
   transport::EntryPool<RecvEntry> entries_;
   std::string abortReason_;
   bool peerClosed_ = false;
+  bool broken_ = false;  // a socket failed or the peer aborted
   bool drainingControl_ = false;
   int64_t lastPongMs_ = 0;
   std::string peerReport_;

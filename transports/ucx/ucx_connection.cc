@@ -61,9 +61,11 @@ UcxConnection::~UcxConnection() {
   arrivals_.clear();
   toFetch_.clear();
   if (ep_ != nullptr) closeEndpoint();
-  // What UCX still holds completes later, into orphaned records.
+  // What UCX still holds completes later, into orphaned records; the worker
+  // counts them (it is not destroyed under them).
   for (Op* op : live_)
     op->conn = nullptr;
+  worker_->noteOrphans(live_.size());
   for (Op* op : freeOps_)
     delete op;
 }
@@ -86,7 +88,7 @@ void UcxConnection::closeEndpoint() {
   // after this rank's abort notice only briefly, since the peer may be the
   // one that stopped. Once flushed it closes gently; a broken one, or one
   // whose flush did not finish, closes by force (which UCX allows only with
-  // peer failure handling: without it, the close is not waited for).
+  // peer failure handling). The worker waits for the close (Worker::adoptClose).
   bool lost = !broken_.empty() || endpointLost_;
   ucp_request_param_t param;
   memset(&param, 0, sizeof(param));
@@ -97,8 +99,9 @@ void UcxConnection::closeEndpoint() {
   }
   param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
   param.flags = flushed || !peerFailureHandling_ ? 0 : UCP_EP_CLOSE_FLAG_FORCE;
-  void* req = api_.ucp_ep_close_nbx(ep_, &param);
-  (void)waitFor(req, nowMs() + (flushed || peerFailureHandling_ ? kCloseFlushMs : 0));
+  // The close finishes in later progress calls; the worker keeps the request
+  // and is not destroyed before it completes (or its own deadline passes).
+  worker_->adoptClose(api_.ucp_ep_close_nbx(ep_, &param));
   ep_ = nullptr;
 }
 
@@ -217,6 +220,7 @@ UcxConnection::Op* UcxConnection::takeOp(Op::Type type) {
   }
   op->type = type;
   op->api = &api_;
+  op->worker = worker_.get();
   op->conn = this;
   op->req = nullptr;
   op->ucpRequest = nullptr;
@@ -261,6 +265,7 @@ void UcxConnection::onSendDone(void* request, ucs_status_t status, void* user) {
   UcxConnection* c = op->conn;
   if (request != nullptr) op->api->ucp_request_free(request);
   if (c == nullptr) {  // orphaned: the connection is gone
+    op->worker->orphanDone();
     delete op;
     return;
   }
@@ -289,6 +294,7 @@ void UcxConnection::onReceiveDone(void* request, ucs_status_t status, size_t len
   UcxConnection* c = op->conn;
   if (request != nullptr) op->api->ucp_request_free(request);
   if (c == nullptr) {
+    op->worker->orphanDone();
     delete op;
     return;
   }

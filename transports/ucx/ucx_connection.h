@@ -103,6 +103,7 @@ class UcxConnection final : public transport::Connection {
   struct Op {
     enum Type : uint8_t { kSend, kControl, kReceive } type = kSend;
     const UcpApi* api = nullptr;
+    Worker* worker = nullptr;  // counts the op while it is orphaned
     UcxConnection* conn = nullptr;
     transport::Request* req = nullptr;  // null for control, or once cancelled
     void* ucpRequest = nullptr;

@@ -22,8 +22,10 @@ constexpr int kProgressRounds = 64;
 // says otherwise: UCX's 20 s default would report a dead peer over shared
 // memory long after the engine's own liveness probe gives up.
 constexpr const char* kKeepaliveInterval = "1s";
-// Before the worker is destroyed: progress until this many calls in a row
-// found nothing to do, for at most kDrainMs.
+// Before the worker is destroyed: progress until the endpoint closes and the
+// orphaned requests finished, for at most kSettleMs; then until this many
+// calls in a row found nothing to do, for at most kDrainMs.
+constexpr int64_t kSettleMs = 1000;
 constexpr int kDrainIdleRounds = 1000;
 constexpr int64_t kDrainMs = 200;
 
@@ -159,9 +161,24 @@ Worker::~Worker() {
     // Endpoints closed by force, or to a failed peer, finish discarding what
     // they held in later progress calls; UCX asserts that none is left when
     // the worker goes. Let them, for a bounded time.
-    int64_t until = nowMs() + kDrainMs;
+    int64_t until = nowMs() + kSettleMs;
+    while ((orphans_ > 0 || !closing_.empty()) && nowMs() < until) {
+      api_->ucp_worker_progress(worker_);
+      reapClosed();
+    }
+    until = nowMs() + kDrainMs;
     for (int idle = 0; idle < kDrainIdleRounds && nowMs() < until;)
       idle = api_->ucp_worker_progress(worker_) == 0 ? idle + 1 : 0;
+    reapClosed();
+    if (orphans_ > 0 || !closing_.empty()) {
+      GCCL_WARN(
+          kLogNet,
+          "rank %d: ucx: %zu requests and %zu endpoint closes did not finish within %lld ms (a "
+          "peer "
+          "failed or stopped); the UCX worker is left in place instead of destroyed under them",
+          ctx_.rank, orphans_, closing_.size(), static_cast<long long>(kSettleMs));
+      return;  // the context too: it holds the worker
+    }
     api_->ucp_worker_destroy(worker_);
   }
   if (context_ != nullptr) api_->ucp_cleanup(context_);
@@ -179,7 +196,25 @@ unsigned Worker::progress() {
     if (n == 0) break;
   }
   runDeferred();
+  if (!closing_.empty()) reapClosed();
   return total;
+}
+
+void Worker::adoptClose(void* request) {
+  if (request == nullptr || UCS_PTR_IS_ERR(request)) return;  // done, or nothing to wait for
+  closing_.push_back(request);
+}
+
+void Worker::reapClosed() {
+  size_t kept = 0;
+  for (void* r : closing_) {
+    if (api_->ucp_request_check_status(r) == UCS_INPROGRESS) {
+      closing_[kept++] = r;
+      continue;
+    }
+    api_->ucp_request_free(r);
+  }
+  closing_.resize(kept);
 }
 
 bool Worker::arm() {

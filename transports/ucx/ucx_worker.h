@@ -74,6 +74,15 @@ class Worker {
   void defer(UcxConnection* c);
   // A connection completed or received something (arm() then declines).
   void noteActivity() { ++activity_; }
+  // Requests of destroyed connections still in UCX's hands: `n` more, one
+  // fewer. UCX aborts the process when a worker is destroyed while an
+  // endpoint still holds requests, so the destructor waits for them and,
+  // past its deadline, leaves the worker in place rather than crash.
+  void noteOrphans(size_t n) { orphans_ += n; }
+  void orphanDone() { --orphans_; }
+  // A ucp_ep_close_nbx result: a request still in progress is kept (and
+  // freed once complete) so that the worker outlives it.
+  void adoptClose(void* request);
 
   // Whether endpoints ask for UCP_ERR_HANDLING_MODE_PEER: not when UCX_TLS
   // names shared-memory transports alone (UCX 1.13 has no peer failure
@@ -94,6 +103,8 @@ class Worker {
                         const ucp_am_recv_param_t* param);
   void runDeferred();
   void warnStranger(const char* what);
+  // Frees the adopted closes that completed.
+  void reapClosed();
 
   const UcpApi* api_;
   transport::TransportContext ctx_;
@@ -110,6 +121,8 @@ class Worker {
   std::vector<UcxConnection*> deferred_;
   std::vector<UcxConnection*> started_;  // may watch the fd, in start order
   uint64_t activity_ = 0;
+  size_t orphans_ = 0;
+  std::vector<void*> closing_;  // adopted endpoint closes, not complete yet
   bool peerFailureHandling_ = true;
   int64_t lastWarnMs_ = 0;
   uint64_t unwarned_ = 0;
