@@ -11,6 +11,15 @@
 //   d-psgd         local step, then gcclNeighborAverage on the ring.
 // Rank 0 prints one row per method. The program exits non-zero when SGP ends more than one
 // point of test accuracy away from AllReduce SGD, so that it doubles as a smoke test.
+//
+//   build/perf/gcclrun -n 8 -f K build/examples/sgp_demo --faults K [--iters N]
+//
+// instead trains SGP alone in fault-tolerant mode while the last K ranks die (SIGKILL) halfway
+// through: the survivors go on, then shrink the communicator and score the average of their
+// models on it, and report the longest iteration after the failure (the survivors waiting for
+// the dead and agreeing on who is alive). --faults 0 is the same run without a failure.
+#include <signal.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -18,6 +27,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -217,6 +227,7 @@ struct Options {
   int iters = 2000;
   int batch = 32;  // per rank and step
   uint64_t seed = 1;
+  int faults = -1;  // --faults K: the fault-tolerance run, K ranks dying halfway
 };
 
 // One rank's state. Every method keeps its model in x; the push-sum methods treat x as the
@@ -542,7 +553,7 @@ Result train(Worker& w, const Method& m, const std::vector<float>& init) {
 bool parseArgs(int argc, char** argv, Options* o, std::string* error) {
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
-    if (flag != "--iters" && flag != "--batch" && flag != "--seed") {
+    if (flag != "--iters" && flag != "--batch" && flag != "--seed" && flag != "--faults") {
       *error = "unknown argument '" + flag + "'";
       return false;
     }
@@ -553,7 +564,8 @@ bool parseArgs(int argc, char** argv, Options* o, std::string* error) {
     char* end = nullptr;
     errno = 0;
     long long v = strtoll(argv[++i], &end, 10);
-    if (errno != 0 || end == argv[i] || *end != '\0' || v < (flag == "--seed" ? 0 : 1) ||
+    bool zeroOk = flag == "--seed" || flag == "--faults";
+    if (errno != 0 || end == argv[i] || *end != '\0' || v < (zeroOk ? 0 : 1) ||
         (flag != "--seed" && v > 100000000)) {
       *error = flag + ": '" + argv[i] + "' is not a valid value";
       return false;
@@ -561,6 +573,7 @@ bool parseArgs(int argc, char** argv, Options* o, std::string* error) {
     if (flag == "--iters") o->iters = static_cast<int>(v);
     if (flag == "--batch") o->batch = static_cast<int>(v);
     if (flag == "--seed") o->seed = static_cast<uint64_t>(v);
+    if (flag == "--faults") o->faults = static_cast<int>(v);
   }
   return true;
 }
@@ -573,17 +586,93 @@ void finish(gcclComm_t comm) {
   CHECK(gcclCommDestroy(comm), nullptr);
 }
 
+// --faults K: SGP in fault-tolerant mode; the last K ranks die halfway.
+int faultRun(Worker& w, const std::vector<float>& init) {
+  const int k = w.opt.faults;
+  if (k * 2 >= w.nranks) {
+    if (w.rank == 0) fprintf(stderr, "sgp_demo: --faults %d needs more than %d ranks\n", k, 2 * k);
+    finish(w.comm);
+    return 2;
+  }
+  const bool victim = w.rank >= w.nranks - k;
+  const int half = w.opt.iters / 2;
+  w.reset(init);
+  CHECK(gcclBarrier(w.comm, nullptr, nullptr), w.comm);
+  std::vector<double> times;
+  double slowestAfter = 0;
+  for (int it = 0; it < w.opt.iters; ++it) {
+    if (victim && it == half) raise(SIGKILL);
+    double t0 = seconds();
+    sgpStep(w, static_cast<uint64_t>(it));
+    double dt = seconds() - t0;
+    times.push_back(dt);
+    if (it >= half) slowestAfter = std::max(slowestAfter, dt);
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  // Scoring needs exact collectives: on the survivors' own communicator.
+  gcclComm_t survivors = w.comm;
+  if (k > 0) CHECK(gcclCommShrink(w.comm, nullptr, &survivors), w.comm);
+  int failed = 0;
+  CHECK(gcclCommGetFailedRanks(w.comm, nullptr, 0, &failed), w.comm);
+  CHECK(gcclPushSumDebias(w.x.data(), w.z.data(), kParams, gcclFloat32, w.psWeight), nullptr);
+  std::vector<float> average(kParams);
+  CHECK(gcclAllReduce(w.z.data(), average.data(), kParams, gcclFloat32, gcclAvg, survivors, nullptr,
+                      nullptr),
+        survivors);
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < kParams; ++i) {
+    double d = static_cast<double>(w.z[i]) - average[i];
+    diff += d * d;
+    norm += static_cast<double>(average[i]) * average[i];
+  }
+  float own = evaluate(w.z.data(), w.test).accuracy;
+  float mins[1] = {own};
+  float maxes[3] = {own, static_cast<float>(times[times.size() / 2] * 1e6),
+                    static_cast<float>(slowestAfter * 1e3)};
+  float means[1] = {static_cast<float>(std::sqrt(diff / norm))};
+  CHECK(gcclAllReduce(mins, mins, 1, gcclFloat32, gcclMin, survivors, nullptr, nullptr), survivors);
+  CHECK(gcclAllReduce(maxes, maxes, 3, gcclFloat32, gcclMax, survivors, nullptr, nullptr),
+        survivors);
+  CHECK(gcclAllReduce(means, means, 1, gcclFloat32, gcclAvg, survivors, nullptr, nullptr),
+        survivors);
+  int me = 0, left = 0;
+  CHECK(gcclCommUserRank(survivors, &me), survivors);
+  CHECK(gcclCommCount(survivors, &left), survivors);
+  if (me == 0) {
+    printf("# fault run: SGP on %d ranks in fault-tolerant mode, %d killed at iteration %d of %d\n",
+           w.nranks, k, half, w.opt.iters);
+    printf("# %-10s %9s %9s %9s %10s %11s %18s\n", "survivors", "acc(avg)", "acc(min)", "acc(max)",
+           "consensus", "us/iter", "slowest-after(ms)");
+    printf("  %-10d %9.2f %9.2f %9.2f %10.2e %11.1f %18.1f\n", left,
+           evaluate(average.data(), w.test).accuracy, mins[0], maxes[0], means[0], maxes[1],
+           maxes[2]);
+    if (failed != k)
+      fprintf(stderr, "sgp_demo: %d ranks were killed but %d are listed failed\n", k, failed);
+    fflush(stdout);
+  }
+  CHECK(gcclTopologyDestroy(w.exponential), nullptr);
+  CHECK(gcclTopologyDestroy(w.ring), nullptr);
+  finish(survivors);
+  if (survivors != w.comm) CHECK(gcclCommDestroy(w.comm), nullptr);
+  return failed == k ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Worker w;
-  CHECK(gcclCommInitFromEnv(&w.comm, nullptr), nullptr);
+  // The fault run needs fault-tolerant mode from the start.
+  gcclConfig_t config = GCCL_CONFIG_INITIALIZER;
+  for (int i = 1; i < argc; ++i)
+    if (strcmp(argv[i], "--faults") == 0) config.faultTolerant = 1;
+  CHECK(gcclCommInitFromEnv(&w.comm, &config), nullptr);
   CHECK(gcclCommUserRank(w.comm, &w.rank), w.comm);
   CHECK(gcclCommCount(w.comm, &w.nranks), w.comm);
   std::string error;
   if (!parseArgs(argc, argv, &w.opt, &error)) {
     if (w.rank == 0)
-      fprintf(stderr, "sgp_demo: %s\nusage: sgp_demo [--iters N] [--batch N] [--seed N]\n",
+      fprintf(stderr,
+              "sgp_demo: %s\nusage: sgp_demo [--iters N] [--batch N] [--seed N] [--faults K]\n",
               error.c_str());
     finish(w.comm);
     return 2;
@@ -594,6 +683,7 @@ int main(int argc, char** argv) {
   CHECK(gcclTopologyValidate(w.exponential, gcclMixColumnStochastic), nullptr);
   CHECK(gcclTopologyValidate(w.ring, gcclMixDoublyStochastic), nullptr);
   const std::vector<float> init = initialModel(w.opt.seed);
+  if (w.opt.faults >= 0) return faultRun(w, init);
 
   if (w.rank == 0) {
     printf("# gccl SGP demo: %d ranks, MLP %zu-%zu-%zu (%zu float32 parameters)\n", w.nranks, kDim,

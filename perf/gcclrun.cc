@@ -40,11 +40,15 @@ constexpr int kReapAfterKillSec = 10;
 
 void usage() {
   fprintf(stderr,
-          "usage: gcclrun -n N [-t SECONDS] [-g SECONDS] [--] PROGRAM [ARGS...]\n"
+          "usage: gcclrun -n N [-t SECONDS] [-g SECONDS] [-f N] [--] PROGRAM [ARGS...]\n"
           "  -n N        number of ranks (1-256)\n"
           "  -t SECONDS  time limit; past it every rank is stopped and gcclrun exits 124\n"
           "              (default 3600)\n"
           "  -g SECONDS  grace between SIGTERM and SIGKILL when stopping ranks (default %ld)\n"
+          "  -f N        up to N ranks may fail without stopping the others (jobs in gccl's\n"
+          "              fault-tolerant mode, GCCL_FAULT_TOLERANT=1): each such failure is\n"
+          "              reported and the job goes on; a further one stops the job as below;\n"
+          "              gcclrun exits 0 when every other rank succeeds (default 0)\n"
           "\n"
           "Each rank gets RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, GCCL_COMM_ID (a\n"
           "loopback port that rank 0 inherits already bound, so nothing can take it\n"
@@ -173,8 +177,8 @@ struct ChildSetup {
 
 class Job {
  public:
-  Job(pid_t group, std::vector<Rank> ranks, long graceSec)
-      : group_(group), ranks_(std::move(ranks)), graceSec_(graceSec) {}
+  Job(pid_t group, std::vector<Rank> ranks, long graceSec, long tolerate)
+      : group_(group), ranks_(std::move(ranks)), graceSec_(graceSec), tolerate_(tolerate) {}
 
   // Waits for every rank and returns gcclrun's exit status.
   int wait(const sigset_t& waitSet, Clock::time_point timeLimit, long timeoutSec) {
@@ -309,6 +313,12 @@ class Job {
       fprintf(stderr, "gcclrun: %s %s\n", who.c_str(), how.c_str());
       return;
     }
+    if (tolerated_ < tolerate_) {
+      ++tolerated_;
+      fprintf(stderr, "gcclrun: %s %s; the others go on (failure %ld of %ld tolerated, -f)\n",
+              who.c_str(), how.c_str(), tolerated_, tolerate_);
+      return;
+    }
     firstFailure_ = who;
     result_ = code;
     fprintf(stderr, "gcclrun: %s %s\n", who.c_str(), how.c_str());
@@ -322,6 +332,8 @@ class Job {
   pid_t group_;
   std::vector<Rank> ranks_;
   long graceSec_;
+  long tolerate_;
+  long tolerated_ = 0;
   int result_ = 0;
   std::string firstFailure_;
   bool stopping_ = false;
@@ -337,6 +349,7 @@ int main(int argc, char** argv) {
   long n = 0;
   long timeoutSec = 3600;
   long graceSec = kDefaultGraceSec;
+  long tolerate = 0;
   int i = 1;
   for (; i < argc; ++i) {
     std::string a = argv[i];
@@ -353,6 +366,11 @@ int main(int argc, char** argv) {
     } else if (a == "-g" && i + 1 < argc) {
       if (!parseSeconds(argv[++i], 0, 3600, &graceSec)) {
         fprintf(stderr, "gcclrun: -g must be a whole number of seconds from 0 to 3600\n");
+        return 2;
+      }
+    } else if (a == "-f" && i + 1 < argc) {
+      if (!parseSeconds(argv[++i], 0, 255, &tolerate)) {
+        fprintf(stderr, "gcclrun: -f must be a number of ranks from 0 to 255\n");
         return 2;
       }
     } else if (a == "--") {
@@ -437,6 +455,6 @@ int main(int argc, char** argv) {
   // accepting connections into its queue after rank 0 is done with it.
   if (setup.rootFd >= 0) close(setup.rootFd);
 
-  Job job(group, std::move(ranks), graceSec);
+  Job job(group, std::move(ranks), graceSec, tolerate);
   return job.wait(waitSet, Clock::now() + std::chrono::seconds(timeoutSec), timeoutSec);
 }

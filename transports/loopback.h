@@ -30,6 +30,14 @@ class LoopbackConnection final : public Connection {
   uint64_t messagesSent() const override { return messages_; }
   uint64_t messagesReceived() const override { return messages_; }
   int peer() const override { return rank_; }
+  // Fails what is pending (a rank never fails itself, but the contract holds).
+  void abandon() override {
+    for (auto* list : {&sends_, &recvs_})
+      for (const Pending& p : *list)
+        if (p.req->pending()) p.req->state = RequestState::kFailed;
+    sends_.clear();
+    recvs_.clear();
+  }
 
  private:
   struct Pending {

@@ -16,6 +16,17 @@ namespace gccl::transport {
 
 inline constexpr uint64_t kP2PTagBit = 1ull << 63;
 inline constexpr uint64_t kAsyncTagBit = 1ull << 62;
+// Asynchronous traffic: bits 48..61 name the object that exchanges it
+// (pairwise gossip objects take ids from 0 up); the last id is the engine's
+// membership agreement (fault-tolerant mode), bits 0..47 its per-peer sequence.
+inline constexpr uint64_t kMaxAsyncObjectId = 0x3ffe;
+inline constexpr uint64_t kMembershipTagBase = kAsyncTagBit | (0x3fffull << 48);
+// A receive of the membership agreement stays posted in case the peer ever
+// speaks: when the peer says goodbye and leaves, it is no data this rank
+// still expected.
+inline bool isStandingTag(uint64_t tag) {
+  return (tag & ~((1ull << 48) - 1)) == kMembershipTagBase;
+}
 inline constexpr int kTagStepBits = 24;
 inline constexpr uint64_t kMaxTagStep = (1ull << kTagStepBits) - 1;
 

@@ -184,6 +184,11 @@ class Connection {
   // throws away what the peer had not read yet; this avoids that. A broken
   // connection answers true at once.
   virtual bool settleBeforeClose() { return true; }
+  // The peer failed (fault-tolerant mode drops it) and the connection is
+  // about to be destroyed: every request still pending on it fails now (the
+  // operations that posted them may outlive the connection, as overlap SGP's
+  // steps do), and the destructor must not wait for the peer.
+  virtual void abandon() = 0;
   // Liveness probe: the peer's progress thread answers; lastPongMs() moves
   // (monotonic ms) when the answer arrives. A stopped process never answers.
   virtual gcclResult_t sendPing() = 0;

@@ -164,12 +164,24 @@ typedef struct {
   /* Transports allowed, in order of preference: "auto", "tcp", "shm" or a
    * list such as "shm,tcp" (docs/PARAMETERS.md). Default GCCL_TRANSPORT. */
   const char* transport;
+  /* 1: fault-tolerant mode. A peer that dies (its connection breaks) or stops
+   * (no liveness answer within half the timeout) no longer breaks the
+   * communicator: the survivors agree on who is alive, and gossip steps
+   * (gcclPushSum, gcclNeighborAverage, their Ex forms, and overlap SGP's
+   * gcclGossipStart/Finish) go on among them with the topology re-formed over
+   * the survivors, and what could not be delivered to a failed peer stays
+   * with the sender; exact collectives fail with an error naming the failed
+   * ranks (gcclCommGetFailedRanks) until the survivors shrink
+   * (gcclCommShrink). Pairwise gossip is not covered yet. 0: any failure
+   * breaks the communicator, as in NCCL. Default GCCL_FAULT_TOLERANT. */
+  int faultTolerant;
 } gcclConfig_t;
 
-#define GCCL_CONFIG_INITIALIZER                                                                    \
-  {                                                                                                \
-    sizeof(gcclConfig_t), GCCL_CONFIG_MAGIC, GCCL_VERSION_CODE, GCCL_CONFIG_UNDEF_INT,             \
-        GCCL_CONFIG_UNDEF_INT, GCCL_CONFIG_UNDEF_INT, GCCL_CONFIG_UNDEF_PTR, GCCL_CONFIG_UNDEF_PTR \
+#define GCCL_CONFIG_INITIALIZER                                                        \
+  {                                                                                    \
+    sizeof(gcclConfig_t), GCCL_CONFIG_MAGIC, GCCL_VERSION_CODE, GCCL_CONFIG_UNDEF_INT, \
+        GCCL_CONFIG_UNDEF_INT, GCCL_CONFIG_UNDEF_INT, GCCL_CONFIG_UNDEF_PTR,           \
+        GCCL_CONFIG_UNDEF_PTR, GCCL_CONFIG_UNDEF_INT                                   \
   }
 
 /* ---- Library ------------------------------------------------------------ */
@@ -271,6 +283,42 @@ typedef struct {
  * a non-blocking initialization runs. */
 GCCL_EXPORT gcclResult_t gcclCommGetPeerCounters(gcclComm_t comm, int peer,
                                                  gcclPeerCounters_t* counters);
+
+/* ---- Failures (fault-tolerant mode) -------------------------------------- */
+
+/* A rank this rank considers failed, and why ("rank 2 closed the connection
+ * while receiving (did it exit?)", "rank 2 did not respond for 1500 ms ...",
+ * "the survivors agreed that it failed"). */
+typedef struct {
+  int rank;
+  char reason[256];
+} gcclFailedRank_t;
+
+/* The ranks this rank considers failed, in the order it learned of them: up
+ * to `capacity` entries go to `failed` (which may be NULL when capacity is 0)
+ * and *count is set to how many there are in all. Any thread, at any time
+ * after initialization. In fault-tolerant mode the survivors agree on the
+ * list before any of them mixes with a graph that leaves a rank out; a rank
+ * may learn of a failure a moment before the others. Without fault-tolerant
+ * mode the list stays empty (a failure breaks the communicator instead:
+ * gcclCommGetAsyncError, gcclGetLastError). Errors: gcclInvalidArgument for a
+ * NULL comm or count, a negative capacity, or failed NULL with capacity > 0;
+ * gcclInvalidUsage for a destroyed communicator. */
+GCCL_EXPORT gcclResult_t gcclCommGetFailedRanks(gcclComm_t comm, gcclFailedRank_t* failed,
+                                                int capacity, int* count);
+
+/* Fault-tolerant mode: a new communicator of the ranks the survivors agreed
+ * are alive (every rank gcclCommGetFailedRanks does not list), numbered in
+ * their order in `comm`, made without a new unique id: the lowest survivor
+ * makes one and sends it to the others over `comm`'s connections. Every
+ * survivor calls it; it waits until the survivors' agreement has settled,
+ * then returns once the new communicator is ready. `config` as in
+ * gcclCommInitRankConfig (NULL: the settings of `comm`). `comm` stays usable
+ * for gossip and must still be destroyed. Errors: gcclInvalidArgument for a
+ * NULL newcomm; gcclInvalidUsage when `comm` is not in fault-tolerant mode or
+ * inside a group; gcclRemoteError when another rank fails during the shrink
+ * (call it again) or the survivors left this rank out. */
+GCCL_EXPORT gcclResult_t gcclCommShrink(gcclComm_t comm, gcclConfig_t* config, gcclComm_t* newcomm);
 
 /* ---- Requests ----------------------------------------------------------- */
 

@@ -264,12 +264,16 @@ tcp::Credentials credentialsOf(const UniqueIdFields& f) {
 gcclResult_t createUniqueId(int64_t timeoutMs, gcclUniqueId* id) {
   std::string commId = param::CommId();
   if (!commId.empty()) return uniqueIdFromAddress(commId, "", id);
+  return createServedUniqueId(param::SocketIfname(), timeoutMs, id);
+}
+
+gcclResult_t createServedUniqueId(const std::string& ifnames, int64_t timeoutMs, gcclUniqueId* id) {
   UniqueIdFields f;
   GCCL_CHECK(randomBytes(f.nonce, sizeof(f.nonce)));
   GCCL_CHECK(randomBytes(f.secret, sizeof(f.secret)));
   std::string ifname;
   SockAddr addr;
-  GCCL_CHECK(findInterface(param::SocketIfname(), param::SocketFamily(), &ifname, &addr));
+  GCCL_CHECK(findInterface(ifnames, param::SocketFamily(), &ifname, &addr));
   int fd = -1;
   GCCL_CHECK(tcp::listenOn(addr, &fd, &f.root));
   encodeUniqueId(f, id);

@@ -33,8 +33,13 @@ void encodeUniqueId(const UniqueIdFields& fields, gcclUniqueId* id);
 gcclResult_t decodeUniqueId(const gcclUniqueId& id, UniqueIdFields* fields);
 tcp::Credentials credentialsOf(const UniqueIdFields& fields);
 
-// Makes a fresh id whose root is served by this process (started now).
+// Makes a fresh id whose root is served by this process (started now), or,
+// with GCCL_COMM_ID set, the id of that address (uniqueIdFromAddress).
 gcclResult_t createUniqueId(int64_t timeoutMs, gcclUniqueId* id);
+// Always the first kind: a fresh root served by this process on an
+// interface `ifnames` selects (GCCL_SOCKET_IFNAME syntax), whatever
+// GCCL_COMM_ID says (gcclCommShrink's new communicator).
+gcclResult_t createServedUniqueId(const std::string& ifnames, int64_t timeoutMs, gcclUniqueId* id);
 // Makes the id of a rendezvous at `hostPort`, served by rank 0. The secret
 // comes from GCCL_SECRET (a warning is logged when it is unset: such jobs
 // are not authenticated beyond knowing the address); `jobKey` salts the nonce

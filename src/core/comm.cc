@@ -14,6 +14,7 @@
 
 #include "core/api_call.h"
 #include "core/bootstrap.h"
+#include "core/membership.h"
 #include "base/check.h"
 #include "core/launcher_env.h"
 #include "base/log.h"
@@ -53,6 +54,7 @@ struct ResolvedConfig {
   int dataSockets = 0;  // 0: automatic (TcpOptions)
   std::string ifname;
   std::string transport;
+  bool faultTolerant = false;
 };
 
 gcclResult_t resolveConfig(const gcclConfig_t* config, ResolvedConfig* out) {
@@ -61,6 +63,7 @@ gcclResult_t resolveConfig(const gcclConfig_t* config, ResolvedConfig* out) {
   rc.dataSockets = static_cast<int>(param::NSocksPerPeer());
   rc.ifname = param::SocketIfname();
   rc.transport = param::Transport();
+  rc.faultTolerant = param::FaultTolerant() != 0;
   const char* timeoutSource = "GCCL_TIMEOUT_MS";
   if (config != nullptr) {
     GCCL_REQUIRE(config->magic == GCCL_CONFIG_MAGIC, gcclInvalidArgument,
@@ -84,6 +87,12 @@ gcclResult_t resolveConfig(const gcclConfig_t* config, ResolvedConfig* out) {
       rc.ifname = config->socketIfname;
     if (has(offsetof(gcclConfig_t, transport), sizeof(char*)) && config->transport != nullptr)
       rc.transport = config->transport;
+    if (has(offsetof(gcclConfig_t, faultTolerant), sizeof(int)) &&
+        config->faultTolerant != GCCL_CONFIG_UNDEF_INT) {
+      GCCL_REQUIRE(config->faultTolerant == 0 || config->faultTolerant == 1, gcclInvalidArgument,
+                   "config.faultTolerant is %d; it must be 0 or 1", config->faultTolerant);
+      rc.faultTolerant = config->faultTolerant == 1;
+    }
   }
   GCCL_CHECK(checkTimeout(rc.timeoutMs, timeoutSource));
   GCCL_REQUIRE(rc.dataSockets >= 0 && rc.dataSockets <= 16, gcclInvalidArgument,
@@ -139,6 +148,7 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   eo.params = resolveOpParams();
   eo.callerProgress = param::CallerProgress() != 0;
   eo.leaseUs = std::max<int64_t>(param::ProgressLeaseUs(), 0);
+  eo.faultTolerant = rc.faultTolerant;
   comm->engine = std::make_unique<Engine>(eo);
 
   transport::RegistryOptions ro;
@@ -206,6 +216,9 @@ gcclResult_t initComm(gcclComm** out, int nranks, const gcclUniqueId& commId, in
   comm->nranks = nranks;
   comm->timeoutMs = rc.timeoutMs;
   comm->dataSockets = rc.dataSockets;
+  comm->configIfname = rc.ifname;
+  comm->configTransport = rc.transport;
+  comm->faultTolerant = rc.faultTolerant;
   comm->sendSeq.assign(static_cast<size_t>(nranks), 0);
   comm->recvSeq.assign(static_cast<size_t>(nranks), 0);
   {
@@ -575,6 +588,96 @@ gcclResult_t gcclCommGetPeerCounters(gcclComm_t comm, int peer, gcclPeerCounters
   put(offsetof(gcclPeerCounters_t, bytesReceived), c.bytesReceived);
   put(offsetof(gcclPeerCounters_t, messagesSent), c.messagesSent);
   put(offsetof(gcclPeerCounters_t, messagesReceived), c.messagesReceived);
+  return gcclSuccess;
+}
+
+gcclResult_t gcclCommGetFailedRanks(gcclComm_t comm, gcclFailedRank_t* failed, int capacity,
+                                    int* count) {
+  clearThreadLastError();
+  const char* call = "gcclCommGetFailedRanks";
+  ApiGuard guard(comm, call);
+  GCCL_CHECK(guard.result());
+  if (count == nullptr)
+    return recordError(comm, setError(gcclInvalidArgument, "%s: count is NULL", call));
+  if (capacity < 0)
+    return recordError(
+        comm, setError(gcclInvalidArgument, "%s: capacity is %d; it must be >= 0", call, capacity));
+  if (failed == nullptr && capacity > 0)
+    return recordError(comm, setError(gcclInvalidArgument, "%s: failed is NULL but capacity is %d",
+                                      call, capacity));
+  gcclResult_t state = comm->initState.load();
+  if (state == gcclInProgress)
+    return recordError(comm, setError(gcclInProgress,
+                                      "%s: the communicator is still initializing (poll "
+                                      "gcclCommGetAsyncError)",
+                                      call));
+  if (state != gcclSuccess)
+    return recordError(
+        comm, setError(gcclInvalidUsage, "%s: the communicator failed to initialize: %s", call,
+                       comm->initError.c_str()));
+  std::vector<std::pair<int, std::string>> list = comm->engine->failedRanks();
+  for (size_t i = 0; i < list.size() && i < static_cast<size_t>(capacity); ++i) {
+    failed[i].rank = list[i].first;
+    snprintf(failed[i].reason, sizeof(failed[i].reason), "%s", list[i].second.c_str());
+  }
+  *count = static_cast<int>(list.size());
+  return gcclSuccess;
+}
+
+gcclResult_t gcclCommShrink(gcclComm_t comm, gcclConfig_t* config, gcclComm_t* newcomm) {
+  const char* call = "gcclCommShrink";
+  ShrinkState st;
+  int newRank = -1, newSize = 0;
+  gcclResult_t r = apiCall(comm, call, nullptr, [&]() -> gcclResult_t {
+    GCCL_REQUIRE(newcomm != nullptr, gcclInvalidArgument, "%s: newcomm is NULL", call);
+    GCCL_REQUIRE(comm->faultTolerant, gcclInvalidUsage,
+                 "%s: the communicator is not in fault-tolerant mode (gcclConfig_t.faultTolerant "
+                 "or GCCL_FAULT_TOLERANT=1)",
+                 call);
+    GCCL_REQUIRE(!groupOpen(), gcclInvalidUsage,
+                 "%s: not allowed between gcclGroupStart and "
+                 "gcclGroupEnd",
+                 call);
+    // 1. Until the survivors' agreement has settled: who is in, at which view.
+    gcclRequest* req = newRequest(comm->timeoutMs);
+    GCCL_CHECK(launch(comm, makeShrinkOp(ShrinkStep::kSettle, &st, req), req, nullptr));
+    for (size_t i = 0; i < st.alive.size(); ++i) {
+      if (!st.alive[i]) continue;
+      if (static_cast<int>(i) == comm->rank) newRank = newSize;
+      ++newSize;
+    }
+    GCCL_REQUIRE(newRank >= 0, gcclRemoteError,
+                 "%s: the survivors left this rank out (it was found failed)", call);
+    // 2. The lowest survivor makes the new communicator's id and sends it to
+    // the others over the old communicator's connections (authenticated);
+    // they wait for it.
+    bool leader = newRank == 0;
+    if (leader) {
+      gcclUniqueId id;
+      GCCL_CHECK(createServedUniqueId(comm->configIfname, comm->timeoutMs, &id));
+      st.id.assign(id.internal, id.internal + sizeof(id.internal));
+    }
+    req = newRequest(comm->timeoutMs);
+    GCCL_CHECK(launch(comm,
+                      makeShrinkOp(leader ? ShrinkStep::kAnnounce : ShrinkStep::kAwait, &st, req),
+                      req, nullptr));
+    GCCL_REQUIRE(st.id.size() == GCCL_UNIQUE_ID_BYTES, gcclRemoteError,
+                 "%s: the new communicator's id has %zu bytes", call, st.id.size());
+    return gcclSuccess;
+  });
+  if (r != gcclSuccess) return r;
+  // 3. The survivors make the new communicator, numbered in the old order.
+  gcclConfig_t inherited = GCCL_CONFIG_INITIALIZER;
+  inherited.timeoutMs = static_cast<int>(comm->timeoutMs);
+  inherited.nSocketsPerPeer = comm->dataSockets;
+  inherited.socketIfname = comm->configIfname.c_str();
+  inherited.transport = comm->configTransport.c_str();
+  inherited.faultTolerant = comm->faultTolerant ? 1 : 0;
+  gcclUniqueId id;
+  memcpy(id.internal, st.id.data(), sizeof(id.internal));
+  r = initComm(newcomm, newSize, id, newRank, config != nullptr ? config : &inherited);
+  if (r != gcclSuccess) return recordError(comm, r);
+  GCCL_INFO(kLogInit, "rank %d: shrunk to rank %d of %d", comm->rank, newRank, newSize);
   return gcclSuccess;
 }
 

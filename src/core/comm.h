@@ -19,6 +19,9 @@ struct gcclComm {
   int64_t timeoutMs = 0;
   int dataSockets = 0;
   std::string ifname;
+  // The settings it was made with (a shrink gives them to the new one).
+  std::string configIfname, configTransport;
+  bool faultTolerant = false;
   gccl::SockAddr listenAddr;            // where peers reach this rank over TCP (logs, tests)
   std::vector<std::string> transports;  // the transport chosen for each rank
   std::unique_ptr<gccl::Engine> engine;

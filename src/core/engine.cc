@@ -52,6 +52,15 @@ void cpuRelax() {
 transport::Connection* OpContext::conn(int peer) const {
   return engine->connection(peer);
 }
+bool OpContext::peerFailed(int peer) const {
+  return engine->isPeerFailed(peer);
+}
+const std::string& OpContext::failureReason(int peer) const {
+  return engine->failureReason(peer);
+}
+const std::vector<uint8_t>* OpContext::aliveFor(uint64_t seq) const {
+  return engine->aliveFor(seq);
+}
 gcclResult_t OpContext::scratch(size_t bytes, transport::MemoryType type, void** out) const {
   return engine->scratchPool().get(bytes, type, out);
 }
@@ -65,8 +74,12 @@ Engine::Engine(const EngineOptions& options) : opt_(options) {
   ctx_.rank = opt_.rank;
   ctx_.nranks = opt_.nranks;
   ctx_.params = &opt_.params;
+  ctx_.faultTolerant = opt_.faultTolerant;
   ctx_.exec = exec_.get();
   probeSentMs_.assign(static_cast<size_t>(opt_.nranks), 0);
+  failReason_.resize(static_cast<size_t>(opt_.nranks));
+  if (opt_.faultTolerant)
+    membership_ = std::make_unique<Membership>(this, opt_.rank, opt_.nranks, opt_.timeoutMs);
   peerStatus_.resize(static_cast<size_t>(opt_.nranks));
   published_.reset(new PublishedCounters[static_cast<size_t>(opt_.nranks)]);
   reportStale_ = true;
@@ -104,6 +117,7 @@ gcclResult_t Engine::start(std::vector<std::unique_ptr<transport::Connection>> c
     else if (i != static_cast<size_t>(opt_.rank))
       allPolled_ = false;
   }
+  if (membership_) GCCL_CHECK(membership_->start());
   lastProgressMs_ = nowMs();
   running_ = true;
   thread_ = std::thread([this] { run(); });
@@ -494,6 +508,8 @@ int Engine::nextWakeMs(int64_t now) const {
   }
   for (const auto& l : listeners_)
     next = std::min(next, l->nextDeadlineMs());
+  if (membership_ && membership_->nextDeadlineMs() != 0)
+    next = std::min(next, membership_->nextDeadlineMs());
   if (next == INT64_MAX) return -1;
   int64_t wait = next - now;
   if (wait < 1) wait = 1;
@@ -546,10 +562,21 @@ void Engine::takeSubmissions() {
 
 void Engine::startNextBatch() {
   while (active_.empty() && !queue_.empty() && !broken_) {
+    // While the survivors agree on a new view, no collective starts here
+    // (membership.h); point-to-point batches go on.
+    if (membership_ && membership_->gated()) {
+      bool collective = false;
+      for (const auto& op : queue_.front())
+        collective = collective || op->hasSequence();
+      if (collective) return;
+    }
     active_ = std::move(queue_.front());
     queue_.pop_front();
     activeDone_.assign(active_.size(), false);
+    activeCompleted_.assign(active_.size(), false);
     noteProgress();
+    for (const auto& op : active_)
+      op->bindView(ctx_);
     for (const auto& op : active_)
       if (op->hasSequence()) {
         startedSeqs_ = op->seq + 1;
@@ -558,9 +585,28 @@ void Engine::startNextBatch() {
       }
     reportStale_ = true;
     for (size_t i = 0; i < active_.size(); ++i) {
-      gcclResult_t r = active_[i]->start(ctx_);
+      Op* op = active_[i].get();
+      // Fault-tolerant mode: an exact collective needs every rank; it fails
+      // before it sends anything once one has failed.
+      std::string dead;
+      if (membership_ && op->isCollective() && !op->tolerant())
+        for (size_t r = 0; r < failReason_.size(); ++r)
+          if (!failReason_[r].empty()) dead += (dead.empty() ? "" : ", ") + std::to_string(r);
+      if (!dead.empty()) {
+        setError(gcclRemoteError,
+                 "%s: ranks %s failed; exact collectives need every rank (gossip steps go on "
+                 "without them)",
+                 op->describe().c_str(), dead.c_str());
+        finishFailedOp(i, gcclRemoteError, threadLastError());
+        continue;
+      }
+      gcclResult_t r = op->start(ctx_);
       if (r != gcclSuccess) {
-        fail(r, active_[i]->describe() + ": " + threadLastError());
+        if (membership_ && op->lostPeer()) {
+          finishFailedOp(i, r, threadLastError());
+          continue;
+        }
+        fail(r, op->describe() + ": " + threadLastError());
         return;
       }
     }
@@ -577,8 +623,27 @@ void Engine::removeService(Service* service) {
     }
 }
 
+void Engine::finishFailedOp(size_t i, gcclResult_t code, const std::string& reason) {
+  Op* op = active_[i].get();
+  op->cancelPending(ctx_);
+  std::string full = "rank " + std::to_string(opt_.rank) + ": " + reason;
+  GCCL_WARN(kLogNet, "%s (%s)", full.c_str(), gcclGetErrorString(code));
+  publishCounters();
+  completeOp(op, code, full);
+  activeDone_[i] = true;
+  activeCompleted_[i] = true;
+}
+
 void Engine::advance() {
   if (broken_) return;
+  if (membership_) {
+    gcclResult_t r = membership_->poll(nowMs());
+    if (r != gcclSuccess) {
+      fail(r, std::string("the survivors' agreement: ") + threadLastError());
+      return;
+    }
+    if (broken_) return;
+  }
   for (size_t i = 0; i < services_.size(); ++i) {
     gcclResult_t r = services_[i]->poll(ctx_);
     if (r != gcclSuccess) {
@@ -596,6 +661,10 @@ void Engine::advance() {
     bool done = false;
     gcclResult_t r = active_[i]->progress(ctx_, &done);
     if (r != gcclSuccess) {
+      if (membership_ && active_[i]->lostPeer()) {
+        finishFailedOp(i, r, threadLastError());
+        continue;
+      }
       fail(r, active_[i]->describe() + ": " + threadLastError());
       return;
     }
@@ -609,8 +678,9 @@ void Engine::advance() {
   if (!allDone) return;
   // Whoever sees a request complete finds its traffic in the counters.
   publishCounters();
-  for (auto& op : active_)
-    completeOp(op.get(), gcclSuccess, "");
+  for (size_t i = 0; i < active_.size(); ++i)
+    if (activeCompleted_.empty() || !activeCompleted_[i])
+      completeOp(active_[i].get(), gcclSuccess, "");
   active_.clear();
   std::fill(probeSentMs_.begin(), probeSentMs_.end(), 0);
   mismatchChecked_ = false;
@@ -623,8 +693,42 @@ void Engine::completeOp(Op* op, gcclResult_t code, const std::string& reason) {
 }
 
 void Engine::connectionFailed(transport::Connection* conn, gcclResult_t code) {
-  (void)conn;
+  if (membership_ && conn != nullptr && conn->peer() != opt_.rank && !broken_) {
+    peerFailed(conn->peer(), threadLastError());
+    return;
+  }
   fail(code, threadLastError());
+}
+
+void Engine::peerFailed(int peer, const std::string& reason) {
+  size_t p = static_cast<size_t>(peer);
+  if (peer == opt_.rank || !failReason_[p].empty() || broken_) return;
+  failReason_[p] = reason.empty() ? "(no reason given)" : reason;
+  GCCL_WARN(kLogNet, "rank %d: rank %d failed: %s; fault-tolerant mode goes on without it",
+            opt_.rank, peer, failReason_[p].c_str());
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failedList_.emplace_back(peer, failReason_[p]);
+  }
+  publishCounters();
+  // Running ops let go of the peer's transfers; they see them failed in
+  // their next progress (gossip goes on, exact collectives fail).
+  for (auto& op : active_)
+    op->peerFailed(ctx_, peer);
+  membership_->forgetPeer(peer);
+  transport::Connection* c = conns_[p].get();
+  if (c != nullptr) c->abandon();
+  polled_.erase(std::remove(polled_.begin(), polled_.end(), c), polled_.end());
+  probeSentMs_[p] = 0;
+  conns_[p].reset();
+  membership_->onPeerFailed(peer);
+  noteProgress();
+  reportStale_ = true;
+}
+
+std::vector<std::pair<int, std::string>> Engine::failedRanks() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return failedList_;
 }
 
 void Engine::fail(gcclResult_t code, const std::string& reason) {

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "core/executor.h"
+#include "core/membership.h"
 #include "core/op.h"
 #include "core/request.h"
 #include "core/scratch_pool.h"
@@ -54,6 +55,7 @@ struct EngineOptions {
   int64_t leaseUs = 500;       // GCCL_PROGRESS_LEASE_US
   int64_t spinUs = 0;          // GCCL_SPIN_US
   int64_t spinPauseUs = 0;     // the start of the window that pauses instead of yielding
+  bool faultTolerant = false;  // GCCL_FAULT_TOLERANT (membership.h)
   OpParams params;
 };
 
@@ -125,6 +127,24 @@ class Engine final : public transport::Poller {
 
   // For ops (driver only).
   transport::Connection* connection(int peer) { return conns_[peer].get(); }
+
+  // Fault-tolerant mode (driver only unless said otherwise).
+  // `peer` failed: its connection closes, running ops go on without it (or
+  // fail, for exact collectives), and the survivors' agreement hears of it.
+  void peerFailed(int peer, const std::string& reason);
+  bool isPeerFailed(int peer) const { return !failReason_[static_cast<size_t>(peer)].empty(); }
+  const std::string& failureReason(int peer) const {
+    return failReason_[static_cast<size_t>(peer)];
+  }
+  // The sequence number of the next collective this rank would start.
+  uint64_t nextSequence() const { return startedSeqs_; }
+  const std::vector<uint8_t>* aliveFor(uint64_t seq) const {
+    return membership_ ? membership_->aliveFor(seq) : nullptr;
+  }
+  // Null unless in fault-tolerant mode.
+  Membership* membership() { return membership_.get(); }
+  // Any thread: the failed ranks and why, in the order this rank learned of them.
+  std::vector<std::pair<int, std::string>> failedRanks() const;
   ScratchPool& scratchPool() { return scratch_; }
   // Any thread: the executor of this communicator's ops; buffers that must
   // outlive the communicator keep it alive through the shared pointer.
@@ -172,6 +192,9 @@ class Engine final : public transport::Poller {
   // publishCounters() unless it already ran in millisecond `nowMs`.
   void publishCountersEveryMs(int64_t nowMs);
   void completeOp(Op* op, gcclResult_t code, const std::string& reason);
+  // Fault-tolerant mode: completes op i of the running batch with an error
+  // while the others go on.
+  void finishFailedOp(size_t i, gcclResult_t code, const std::string& reason);
   void checkMismatch();
   void noteProgress();
   void connectionFailed(transport::Connection* conn, gcclResult_t code);
@@ -231,6 +254,12 @@ class Engine final : public transport::Poller {
   std::vector<std::unique_ptr<Op>> active_;
   std::vector<std::shared_ptr<Service>> services_;
   std::vector<bool> activeDone_;
+  // Fault-tolerant mode: ops of the running batch already completed with an
+  // error (a failed peer) while the others go on.
+  std::vector<bool> activeCompleted_;
+  std::unique_ptr<Membership> membership_;
+  std::vector<std::string> failReason_;                  // by peer; "" while alive
+  std::vector<std::pair<int, std::string>> failedList_;  // under mutex_
   int64_t lastProgressMs_ = 0;
   std::vector<int64_t> probeSentMs_;  // by peer; 0 when no probe is out
   int64_t nextProbeMs_ = 0;           // the next periodic probe round of a stall

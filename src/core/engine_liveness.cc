@@ -101,10 +101,16 @@ void Engine::collectAnswers(int64_t now) {
       continue;
     }
     if (now - sent < half) continue;
-    fail(gcclTimeout, "rank " + std::to_string(p) + " did not respond for " +
-                          std::to_string(now - lastProgressMs_) +
-                          " ms (process stopped, hung or unreachable) during " +
-                          active_.front()->describe());
+    std::string why = "rank " + std::to_string(p) + " did not respond for " +
+                      std::to_string(now - std::min(sent, lastProgressMs_)) +
+                      " ms (process stopped, hung or unreachable) during " +
+                      active_.front()->describe();
+    if (membership_) {
+      peerFailed(static_cast<int>(p), why);
+      if (active_.empty()) return;
+      continue;
+    }
+    fail(gcclTimeout, why);
     return;
   }
 }

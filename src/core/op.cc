@@ -89,6 +89,8 @@ const char* opKindName(OpKind kind) {
       return "NeighborAverage";
     case OpKind::kPairwise:
       return "PairwiseGossip";
+    case OpKind::kShrink:
+      return "CommShrink";
   }
   return "unknown operation";
 }
@@ -152,8 +154,14 @@ gcclResult_t Op::postSend(OpContext& ctx, int peer, const void* data, size_t byt
   t->peer = peer;
   t->isRecv = false;
   t->tag = tag;
+  ctx_ = &ctx;
+  transport::Connection* c = ctx.conn(peer);
+  if (c == nullptr) {  // the peer failed (fault-tolerant mode): nothing to post
+    t->req.state = transport::RequestState::kFailed;
+    return gcclSuccess;
+  }
   track(t);
-  return ctx.conn(peer)->isend(data, bytes, tag, meta_, &t->req);
+  return c->isend(data, bytes, tag, meta_, &t->req);
 }
 
 gcclResult_t Op::postRecv(OpContext& ctx, int peer, void* data, size_t bytes, uint64_t tag,
@@ -161,14 +169,35 @@ gcclResult_t Op::postRecv(OpContext& ctx, int peer, void* data, size_t bytes, ui
   t->peer = peer;
   t->isRecv = true;
   t->tag = tag;
+  ctx_ = &ctx;
+  transport::Connection* c = ctx.conn(peer);
+  if (c == nullptr) {
+    t->req.state = transport::RequestState::kFailed;
+    return gcclSuccess;
+  }
   track(t);
   transport::MessageMeta expect = meta_;
   if (!checkMeta) expect.info = transport::kMetaAny;
-  return ctx.conn(peer)->irecv(data, bytes, tag, expect, &t->req);
+  return c->irecv(data, bytes, tag, expect, &t->req);
 }
 
-gcclResult_t Op::checkTransfer(const Transfer& t) const {
+void Op::peerFailed(OpContext& ctx, int peer) {
+  for (Transfer* t : live_) {
+    if (t->peer != peer || !t->pending()) continue;
+    if (t->isRecv) ctx.conn(peer)->cancel(&t->req);
+    t->req.state = transport::RequestState::kFailed;
+  }
+}
+
+gcclResult_t Op::checkTransfer(const Transfer& t) {
   if (!t.req.failed()) return gcclSuccess;
+  if (ctx_ != nullptr && ctx_->peerFailed(t.peer)) {
+    lostPeer_ = true;
+    return setError(gcclRemoteError,
+                    "%s: rank %d failed (%s); exact collectives need every rank: shrink the "
+                    "communicator first",
+                    describe().c_str(), t.peer, ctx_->failureReason(t.peer).c_str());
+  }
   if (t.req.metaMismatch)
     return setError(gcclInvalidUsage,
                     "mismatched collective calls: rank %d called %s while this rank called %s%s",
@@ -189,7 +218,8 @@ void Op::pendingTransfers(std::vector<const Transfer*>* out) {
 
 void Op::cancelPending(OpContext& ctx) {
   for (Transfer* t : live_)
-    if (t->pending() && t->isRecv) ctx.conn(t->peer)->cancel(&t->req);
+    if (t->pending() && t->isRecv && ctx.conn(t->peer) != nullptr)
+      ctx.conn(t->peer)->cancel(&t->req);
   live_.clear();
 }
 

@@ -32,11 +32,19 @@ struct OpContext {
   int rank = 0;
   int nranks = 1;
   const OpParams* params = nullptr;
+  bool faultTolerant = false;  // GCCL_FAULT_TOLERANT: peers may fail (membership.h)
   // Where the op's arithmetic and copies go (executor.h), in the memory type
   // of its buffers: ops never call the kernels or memcpy themselves.
   Executor* exec = nullptr;
-  // The connection to `peer` (a loopback one for this rank itself).
+  // The connection to `peer` (a loopback one for this rank itself); null
+  // once the peer failed in fault-tolerant mode.
   transport::Connection* conn(int peer) const;
+  // Fault-tolerant mode: whether `peer` failed (as this rank knows it), and why.
+  bool peerFailed(int peer) const;
+  const std::string& failureReason(int peer) const;
+  // The ranks alive for collective `seq` as the survivors agreed (one flag
+  // per rank), or null while every rank is.
+  const std::vector<uint8_t>* aliveFor(uint64_t seq) const;
   // A buffer of at least `bytes` of `type` memory, 64-byte aligned, from the
   // engine's scratch pool and valid while this op runs (one collective runs
   // at a time). The first form says why it failed; the second returns null.
@@ -66,7 +74,8 @@ enum class OpKind : uint8_t {
   kSendRecv,
   kPushSum,
   kNeighborAverage,
-  kPairwise
+  kPairwise,
+  kShrink  // fault-tolerant mode's agreement on a shrink (membership.h): local, no sequence
 };
 transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op, int root,
                                 uint64_t count);
@@ -124,7 +133,9 @@ class Op {
 
   OpKind kind() const { return kind_; }
   // Issued by every rank in the same order (matched by sequence number).
-  bool isCollective() const { return kind_ != OpKind::kSendRecv && kind_ != OpKind::kPairwise; }
+  bool isCollective() const {
+    return kind_ != OpKind::kSendRecv && kind_ != OpKind::kPairwise && kind_ != OpKind::kShrink;
+  }
   // A collective with a sequence number and a signature of its own (not a
   // local wait on transfers an earlier op posted).
   bool hasSequence() const { return isCollective() && meta_.info != 0; }
@@ -145,6 +156,20 @@ class Op {
   virtual void detachSendBuffer(const std::shared_ptr<Executor>&) {}
   // Transfers of this op still pending (appended to *out).
   void pendingTransfers(std::vector<const Transfer*>* out);
+  // Fault-tolerant mode: `peer` failed and its connection is about to close.
+  // Pending transfers with it are withdrawn and marked failed; the op sees
+  // them in its next progress(). An op that can go on without the peer (a
+  // gossip step) overrides tolerant().
+  void peerFailed(OpContext& ctx, int peer);
+  // Whether this op completes without peers that failed (fault-tolerant
+  // mode), rather than failing.
+  virtual bool tolerant() const { return false; }
+  // Called just before start(), with the engine's view of the job: an op
+  // may choose its graph (and its signature) by the ranks alive for its
+  // sequence number.
+  virtual void bindView(OpContext& ctx) { (void)ctx; }
+  // Set when the op failed because a peer failed (checkTransfer).
+  bool lostPeer() const { return lostPeer_; }
   // Withdraws pending receives (the op failed or the communicator aborts).
   void cancelPending(OpContext& ctx);
   std::string describe() const;
@@ -159,7 +184,7 @@ class Op {
   // on, for liveness probes and timeout messages.
   void watch(Transfer* t) { track(t); }
   // Turns a failed transfer into a clear error; gcclSuccess if it is fine.
-  gcclResult_t checkTransfer(const Transfer& t) const;
+  gcclResult_t checkTransfer(const Transfer& t);
 
   OpKind kind_;
   transport::MessageMeta meta_;
@@ -167,6 +192,8 @@ class Op {
  private:
   void track(Transfer* t);
   gcclRequest* request_;
+  bool lostPeer_ = false;
+  const OpContext* ctx_ = nullptr;  // set by the first post: failed peers' reasons
   SmallVector<Transfer*, 8> live_;
   size_t liveAfterCompact_ = 32;
 };

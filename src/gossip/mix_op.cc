@@ -20,7 +20,16 @@
 // an encoding: this rank's own q_i is decoded from the bytes it sent, so it
 // keeps exactly what it did not send and the sums over ranks are conserved.
 // Lattice messages are decoded against the slice of x they are folded into.
+//
+// Fault-tolerant mode: the step uses the graph of the ranks the survivors
+// agreed are alive for its sequence number (bindView), and goes on without
+// a peer that fails: nothing is folded from what a failed in-peer did not
+// deliver, and a slice (or the weight) that could not be delivered to a
+// failed out-peer stays with the sender, whose self weight grows by that
+// peer's share, so the survivors' sums of x and w lose only what the failed
+// ranks held. Slices are then folded only once their sends have finished.
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "base/check.h"
@@ -43,7 +52,24 @@ class MixOp final : public Op {
         elem_(elementSize(a.type)),
         bytes_(a.count * elem_) {}
 
+  bool tolerant() const override { return true; }
+
+  void bindView(OpContext& ctx) override {
+    const std::vector<uint8_t>* alive = ctx.aliveFor(seq);
+    if (alive == nullptr) return;
+    std::shared_ptr<Topology> restricted;
+    if (a_.topo->restrictedTo(*alive, &restricted) != gcclSuccess) {
+      bindError_ = threadLastError();
+      return;
+    }
+    a_.topo = std::move(restricted);
+    meta_ = makeGossipMeta(kind_, a_.type, a_.step, a_.topo->fingerprint(a_.step), a_.count,
+                           a_.codec.signature);
+  }
+
   gcclResult_t start(OpContext& ctx) override {
+    GCCL_REQUIRE(bindError_.empty(), gcclInternalError, "%s", bindError_.c_str());
+    tolerate_ = ctx.faultTolerant;
     a_.topo->outPeers(a_.step, ctx.rank, &out_, &self_);
     a_.topo->inPeers(a_.step, ctx.rank, &in_);
     size_t sliceElems = std::max<size_t>(1, ctx.params->chunkBytes / elem_);
@@ -133,13 +159,13 @@ class MixOp final : public Op {
         bool ready = true;
         for (size_t j = 0; j < in_.size(); ++j) {
           const Transfer& t = recvs_[j * (slices_ + 1) + 1 + folded_];
-          GCCL_CHECK(checkTransfer(t));
-          ready = ready && t.done();
+          GCCL_CHECK(check(ctx, t));
+          ready = ready && !t.pending();
         }
-        for (size_t k = 0; inPlace_ && !coded_ && k < out_.size(); ++k) {
+        for (size_t k = 0; ((inPlace_ && !coded_) || tolerate_) && k < out_.size(); ++k) {
           const Transfer& t = sends_[k * (slices_ + 1) + 1 + folded_];
-          GCCL_CHECK(checkTransfer(t));
-          ready = ready && t.done();
+          GCCL_CHECK(check(ctx, t));
+          ready = ready && !t.pending();
         }
         if (!ready) break;
         GCCL_CHECK(fold(ctx, folded_));
@@ -152,7 +178,7 @@ class MixOp final : public Op {
       return gcclSuccess;
     }
     for (auto& t : sends_) {
-      GCCL_CHECK(checkTransfer(t));
+      GCCL_CHECK(check(ctx, t));
       if (t.pending()) {
         *done = false;
         return gcclSuccess;
@@ -160,15 +186,17 @@ class MixOp final : public Op {
     }
     if (a_.pushSum) {
       for (size_t j = 0; j < in_.size(); ++j) {
-        GCCL_CHECK(checkTransfer(recvs_[j * (slices_ + 1)]));
+        GCCL_CHECK(check(ctx, recvs_[j * (slices_ + 1)]));
         if (recvs_[j * (slices_ + 1)].pending()) {
           *done = false;
           return gcclSuccess;
         }
       }
-      double w = self_ * weightOut_;
+      // A weight a failed out-peer did not get stays here; one a failed
+      // in-peer did not send is not there.
+      double w = (self_ + keptShare(0)) * weightOut_;
       for (size_t j = 0; j < in_.size(); ++j)
-        w += in_[j].weight * weightsIn_[j];
+        if (recvs_[j * (slices_ + 1)].done()) w += in_[j].weight * weightsIn_[j];
       __atomic_store(a_.psWeight, &w, __ATOMIC_RELEASE);
     }
     *done = true;
@@ -176,6 +204,19 @@ class MixOp final : public Op {
   }
 
  private:
+  // A failed transfer with a failed peer is no error in fault-tolerant mode.
+  gcclResult_t check(OpContext& ctx, const Transfer& t) {
+    if (tolerate_ && t.req.failed() && ctx.peerFailed(t.peer)) return gcclSuccess;
+    return checkTransfer(t);
+  }
+  // Part `part` (0: the weight, 1 + s: slice s): the out-peers' shares
+  // that were not delivered (their peer failed).
+  double keptShare(size_t part) const {
+    double kept = 0;
+    for (size_t k = 0; tolerate_ && k < out_.size(); ++k)
+      if (sends_[k * (slices_ + 1) + part].req.failed()) kept += out_[k].weight;
+    return kept;
+  }
   void range(size_t s, size_t* b, size_t* len) const {
     *b = splitPoint(a_.count, slices_, s);
     *len = splitPoint(a_.count, slices_, s + 1) - *b;
@@ -197,38 +238,45 @@ class MixOp final : public Op {
     range(s, &b, &len);
     if (len == 0) return gcclSuccess;
     uint8_t* x = static_cast<uint8_t*>(a_.recv) + b * elem_;
-    size_t ny = in_.size() + (coded_ && !out_.empty() ? 1 : 0);
-    ys_.resize(ny);
-    bs_.resize(ny);
+    // Terms of the in-peers whose part arrived (all of them unless one failed).
+    ys_.clear();
+    bs_.clear();
+    double kept = keptShare(1 + s);
+    kernels::codec::Params p = coded_ ? sliceParams(s, len, ctx.rank) : kernels::codec::Params{};
     for (size_t j = 0; j < in_.size(); ++j) {
-      ys_[j] = slot(s, j);
-      bs_[j] = in_[j].weight;
-    }
-    if (!coded_)
-      return ctx.exec->mix(x, self_, ys_.data(), bs_.data(), static_cast<int>(ny), len, a_.type,
-                           a_.recvMem);
-    // Decode what the in-peers sent and what this rank sent, against x.
-    kernels::codec::Params p = sliceParams(s, len, ctx.rank);
-    for (size_t j = 0; j < in_.size(); ++j) {
+      const Transfer& t = recvs_[j * (slices_ + 1) + 1 + s];
+      if (!t.done()) continue;  // a failed in-peer's: nothing to fold
+      bs_.push_back(in_[j].weight);
+      if (!coded_) {
+        ys_.push_back(slot(s, j));
+        continue;
+      }
+      // Decode what the in-peer sent, against x.
       uint8_t* q = decoded_ + j * sliceBytes_;
-      gcclResult_t r = ctx.exec->decode(p, slot(s, j), recvs_[j * (slices_ + 1) + 1 + s].req.bytes,
-                                        len, a_.type, q, a_.codec.reference(x), a_.recvMem);
+      gcclResult_t r = ctx.exec->decode(p, slot(s, j), t.req.bytes, len, a_.type, q,
+                                        a_.codec.reference(x), a_.recvMem);
       if (r != gcclSuccess)
         return setError(r, "decoding the message from rank %d: %s", in_[j].peer, threadLastError());
-      ys_[j] = q;
+      ys_.push_back(q);
     }
-    if (ny > in_.size()) {
+    if (!coded_)
+      return ctx.exec->mix(x, self_ + kept, ys_.data(), bs_.data(), static_cast<int>(ys_.size()),
+                           len, a_.type, a_.recvMem);
+    // And what this rank sent, decoded as its out-peers decode it.
+    if (!out_.empty()) {
       uint8_t* q = decoded_ + in_.size() * sliceBytes_;
       GCCL_CHECK(ctx.exec->decode(p, encoded_ + s * slotBytes_, encodedLen_[s], len, a_.type, q,
                                   a_.codec.reference(x), a_.recvMem));
-      ys_[in_.size()] = q;
-      bs_[in_.size()] = -sentShare_;
+      ys_.push_back(q);
+      bs_.push_back(-(sentShare_ - kept));
     }
-    return ctx.exec->mix(x, 1.0, ys_.data(), bs_.data(), static_cast<int>(ny), len, a_.type,
+    return ctx.exec->mix(x, 1.0, ys_.data(), bs_.data(), static_cast<int>(ys_.size()), len, a_.type,
                          a_.recvMem);
   }
 
   GossipArgs a_;
+  std::string bindError_;
+  bool tolerate_ = false;
   size_t elem_, bytes_;
   std::vector<PeerWeight> out_, in_;
   double self_ = 1;

@@ -15,6 +15,12 @@
 // decoding of each message (lattice: against x as it is then), so the sums
 // stay conserved as above.
 //
+// Fault-tolerant mode: PostOp takes the step's graph from the survivors'
+// agreement (bindView), so Start keeps its own share only after the op has
+// started; WaitOp settles transfers with failed peers instead of failing, and
+// the next Finish adds back the share an out-peer that failed did not take
+// and folds nothing of a failed in-peer's incomplete message.
+//
 // Threads: x and w are touched only by the caller, inside these calls. The
 // progress thread posts the transfers (PostOp) and, on Finish, records which
 // messages arrived (WaitOp); the caller reads those records after the op
@@ -23,6 +29,7 @@
 #include <list>
 #include <mutex>
 #include <set>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -56,14 +63,63 @@ struct StepRecord {
   std::vector<char> arrived;  // per in-peer: weight and data both in
   bool sendsDone = false;
   std::vector<char> folded;  // caller only
+  // Fault-tolerant mode. The graph is chosen when PostOp starts (bindView),
+  // so self and the peer lists are written there, before the caller reads
+  // them. Written by WaitOp: an in-peer that failed before its message came
+  // (nothing to fold), an out-peer that failed before it took its message
+  // (part 0 the weight, 1 the data: that share stays here).
+  double self = 1;
+  std::vector<char> lost;         // per in-peer
+  std::vector<char> undelivered;  // per out-peer and part, as sends
+  std::vector<char> keptBack;     // caller only: undelivered shares already kept
 };
+
+// Sizes a record's per-peer vectors for its out- and in-peers.
+void sizeRecord(StepRecord* r) {
+  r->sends.assign(2 * r->out.size(), Transfer());
+  r->recvs.assign(2 * r->in.size(), Transfer());
+  r->weightsIn.assign(r->in.size(), 0);
+  r->arrived.assign(r->in.size(), 0);
+  r->folded.assign(r->in.size(), 0);
+  r->lost.assign(r->in.size(), 0);
+  r->undelivered.assign(2 * r->out.size(), 0);
+  r->keptBack.assign(2 * r->out.size(), 0);
+}
 
 class PostOp final : public Op {
  public:
   // Messages of at most `capacity` bytes; this rank's has r->sentBytes.
-  PostOp(StepRecord* r, transport::MessageMeta meta, size_t capacity, gcclRequest* req)
-      : Op(OpKind::kPushSum, meta, req), r_(r), bytes_(capacity) {}
+  PostOp(StepRecord* r, transport::MessageMeta meta, size_t capacity,
+         std::shared_ptr<Topology> topo, const std::shared_ptr<Executor>& exec, MemoryType mem,
+         gcclRequest* req)
+      : Op(OpKind::kPushSum, meta, req),
+        r_(r),
+        bytes_(capacity),
+        topo_(std::move(topo)),
+        exec_(exec),
+        mem_(mem) {}
+  bool tolerant() const override { return true; }
+  // The graph of the ranks alive for this sequence number (fault-tolerant
+  // mode): peers, self weight and signature follow it.
+  void bindView(OpContext& ctx) override {
+    const std::vector<uint8_t>* alive = ctx.aliveFor(seq);
+    if (alive == nullptr) return;
+    std::shared_ptr<Topology> restricted;
+    if (topo_->restrictedTo(*alive, &restricted) != gcclSuccess) {
+      bindError_ = threadLastError();
+      return;
+    }
+    restricted->outPeers(r_->step, ctx.rank, &r_->out, &r_->self);
+    restricted->inPeers(r_->step, ctx.rank, &r_->in);
+    sizeRecord(r_);
+    if (r_->received.size() < r_->in.size() * bytes_ &&
+        r_->received.allocate(exec_, r_->in.size() * bytes_, mem_) != gcclSuccess)
+      bindError_ = threadLastError();
+    meta_.info = (meta_.info & 0xffffffffull) |
+                 (static_cast<uint64_t>(restricted->fingerprint(r_->step)) << 32);
+  }
   gcclResult_t start(OpContext& ctx) override {
+    GCCL_REQUIRE(bindError_.empty(), gcclInternalError, "%s", bindError_.c_str());
     for (size_t j = 0; j < r_->in.size(); ++j) {
       GCCL_CHECK(postRecv(ctx, r_->in[j].peer, &r_->weightsIn[j], sizeof(double),
                           collectiveTag(seq, 0), &r_->recvs[2 * j]));
@@ -87,6 +143,10 @@ class PostOp final : public Op {
  private:
   StepRecord* r_;
   size_t bytes_;
+  std::shared_ptr<Topology> topo_;
+  std::shared_ptr<Executor> exec_;
+  MemoryType mem_;
+  std::string bindError_;
 };
 
 // Records what has arrived; done once every step <= `through` is complete.
@@ -109,18 +169,35 @@ class WaitOp final : public Op {
     }
     return gcclSuccess;
   }
-  gcclResult_t progress(OpContext&, bool* done) override {
+  bool tolerant() const override { return true; }
+  gcclResult_t progress(OpContext& ctx, bool* done) override {
     bool complete = true;
+    // Fault-tolerant mode: a transfer with a failed peer is settled, not an error.
+    auto lostToFailure = [&ctx](const Transfer& t) {
+      return ctx.faultTolerant && t.req.failed() && ctx.peerFailed(t.peer);
+    };
     for (StepRecord* r : records_) {
       bool required = all_ || (hasThrough_ && r->step <= through_);
       for (size_t j = 0; j < r->in.size(); ++j) {
-        GCCL_CHECK(checkTransfer(r->recvs[2 * j]));
-        GCCL_CHECK(checkTransfer(r->recvs[2 * j + 1]));
-        r->arrived[j] = r->recvs[2 * j].done() && r->recvs[2 * j + 1].done();
+        const Transfer& w = r->recvs[2 * j];
+        const Transfer& d = r->recvs[2 * j + 1];
+        if (lostToFailure(w) || lostToFailure(d)) {
+          // Only a whole message (weight and data) is folded.
+          r->lost[j] = 1;
+          continue;
+        }
+        GCCL_CHECK(checkTransfer(w));
+        GCCL_CHECK(checkTransfer(d));
+        r->arrived[j] = w.done() && d.done();
         if (required && !r->arrived[j]) complete = false;
       }
       bool sent = true;
-      for (auto& t : r->sends) {
+      for (size_t k = 0; k < r->sends.size(); ++k) {
+        const Transfer& t = r->sends[k];
+        if (lostToFailure(t)) {
+          r->undelivered[k] = 1;
+          continue;
+        }
         GCCL_CHECK(checkTransfer(t));
         sent = sent && t.done();
       }
@@ -187,9 +264,42 @@ gcclResult_t waitAndFold(gcclGossip* g, bool hasThrough, uint64_t through, bool 
   }
   for (auto it = g->steps.begin(); it != g->steps.end();) {
     StepRecord& rec = **it;
+    // Fault-tolerant mode: what a failed out-peer did not take stays here.
+    for (size_t k = 0; k < rec.undelivered.size(); ++k) {
+      if (!rec.undelivered[k] || rec.keptBack[k]) continue;
+      rec.keptBack[k] = 1;
+      double share = rec.out[k / 2].weight;
+      if (k % 2 == 0) {
+        *g->psWeight += share * rec.weightSent;
+        continue;
+      }
+      if (g->count == 0) continue;
+      const void* y = rec.snapshot.data();
+      if (g->codec.active) {
+        r = g->exec->decode(
+            g->codec.forMessage(g->count,
+                                mixBits(mixBits(rec.step) ^ static_cast<uint64_t>(g->comm->rank))),
+            rec.snapshot.data(), rec.sentBytes, g->count, g->type, g->decoded.data(),
+            g->codec.reference(g->x), g->mem);
+        if (r != gcclSuccess) {
+          g->broken = true;
+          return r;
+        }
+        y = g->decoded.data();
+      }
+      r = g->exec->axpy(g->x, share, y, g->count, g->type, g->mem);
+      if (r != gcclSuccess) {
+        g->broken = true;
+        return r;
+      }
+    }
     bool allFolded = true;
     for (size_t j = 0; j < rec.in.size(); ++j) {
       if (rec.folded[j]) continue;
+      if (rec.lost[j]) {  // a failed in-peer's: nothing to fold
+        rec.folded[j] = 1;
+        continue;
+      }
       if (!rec.arrived[j]) {
         allFolded = false;
         continue;
@@ -226,16 +336,21 @@ gcclResult_t waitAndFold(gcclGossip* g, bool hasThrough, uint64_t through, bool 
   return gcclSuccess;
 }
 
-// The compressed Start: the step's encoding of x into the record, and
+// The compressed Start, in two parts: the step's encoding of x into the
+// record (before the sends), then, once the step's graph is known,
 // x <- x - sentShare * decode(encoding).
-gcclResult_t encodeAndKeep(gcclGossip* g, StepRecord* rec, uint64_t step, double sentShare) {
-  kernels::codec::Params p =
-      g->codec.forMessage(g->count, mixBits(mixBits(step) ^ static_cast<uint64_t>(g->comm->rank)));
-  GCCL_CHECK(g->exec->encode(p, g->x, g->count, g->type, rec->snapshot.data(), g->capacity,
-                             &rec->sentBytes, nullptr, g->mem));
+kernels::codec::Params stepParams(gcclGossip* g, uint64_t step) {
+  return g->codec.forMessage(g->count,
+                             mixBits(mixBits(step) ^ static_cast<uint64_t>(g->comm->rank)));
+}
+gcclResult_t encodeStep(gcclGossip* g, StepRecord* rec, uint64_t step) {
+  return g->exec->encode(stepParams(g, step), g->x, g->count, g->type, rec->snapshot.data(),
+                         g->capacity, &rec->sentBytes, nullptr, g->mem);
+}
+gcclResult_t keepUnsent(gcclGossip* g, StepRecord* rec, uint64_t step, double sentShare) {
   if (rec->out.empty()) return gcclSuccess;
-  GCCL_CHECK(g->exec->decode(p, rec->snapshot.data(), rec->sentBytes, g->count, g->type,
-                             g->decoded.data(), g->codec.reference(g->x), g->mem));
+  GCCL_CHECK(g->exec->decode(stepParams(g, step), rec->snapshot.data(), rec->sentBytes, g->count,
+                             g->type, g->decoded.data(), g->codec.reference(g->x), g->mem));
   return g->exec->axpy(g->x, -sentShare, g->decoded.data(), g->count, g->type, g->mem);
 }
 
@@ -303,49 +418,52 @@ gcclResult_t gcclGossipStart(gcclGossip_t g, uint64_t step) {
   return apiCall(comm, call, nullptr, [&]() -> gcclResult_t {
     auto rec = std::make_unique<StepRecord>();
     rec->step = step;
-    double self = 1;
-    g->topo->outPeers(step, comm->rank, &rec->out, &self);
+    // The graph of the original topology; in fault-tolerant mode, after a
+    // failure, PostOp replaces it with the survivors' (bindView).
+    g->topo->outPeers(step, comm->rank, &rec->out, &rec->self);
     g->topo->inPeers(step, comm->rank, &rec->in);
     GCCL_CHECK(rec->snapshot.allocate(g->exec, g->capacity, g->mem));
     GCCL_CHECK(rec->received.allocate(g->exec, rec->in.size() * g->capacity, g->mem));
-    double sentShare = 0;
-    for (const auto& o : rec->out)
-      sentShare += o.weight;
     if (!g->codec.active) {
       GCCL_CHECK(g->exec->copy(rec->snapshot.data(), g->mem, g->x, g->mem, g->bytes));
       rec->sentBytes = g->bytes;
     } else if (g->count > 0) {
-      gcclResult_t r = encodeAndKeep(g, rec.get(), step, sentShare);
+      gcclResult_t r = encodeStep(g, rec.get(), step);
       if (r != gcclSuccess) {
         g->broken = true;
         return r;
       }
     }
     rec->weightSent = *g->psWeight;
-    rec->sends.resize(2 * rec->out.size());
-    rec->recvs.resize(2 * rec->in.size());
-    rec->weightsIn.assign(rec->in.size(), 0);
-    rec->arrived.assign(rec->in.size(), 0);
-    rec->folded.assign(rec->in.size(), 0);
-    // Keep this rank's own share now; the rest is counted where it lands.
-    if (g->count > 0 && !g->codec.active) {
-      gcclResult_t r = g->exec->scale(g->x, self, g->count, g->type, g->mem);
-      if (r != gcclSuccess) {
-        g->broken = true;
-        return r;
-      }
-    }
-    *g->psWeight *= self;
+    sizeRecord(rec.get());
     gcclRequest* req = newRequest(comm->timeoutMs);
     auto op = std::make_unique<PostOp>(
         rec.get(),
         makeGossipMeta(OpKind::kPushSum, g->type, step, g->topo->fingerprint(step), g->count,
                        g->codec.signature),
-        g->capacity, req);
+        g->capacity, g->topo, g->exec, g->mem, req);
+    StepRecord* posted = rec.get();
     g->steps.push_back(std::move(rec));
     gcclResult_t r = launch(comm, std::move(op), req, nullptr);
-    if (r != gcclSuccess) g->broken = true;
-    return r;
+    if (r != gcclSuccess) {
+      g->broken = true;
+      return r;
+    }
+    // The sends went out from the snapshot; keep this rank's own share now
+    // (the rest is counted where it lands), by the graph the step used.
+    double sentShare = 0;
+    for (const auto& o : posted->out)
+      sentShare += o.weight;
+    if (g->count > 0) {
+      r = g->codec.active ? keepUnsent(g, posted, step, sentShare)
+                          : g->exec->scale(g->x, posted->self, g->count, g->type, g->mem);
+      if (r != gcclSuccess) {
+        g->broken = true;
+        return r;
+      }
+    }
+    *g->psWeight *= posted->self;
+    return gcclSuccess;
   });
 }
 

@@ -355,7 +355,8 @@ gcclResult_t gcclPairwiseCreateEx(gcclPairwise_t* pairwise, void* x, size_t coun
     }
     p->neighbours.assign(peers.begin(), peers.end());
     p->sendSeq.assign(static_cast<size_t>(comm->nranks), 0);
-    p->id = comm->asyncObjects++;
+    // Ids wrap before the membership agreement's (transports/tags.h).
+    p->id = comm->asyncObjects++ % (transport::kMaxAsyncObjectId + 1);
     p->service = std::make_shared<PairwiseService>(p->model, p->meta, p->id);
     gcclResult_t r = p->snapshot.allocate(p->exec, capacity, p->model->mem);
     if (r == gcclSuccess) r = p->reply.allocate(p->exec, capacity, p->model->mem);

@@ -433,4 +433,116 @@ bool Topology::validated(gcclMixing_t mixing) const {
   return validated_[mix].load(std::memory_order_acquire);
 }
 
+gcclResult_t Topology::restrictedTo(const std::vector<uint8_t>& alive,
+                                    std::shared_ptr<Topology>* out) const {
+  std::lock_guard<std::mutex> lock(restrictedMutex_);
+  for (const auto& [flags, topo] : restricted_)
+    if (flags == alive) {
+      *out = topo;
+      return gcclSuccess;
+    }
+  const char* call = "re-forming the topology over the survivors";
+  const size_t n = static_cast<size_t>(n_);
+  GCCL_REQUIRE(alive.size() == n, gcclInternalError, "%s: %zu flags for %d ranks", call,
+               alive.size(), n_);
+  std::vector<int> members;
+  for (size_t r = 0; r < n; ++r)
+    if (alive[r]) members.push_back(static_cast<int>(r));
+  GCCL_REQUIRE(!members.empty(), gcclInternalError, "%s: no rank is alive", call);
+  const int m = static_cast<int>(members.size());
+  std::vector<std::vector<std::vector<PeerWeight>>> outLists;
+  std::vector<std::vector<double>> self;
+  std::vector<PeerWeight> list;
+  if (!explicit_) {
+    // The same kind for m ranks (bipartite pairs need an even count: an odd
+    // one gets the one-peer exponential graph instead).
+    gcclTopologyKind_t kind = kind_;
+    int p = std::min(p_, std::max(1, m - 1));
+    if (kind == gcclTopoBipartiteExponential && m % 2 != 0) kind = gcclTopoExponential;
+    if (kind != gcclTopoExponential) p = 1;
+    std::unique_ptr<Topology> sub;
+    GCCL_CHECK(create(kind, m, p, call, &sub));
+    outLists.resize(static_cast<size_t>(sub->period()));
+    self.resize(outLists.size());
+    for (size_t s = 0; s < outLists.size(); ++s) {
+      outLists[s].assign(n, {});
+      self[s].assign(n, 1.0);
+      for (int i = 0; i < m; ++i) {
+        double a = 1;
+        sub->outPeers(s, i, &list, &a);
+        size_t r = static_cast<size_t>(members[static_cast<size_t>(i)]);
+        self[s][r] = a;
+        for (const PeerWeight& e : list)
+          outLists[s][r].push_back({members[static_cast<size_t>(e.peer)], e.weight});
+      }
+    }
+  } else {
+    outLists.resize(static_cast<size_t>(period_));
+    self.resize(outLists.size());
+    for (size_t s = 0; s < outLists.size(); ++s) {
+      const ExplicitStep& st = steps_[s];
+      outLists[s].assign(n, {});
+      self[s].assign(n, 1.0);
+      for (int r : members) {
+        size_t i = static_cast<size_t>(r);
+        double keep = st.self[i];
+        for (size_t k = st.out.start[i]; k < st.out.start[i + 1]; ++k) {
+          const PeerWeight& e = st.out.edges[k];
+          if (alive[static_cast<size_t>(e.peer)])
+            outLists[s][i].push_back(e);
+          else
+            keep += e.weight;  // what it gave to the failed stays with it
+        }
+        self[s][i] = keep;
+      }
+      if (!validated(gcclMixDoublyStochastic)) continue;
+      // Rows too: alternately scale rows and columns of the survivors'
+      // matrix (Sinkhorn) until both sum to 1.
+      std::vector<double> dense(static_cast<size_t>(m) * static_cast<size_t>(m), 0.0);
+      std::vector<int> index(n, -1);
+      for (int i = 0; i < m; ++i)
+        index[static_cast<size_t>(members[static_cast<size_t>(i)])] = i;
+      // dense[row * m + col] = a_{row,col}: what col gives to row.
+      for (int j = 0; j < m; ++j) {
+        size_t r = static_cast<size_t>(members[static_cast<size_t>(j)]);
+        dense[static_cast<size_t>(j) * m + j] = self[s][r];
+        for (const PeerWeight& e : outLists[s][r])
+          dense[static_cast<size_t>(index[static_cast<size_t>(e.peer)]) * m + j] += e.weight;
+      }
+      for (int iter = 0; iter < 10000; ++iter) {
+        double worst = 0;
+        for (int i = 0; i < m; ++i) {
+          double sum = 0;
+          for (int j = 0; j < m; ++j)
+            sum += dense[static_cast<size_t>(i) * m + j];
+          worst = std::max(worst, std::fabs(sum - 1));
+          for (int j = 0; j < m && sum > 0; ++j)
+            dense[static_cast<size_t>(i) * m + j] /= sum;
+        }
+        for (int j = 0; j < m; ++j) {
+          double sum = 0;
+          for (int i = 0; i < m; ++i)
+            sum += dense[static_cast<size_t>(i) * m + j];
+          worst = std::max(worst, std::fabs(sum - 1));
+          for (int i = 0; i < m && sum > 0; ++i)
+            dense[static_cast<size_t>(i) * m + j] /= sum;
+        }
+        if (worst < kTolerance / 10) break;
+      }
+      for (int j = 0; j < m; ++j) {
+        size_t r = static_cast<size_t>(members[static_cast<size_t>(j)]);
+        self[s][r] = dense[static_cast<size_t>(j) * m + j];
+        for (PeerWeight& e : outLists[s][r])
+          e.weight = dense[static_cast<size_t>(index[static_cast<size_t>(e.peer)]) * m + j];
+      }
+    }
+  }
+  std::unique_ptr<Topology> t;
+  GCCL_CHECK(fromLists(n_, outLists, self, call, &t));
+  std::shared_ptr<Topology> shared(std::move(t));
+  restricted_.emplace_back(alive, shared);
+  *out = shared;
+  return gcclSuccess;
+}
+
 }  // namespace gccl

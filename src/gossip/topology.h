@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "gccl/gccl.h"
@@ -74,6 +75,17 @@ class Topology {
   // of mixed values. Computed once per schedule step.
   uint32_t fingerprint(uint64_t step) const;
 
+  // Fault-tolerant mode: the graph over the ranks flagged in `alive` (one
+  // flag per rank), still indexed by the original ranks; the others have no
+  // edges. Built-in kinds are built again for the survivors (the i-th
+  // survivor plays rank i of a graph of that many ranks); explicit graphs
+  // keep their surviving edges, each rank keeping for itself what it gave to
+  // the failed (so every column still sums to 1), and a doubly stochastic one
+  // is balanced again so that every row does too. Computed once per set of
+  // survivors; the same on every rank with the same flags.
+  gcclResult_t restrictedTo(const std::vector<uint8_t>& alive,
+                            std::shared_ptr<Topology>* out) const;
+
  private:
   struct Csr {
     std::vector<size_t> start;  // nranks + 1 entries
@@ -105,6 +117,8 @@ class Topology {
   std::atomic<bool> validated_[2] = {false, false};
   mutable std::mutex fingerprintMutex_;
   mutable std::vector<uint64_t> fingerprints_;  // by schedule step; bit 32 set once computed
+  mutable std::mutex restrictedMutex_;
+  mutable std::vector<std::pair<std::vector<uint8_t>, std::shared_ptr<Topology>>> restricted_;
 };
 
 // The checks on enum arguments (the public enums span every int, so any

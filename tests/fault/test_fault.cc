@@ -272,6 +272,12 @@ TEST(BadInput, InitRejectsBadRanksSizesConfigsAndIds) {
                "unknown transport accepted");
     RANK_CHECK(strstr(gcclGetLastError(nullptr), "carrier-pigeon") != nullptr, "%s",
                gcclGetLastError(nullptr));
+    cfg = GCCL_CONFIG_INITIALIZER;
+    cfg.faultTolerant = 2;
+    RANK_CHECK(gcclCommInitRankConfig(&comm, 1, id, 0, &cfg) == gcclInvalidArgument,
+               "faultTolerant 2 accepted");
+    RANK_CHECK(strstr(gcclGetLastError(nullptr), "config.faultTolerant is 2") != nullptr, "%s",
+               gcclGetLastError(nullptr));
     gcclUniqueId garbage;
     memset(&garbage, 0x5a, sizeof(garbage));
     RANK_CHECK(gcclCommInitRank(&comm, 1, garbage, 0) == gcclInvalidArgument,

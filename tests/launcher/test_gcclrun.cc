@@ -208,6 +208,25 @@ TEST_F(GcclrunTest, NamesTheSignalThatKilledARank) {
   EXPECT_TRUE(contains(lines[0], named(2, failed) + " was killed by SIGUSR1")) << output();
 }
 
+// -f: a fault-tolerant job goes on without a rank that died; one failure
+// more than allowed stops it as usual.
+TEST_F(GcclrunTest, ToleratesAsManyFailuresAsAskedAndNoMore) {
+  start({"-n", "3", "-t", "60", "-f", "1"},
+        {"--raise", "2:" + std::to_string(SIGKILL), "--sleep", "2"});
+  pid_t failed = pidOf("rank2");
+  ASSERT_GT(failed, 0) << output();
+  EXPECT_EQ(waitGcclrun(20), 0) << output();
+  EXPECT_TRUE(contains(output(), named(2, failed) + " was killed by SIGKILL (9); the others go "
+                                                    "on (failure 1 of 1 tolerated, -f)"))
+      << output();
+}
+
+TEST_F(GcclrunTest, StopsTheJobAtTheFirstFailureBeyondTheTolerance) {
+  start({"-n", "3", "-t", "60", "-f", "0"}, {"--fail", "1:3"});
+  ASSERT_GT(pidOf("rank1"), 0) << output();
+  EXPECT_EQ(waitGcclrun(15), 3) << output();
+}
+
 TEST_F(GcclrunTest, KillsRanksThatIgnoreSigtermAfterTheGrace) {
   // The default grace, 3 s: the ranks get that long after SIGTERM, no longer.
   start({"-n", "3", "-t", "60"}, {"--fail", "0:4", "--ignore-term"});

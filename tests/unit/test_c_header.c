@@ -42,6 +42,8 @@ struct gcclApi {
   gcclResult_t (*commCount)(const gcclComm_t, int*);
   gcclResult_t (*commUserRank)(const gcclComm_t, int*);
   gcclResult_t (*commGetPeerCounters)(gcclComm_t, int, gcclPeerCounters_t*);
+  gcclResult_t (*commGetFailedRanks)(gcclComm_t, gcclFailedRank_t*, int, int*);
+  gcclResult_t (*commShrink)(gcclComm_t, gcclConfig_t*, gcclComm_t*);
   gcclResult_t (*test)(gcclRequest_t, int*);
   gcclResult_t (*wait)(gcclRequest_t);
   gcclResult_t (*groupStart)(void);
@@ -101,6 +103,8 @@ static const struct gcclApi api = {
     .commCount = gcclCommCount,
     .commUserRank = gcclCommUserRank,
     .commGetPeerCounters = gcclCommGetPeerCounters,
+    .commGetFailedRanks = gcclCommGetFailedRanks,
+    .commShrink = gcclCommShrink,
     .test = gcclTest,
     .wait = gcclWait,
     .groupStart = gcclGroupStart,
@@ -159,7 +163,8 @@ int main(void) {
   check(cfg.magic == GCCL_CONFIG_MAGIC, "GCCL_CONFIG_INITIALIZER sets magic");
   check(cfg.version == GCCL_VERSION_CODE, "GCCL_CONFIG_INITIALIZER sets version");
   check(cfg.blocking == GCCL_CONFIG_UNDEF_INT && cfg.timeoutMs == GCCL_CONFIG_UNDEF_INT &&
-            cfg.nSocketsPerPeer == GCCL_CONFIG_UNDEF_INT,
+            cfg.nSocketsPerPeer == GCCL_CONFIG_UNDEF_INT &&
+            cfg.faultTolerant == GCCL_CONFIG_UNDEF_INT,
         "GCCL_CONFIG_INITIALIZER leaves int fields undefined");
   check(cfg.socketIfname == GCCL_CONFIG_UNDEF_PTR && cfg.transport == GCCL_CONFIG_UNDEF_PTR,
         "GCCL_CONFIG_INITIALIZER leaves string fields undefined");
@@ -171,7 +176,7 @@ int main(void) {
   check(api.getVersion && api.getErrorString && api.getLastError && api.getUniqueId &&
             api.commInitRank && api.commInitRankConfig && api.commInitFromEnv && api.commDestroy &&
             api.commAbort && api.commGetAsyncError && api.commCount && api.commUserRank &&
-            api.commGetPeerCounters && api.test && api.wait && api.groupStart && api.groupEnd &&
+            api.commGetPeerCounters && api.commGetFailedRanks && api.commShrink && api.test && api.wait && api.groupStart && api.groupEnd &&
             api.allReduce && api.broadcast && api.reduce && api.allGather && api.reduceScatter &&
             api.barrier && api.send && api.recv && api.topologyCreate &&
             api.topologyCreateFromWeights && api.topologyDestroy && api.topologyPeriod &&

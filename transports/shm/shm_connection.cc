@@ -299,6 +299,22 @@ gcclResult_t ShmConnection::collectAcks(int lane, bool* moved) {
   return gcclSuccess;
 }
 
+void ShmConnection::abandon() {
+  auto fail = [](transport::Request* r) {
+    if (r != nullptr && r->pending()) r->state = RequestState::kFailed;
+  };
+  for (RecvEntry* e : posted_)
+    fail(e->req);
+  for (InLane& in : in_)
+    if (in.target != nullptr) fail(in.target->req);
+  for (OutLane& o : out_) {
+    for (SendItem& it : o.queue)
+      fail(it.req);
+    for (Waiting& w : o.waiting)
+      fail(w.req);
+  }
+}
+
 bool ShmConnection::hasQueuedSends() const {
   if (!socketOpen_ && peerClosed_) return false;
   for (const OutLane& o : out_)
@@ -583,7 +599,9 @@ void ShmConnection::pausedFrames(std::vector<std::pair<uint64_t, MessageMeta>>* 
 // probe reports: a departed peer never answers.)
 gcclResult_t ShmConnection::checkDeparted() {
   if (socketOpen_ || !peerClosed_) return gcclSuccess;
-  bool expecting = !posted_.empty();
+  bool expecting = false;
+  for (const RecvEntry* e : posted_)
+    expecting = expecting || !transport::isStandingTag(e->tag);
   for (InLane& in : in_) {
     // A message paused at the head waits for its own receive, which may be
     // posted after the one expected here: what follows it still counts.

@@ -117,6 +117,7 @@ class ShmConnection final : public transport::Connection {
   int64_t lastPongMs() const override { return lastPongMs_; }
   const std::string& peerLivenessReport() const override { return peerReport_; }
   bool hasQueuedSends() const override;
+  void abandon() override;
   uint64_t bytesSent() const override { return bytesSent_; }
   uint64_t bytesReceived() const override { return bytesReceived_; }
   uint64_t messagesSent() const override { return messagesSent_; }

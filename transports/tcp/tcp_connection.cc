@@ -72,6 +72,17 @@ bool TcpConnection::hasQueuedSends() const {
   return false;
 }
 
+void TcpConnection::abandon() {
+  broken_ = true;  // nothing more is written or waited for
+  for (RecvEntry* e : posted_)
+    if (e->req != nullptr && e->req->pending()) e->req->state = RequestState::kFailed;
+  for (Channel& ch : channels_)
+    for (size_t i = 0; i < ch.sendq.size(); ++i) {
+      transport::Request* r = ch.sendq.at(i).req;
+      if (r != nullptr && r->pending()) r->state = RequestState::kFailed;
+    }
+}
+
 bool TcpConnection::settleBeforeClose() {
   if (broken_ || !abortReason_.empty()) return true;
   bool settled = true;
@@ -200,7 +211,10 @@ gcclResult_t TcpConnection::onEof(Channel& ch) {
 }
 
 gcclResult_t TcpConnection::checkDeparted() {
-  if (posted_.empty()) return gcclSuccess;
+  bool expecting = false;
+  for (const RecvEntry* e : posted_)
+    expecting = expecting || !transport::isStandingTag(e->tag);
+  if (!expecting) return gcclSuccess;
   for (size_t i = 1; i < channels_.size(); ++i)
     if (!channels_[i].eof) return gcclSuccess;
   return brokenChannel("receiving", 0);

@@ -69,6 +69,7 @@ class TcpConnection final : public transport::Connection {
   int peer() const override { return peer_; }
   bool hasQueuedSends() const override;
   bool settleBeforeClose() override;
+  void abandon() override;
   void pausedFrames(std::vector<std::pair<uint64_t, transport::MessageMeta>>* out) const override;
 
  private:

@@ -83,13 +83,26 @@ bool UcxConnection::waitFor(void* req, int64_t deadlineMs) {
   return done;
 }
 
+void UcxConnection::abandon() {
+  abandoned_ = true;
+  auto fail = [](Request* r) {
+    if (r != nullptr && r->pending()) r->state = RequestState::kFailed;
+  };
+  for (const Posted& p : posted_)
+    fail(p.req);
+  for (const Posted& p : fetchInto_)
+    fail(p.req);
+  for (Op* op : live_)
+    fail(op->req);
+}
+
 void UcxConnection::closeEndpoint() {
   // A live endpoint first delivers what it accepted (the goodbye above all);
   // after this rank's abort notice only briefly, since the peer may be the
   // one that stopped. Once flushed it closes gently; a broken one, or one
   // whose flush did not finish, closes by force (which UCX allows only with
   // peer failure handling). The worker waits for the close (Worker::adoptClose).
-  bool lost = !broken_.empty() || endpointLost_;
+  bool lost = !broken_.empty() || endpointLost_ || abandoned_;
   ucp_request_param_t param;
   memset(&param, 0, sizeof(param));
   bool flushed = false;
@@ -542,7 +555,11 @@ gcclResult_t UcxConnection::onEvents(int fd, uint32_t events) {
 // After the peer's goodbye and the end of its endpoint: a receive that
 // nothing held here can satisfy never will be.
 gcclResult_t UcxConnection::checkDeparted() const {
-  if (!endpointLost_ || !peerClosed_ || posted_.empty()) return gcclSuccess;
+  if (!endpointLost_ || !peerClosed_) return gcclSuccess;
+  bool expecting = false;
+  for (const Posted& p : posted_)
+    expecting = expecting || !transport::isStandingTag(p.tag);
+  if (!expecting) return gcclSuccess;
   return setError(gcclRemoteError,
                   "rank %d destroyed its communicator while this rank still expected data from it",
                   peer_);

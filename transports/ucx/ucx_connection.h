@@ -81,6 +81,7 @@ class UcxConnection final : public transport::Connection {
   gcclResult_t irecv(void* data, size_t capacity, uint64_t tag, transport::MessageMeta expect,
                      transport::Request* req) override;
   void cancel(transport::Request* req) override;
+  void abandon() override;
   gcclResult_t onEvents(int fd, uint32_t events) override;
   void sendAbortNotice(const char* reason) override;
   void sendCloseNotice() override;
@@ -153,6 +154,7 @@ class UcxConnection final : public transport::Connection {
   bool started_ = false;
   bool helloSeen_ = false;
   bool welcomeSeen_ = false;
+  bool abandoned_ = false;  // the engine dropped the peer as failed: no flush at close
   bool endpointLost_ = false;
   bool peerFailureHandling_ = true;  // the endpoint has UCP_ERR_HANDLING_MODE_PEER
   int pidfd_ = -1;

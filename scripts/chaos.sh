@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Long chaos run of fault-tolerant gossip (tests/chaos/test_chaos.cc): TRIALS
+# randomized trials (default 200) in which 4 to 6 ranks gossip while up to half
+# of them less one are killed or stopped at random moments. Prints the table
+# (trials, kills, stops, hangs, failed trials, worst time from a failure to a
+# survivor's first step after it knew) and fails if any trial failed.
+#
+#   scripts/chaos.sh [TRIALS] [SEED]     SEED defaults to a random one (printed)
+#
+# Builds the default preset first (build/), as scripts/test.sh does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+trials=${1:-200}
+seed=${2:-$(( (RANDOM << 15) | RANDOM ))}
+cmake --preset default >/dev/null
+cmake --build build --target test_chaos
+echo "chaos: $trials trials, seed $seed"
+set +e
+GCCL_SOCKET_IFNAME=lo GCCL_CHAOS_TRIALS=$trials GCCL_CHAOS_SEED=$seed \
+  build/tests/test_chaos --gtest_filter='Chaos.*' >build/chaos.out 2>build/chaos.log
+status=$?
+set -e
+grep -E '^chaos:|FAILED|Failure' build/chaos.out || true
+echo "chaos: the ranks' own messages are in build/chaos.log"
+exit "$status"

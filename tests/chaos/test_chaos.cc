@@ -1,0 +1,287 @@
+// Chaos trials for fault-tolerant mode: 4 to 6 ranks gossip (PushSum or
+// overlap SGP with staleness 1 on the one-peer exponential graph, or
+// neighbour averaging on a ring) while the
+// parent SIGKILLs or SIGSTOPs up to half of them less one at random moments.
+// Every trial must end, within a bounded time, with every survivor done,
+// every failed rank named, the survivors in consensus, and their weights
+// accounting for no more mass than there was.
+//
+// GCCL_CHAOS_TRIALS (default 20) and GCCL_CHAOS_SEED (default 1) choose the
+// trials; scripts/chaos.sh runs hundreds with a random seed. The test prints
+// a table: trials, kills, stops, hangs, the worst time from a failure to a
+// survivor's first step completed after it learned of the failure.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "common/multiproc.h"
+
+namespace gccl::test {
+namespace {
+
+constexpr int kMaxRanks = 6;
+constexpr size_t kCount = 256;
+constexpr int kExtraSteps = 40;  // after every survivor knows of every failure
+
+struct Trial {
+  int n = 4;
+  enum Algo { kPushSum, kOverlap, kNeighbour } algo = kPushSum;
+  bool pushSum = true;  // PushSum or overlap SGP (weights), not neighbour averaging
+  std::vector<int> victims;
+  std::vector<bool> stop;  // SIGSTOP (else SIGKILL)
+  std::vector<int> atMs;   // after the start of the steps
+};
+
+struct Shared {
+  std::atomic<int> started[kMaxRanks];
+  std::atomic<int> allHurt;
+  std::atomic<int64_t> knewAt[kMaxRanks];       // step at which a survivor knew every failure (+1)
+  std::atomic<int64_t> recoveredMs[kMaxRanks];  // first step done after learning of a failure
+  std::atomic<int> done[kMaxRanks];
+  int64_t hurtMs[kMaxRanks];
+  double z[kMaxRanks][kCount];
+  double w[kMaxRanks];
+  char error[kMaxRanks][256];
+};
+
+bool isVictim(const Trial& t, int r) {
+  return std::find(t.victims.begin(), t.victims.end(), r) != t.victims.end();
+}
+
+int failedCount(gcclComm_t comm) {
+  int count = 0;
+  if (gcclCommGetFailedRanks(comm, nullptr, 0, &count) != gcclSuccess) return -1;
+  return count;
+}
+
+int runRank(const Trial& t, Shared* sh, int rank, const gcclUniqueId& id) {
+  gcclComm_t comm;
+  gcclConfig_t cfg = GCCL_CONFIG_INITIALIZER;
+  cfg.timeoutMs = 3000;  // a stopped rank is found after 1.5 s
+  cfg.faultTolerant = 1;
+  RANK_OK(gcclCommInitRankConfig(&comm, t.n, id, rank, &cfg));
+  gcclTopology_t topo;
+  RANK_OK(gcclTopologyCreate(&topo, t.pushSum ? gcclTopoExponential : gcclTopoRing, t.n, 1));
+  std::vector<float> x(kCount);
+  for (size_t e = 0; e < kCount; ++e)
+    x[e] = static_cast<float>((rank + 1) * (1 + static_cast<int>(e % 5)));
+  double w = 1.0;
+  gcclGossip_t g = nullptr;
+  if (t.algo == Trial::kOverlap)
+    RANK_OK(gcclGossipCreate(&g, x.data(), kCount, gcclFloat32, &w, topo, 1, comm));
+  sh->started[rank] = 1;
+  const int expected = static_cast<int>(t.victims.size());
+  int known = 0;
+  int64_t target = -1;
+  int64_t deadline = nowMs() + 60000;
+  for (uint64_t step = 0;; ++step) {
+    RANK_CHECK(nowMs() < deadline, "no end after 60 s (step %llu, knows %d of %d failures)",
+               static_cast<unsigned long long>(step), known, expected);
+    gcclResult_t r = gcclSuccess;
+    if (t.algo == Trial::kPushSum) {
+      r = gcclPushSum(x.data(), kCount, gcclFloat32, &w, topo, step, comm, nullptr, nullptr);
+    } else if (t.algo == Trial::kNeighbour) {
+      r = gcclNeighborAverage(x.data(), x.data(), kCount, gcclFloat32, topo, step, comm, nullptr,
+                              nullptr);
+    } else {
+      r = gcclGossipStart(g, step);
+      if (r == gcclSuccess) r = gcclGossipFinish(g, step);
+    }
+    RANK_CHECK(r == gcclSuccess, "step %llu: %s: %s", static_cast<unsigned long long>(step),
+               gcclGetErrorString(r), gcclGetLastError(comm));
+    int now = failedCount(comm);
+    if (now > known) {
+      if (sh->recoveredMs[rank].load() == 0) sh->recoveredMs[rank] = nowMs();
+      known = now;
+    }
+    RANK_CHECK(known <= expected, "%d ranks failed, %d were hurt", known, expected);
+    if (known == expected && sh->allHurt.load() && sh->knewAt[rank].load() == 0)
+      sh->knewAt[rank] = static_cast<int64_t>(step) + 1;
+    if (target < 0) {
+      // Every survivor runs up to the same step: kExtraSteps past the last
+      // one at which a survivor learned of every failure.
+      int64_t last = 0;
+      bool all = true;
+      for (int q = 0; q < t.n; ++q) {
+        if (isVictim(t, q)) continue;
+        int64_t k = sh->knewAt[q].load();
+        all = all && k != 0;
+        last = std::max(last, k);
+      }
+      if (all) target = last + kExtraSteps;
+    }
+    if (target >= 0 && static_cast<int64_t>(step) + 1 >= target) break;
+  }
+  if (g != nullptr) RANK_OK(gcclGossipDestroy(g));  // folds in what is still in flight
+  gcclFailedRank_t failed[kMaxRanks];
+  int count = 0;
+  RANK_OK(gcclCommGetFailedRanks(comm, failed, kMaxRanks, &count));
+  for (int i = 0; i < count; ++i)
+    RANK_CHECK(isVictim(t, failed[i].rank), "rank %d, which was not hurt, is listed failed: %s",
+               failed[i].rank, failed[i].reason);
+  for (size_t e = 0; e < kCount; ++e)
+    sh->z[rank][e] = t.pushSum ? x[e] / w : x[e];
+  sh->w[rank] = w;
+  sh->done[rank] = 1;
+  int64_t until = nowMs() + 30000;
+  for (int q = 0; q < t.n; ++q)
+    while (!isVictim(t, q) && sh->done[q].load() == 0 && nowMs() < until)
+      usleep(1000);
+  RANK_OK(gcclTopologyDestroy(topo));
+  RANK_OK(gcclCommDestroy(comm));
+  return 0;
+}
+
+struct Tally {
+  int trials = 0, kills = 0, stops = 0, hangs = 0, failures = 0;
+  int64_t worstRecoveryMs = 0;
+  // Trials with one victim: from the failure to the last survivor's first
+  // step completed after it learned of it, by kind of failure.
+  std::vector<int64_t> afterKill, afterStop;
+};
+
+std::string medianAndWorst(std::vector<int64_t> v) {
+  if (v.empty()) return "none";
+  std::sort(v.begin(), v.end());
+  return "median " + std::to_string(v[v.size() / 2]) + " ms, worst " + std::to_string(v.back()) +
+         " ms (" + std::to_string(v.size()) + " trials)";
+}
+
+int envInt(const char* name, int fallback) {
+  const char* v = getenv(name);
+  return v != nullptr && *v != '\0' ? atoi(v) : fallback;
+}
+
+TEST(Chaos, GossipSurvivesRandomKillsAndStops) {
+  const int trials = envInt("GCCL_CHAOS_TRIALS", 20);
+  const unsigned seed = static_cast<unsigned>(envInt("GCCL_CHAOS_SEED", 1));
+  std::mt19937 rng(seed);
+  Tally tally;
+  for (int i = 0; i < trials; ++i) {
+    Trial t;
+    t.n = 4 + static_cast<int>(rng() % 3);
+    t.algo = static_cast<Trial::Algo>(rng() % 3);
+    t.pushSum = t.algo != Trial::kNeighbour;
+    int maxVictims = t.n / 2 - 1;
+    int nv = 1 + static_cast<int>(rng() % static_cast<unsigned>(maxVictims));
+    std::vector<int> ranks(static_cast<size_t>(t.n));
+    for (int r = 0; r < t.n; ++r)
+      ranks[static_cast<size_t>(r)] = r;
+    std::shuffle(ranks.begin(), ranks.end(), rng);
+    for (int v = 0; v < nv; ++v) {
+      t.victims.push_back(ranks[static_cast<size_t>(v)]);
+      t.stop.push_back(rng() % 3 == 0);
+      t.atMs.push_back(static_cast<int>(rng() % 300));
+    }
+    SharedArea area(sizeof(Shared));
+    auto* sh = new (area.data()) Shared();
+    SCOPED_TRACE("trial " + std::to_string(i) + " (seed " + std::to_string(seed) +
+                 "): " + std::to_string(t.n) + " ranks, " +
+                 (t.algo == Trial::kPushSum   ? "PushSum"
+                  : t.algo == Trial::kOverlap ? "overlap SGP"
+                                              : "NeighborAverage"));
+    auto outcomes = runRanksWithControl(
+        t.n, [&t, sh](int rank, int, const gcclUniqueId& id) { return runRank(t, sh, rank, id); },
+        [&t, sh](const std::vector<int>& pids) {
+          int64_t until = nowMs() + 60000;
+          for (int r = 0; r < t.n; ++r)
+            while (sh->started[r].load() == 0 && nowMs() < until)
+              usleep(1000);
+          int64_t t0 = nowMs();
+          std::vector<size_t> order(t.victims.size());
+          for (size_t v = 0; v < order.size(); ++v)
+            order[v] = v;
+          std::sort(order.begin(), order.end(),
+                    [&t](size_t a, size_t b) { return t.atMs[a] < t.atMs[b]; });
+          for (size_t v : order) {
+            int64_t at = t0 + t.atMs[v];
+            while (nowMs() < at)
+              usleep(1000);
+            int victim = t.victims[v];
+            sh->hurtMs[victim] = nowMs();
+            kill(pids[static_cast<size_t>(victim)], t.stop[v] ? SIGSTOP : SIGKILL);
+          }
+          sh->allHurt = 1;
+          // Stopped victims are killed once the survivors are done.
+          until = nowMs() + 90000;
+          for (int r = 0; r < t.n; ++r)
+            while (!isVictim(t, r) && sh->done[r].load() == 0 && nowMs() < until)
+              usleep(1000);
+          for (size_t v = 0; v < t.victims.size(); ++v) {
+            kill(pids[static_cast<size_t>(t.victims[v])], SIGKILL);
+            kill(pids[static_cast<size_t>(t.victims[v])], SIGCONT);
+          }
+        },
+        150);
+    ++tally.trials;
+    int64_t firstHurt = INT64_MAX;
+    for (size_t v = 0; v < t.victims.size(); ++v) {
+      ++(t.stop[v] ? tally.stops : tally.kills);
+      firstHurt = std::min(firstHurt, sh->hurtMs[t.victims[v]]);
+    }
+    bool ok = true;
+    double totalW = 0;
+    int64_t lastRecovered = 0;
+    std::vector<int> survivors;
+    for (int r = 0; r < t.n; ++r) {
+      if (isVictim(t, r)) continue;
+      survivors.push_back(r);
+      const RankOutcome& o = outcomes[static_cast<size_t>(r)];
+      if (o.timedOut) ++tally.hangs;
+      EXPECT_TRUE(o.signal == 0 && o.exitCode == 0)
+          << "survivor " << r << ": exit " << o.exitCode << ", signal " << o.signal;
+      ok = ok && o.signal == 0 && o.exitCode == 0;
+      totalW += sh->w[r];
+      if (sh->recoveredMs[r].load() != 0) {
+        tally.worstRecoveryMs = std::max(tally.worstRecoveryMs, sh->recoveredMs[r] - firstHurt);
+        lastRecovered = std::max(lastRecovered, sh->recoveredMs[r].load());
+      }
+    }
+    if (t.victims.size() == 1 && lastRecovered != 0)
+      (t.stop[0] ? tally.afterStop : tally.afterKill).push_back(lastRecovered - firstHurt);
+    if (!ok) {
+      ++tally.failures;
+      continue;
+    }
+    // No survivor holds mass that was not there; they agree.
+    if (t.pushSum) {
+      EXPECT_LE(totalW, t.n + 1e-9);
+    }
+    EXPECT_GT(totalW, 0.0);
+    double worst = 0;
+    for (size_t e = 0; e < kCount; ++e) {
+      double lo = 1e300, hi = -1e300;
+      for (int r : survivors) {
+        lo = std::min(lo, sh->z[r][e]);
+        hi = std::max(hi, sh->z[r][e]);
+      }
+      worst = std::max(worst, (hi - lo) / std::fabs(hi));
+      // A convex combination of the initial values.
+      EXPECT_GE(lo, 1.0 - 1e-3);
+      EXPECT_LE(hi, 5.0 * t.n + 1e-3);
+    }
+    EXPECT_LT(worst, 1e-3) << "the survivors did not reach consensus";
+  }
+  printf(
+      "chaos: %d trials (seed %u), %d kills, %d stops, %d hangs, %d failed trials, worst time "
+      "from a failure to a survivor's first step after it knew: %lld ms\n",
+      tally.trials, seed, tally.kills, tally.stops, tally.hangs, tally.failures,
+      static_cast<long long>(tally.worstRecoveryMs));
+  printf("chaos: one rank killed: every survivor stepping again after %s\n",
+         medianAndWorst(tally.afterKill).c_str());
+  printf("chaos: one rank stopped (timeout 3000 ms): every survivor stepping again after %s\n",
+         medianAndWorst(tally.afterStop).c_str());
+}
+
+}  // namespace
+}  // namespace gccl::test
