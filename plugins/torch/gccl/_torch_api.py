@@ -1,13 +1,8 @@
-"""gccl for PyTorch.
+"""gccl for PyTorch: what the package ``gccl`` exports (see its docstring for when this loads).
 
-Importing the package registers the torch.distributed backend ``"gccl"`` (CPU tensors), so that
-
-    import gccl
-    torch.distributed.init_process_group("gccl")
-
-works under torchrun (the ``torch.distributed.backends`` entry point registers it too, without
-the import). It also loads the gossip custom ops (``torch.ops.gccl.*``, wrapped in
-:mod:`gccl.ops`) and provides :class:`GossipDataParallel`.
+Loading it registers the torch.distributed backend ``"gccl"`` (CPU tensors), loads the gossip
+custom ops (``torch.ops.gccl.*``, wrapped in :mod:`gccl.ops`) and provides
+:class:`GossipDataParallel`.
 """
 
 from datetime import timedelta
