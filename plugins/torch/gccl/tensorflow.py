@@ -29,8 +29,12 @@ import threading
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
+try:
+    import tensorflow as tf
+except ImportError as e:
+    raise ImportError("gccl.tensorflow needs tensorflow 2.x (pip install tensorflow-cpu; "
+                      "scripts/python-env.sh puts it into .venv)") from e
 import numpy as np
-import tensorflow as tf
 
 __all__ = ["Communicator", "Topology", "Codec", "PairwiseGossip", "init", "default_comm",
            "all_reduce", "broadcast", "all_gather", "reduce_scatter", "push_sum",
@@ -99,7 +103,7 @@ def version() -> int:
     return _c.gccl_tf_version()
 
 
-# ---- Communicators --------------------------------------------------------------------------------
+# ---- Communicators ------------------------------------------------------------------------------
 
 class Communicator:
     """A gccl communicator made from the launcher's environment, as gcclCommInitFromEnv does:
@@ -255,7 +259,7 @@ def _codec_attrs(codec) -> dict:
     return codec.attrs()
 
 
-# ---- Argument checks ------------------------------------------------------------------------------
+# ---- Argument checks ----------------------------------------------------------------------------
 
 ALL_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64, tf.int8, tf.uint8, tf.int32,
               tf.uint32, tf.int64, tf.uint64)
@@ -364,7 +368,7 @@ def _all_gather_grad(op, grad):
     return tf.reshape(g, tf.shape(x))
 
 
-# ---- Gossip ------------------------------------------------------------------------------------------
+# ---- Gossip -------------------------------------------------------------------------------------
 
 def push_sum(x, ps_weight, topology: Topology, step, codec=None, comm: Communicator = None):
     """One PushSum (SGP) step of ``topology`` at ``step``: returns the mixed x and push-sum
@@ -446,7 +450,7 @@ class PairwiseGossip:
         self.close()
 
 
-# ---- Sparse AllReduce and codecs -------------------------------------------------------------------
+# ---- Sparse AllReduce and codecs ----------------------------------------------------------------
 
 def sparse_all_reduce(indices, values, count: int, op: str = "sum", comm: Communicator = None):
     """The dense sum (or avg) over ranks of sparse vectors of ``count`` elements, each rank's
@@ -491,7 +495,7 @@ def decode(encoded, codec, shape, dtype=tf.float32, reference=None):
     return tf.reshape(flat, shape)
 
 
-# ---- Keras ----------------------------------------------------------------------------------------
+# ---- Keras --------------------------------------------------------------------------------------
 
 def _flat(variables):
     return tf.concat([tf.reshape(tf.convert_to_tensor(v), [-1]) for v in variables], 0)
@@ -506,8 +510,11 @@ def _assign_flat(variables, flat):
 
 
 def _variables(model):
-    variables = list(model.trainable_variables) + list(model.non_trainable_variables)
-    dtypes = {v.dtype for v in variables}
+    """The model's floating variables (weights, and statistics such as batch norm's; not the
+    integer state of random generators), which must share one dtype."""
+    variables = [v for v in list(model.trainable_variables) + list(model.non_trainable_variables)
+                 if tf.as_dtype(v.dtype).is_floating]
+    dtypes = {tf.as_dtype(v.dtype).name for v in variables}
     if len(dtypes) > 1:
         raise TypeError(f"gccl: the model's variables must share one dtype, got {sorted(dtypes)}")
     return variables
