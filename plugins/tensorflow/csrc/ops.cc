@@ -738,6 +738,77 @@ class SparseAllReduceOp : public CommOp {
 REGISTER_KERNEL_BUILDER(Name("GcclSparseAllReduce").Device(tensorflow::DEVICE_CPU),
                         SparseAllReduceOp);
 
+REGISTER_OP("GcclTopKAllReduce")
+    .Input("grad: float")
+    .Input("residual: float")
+    .Output("output: float")
+    .Output("residual_out: float")
+    .Output("sent: int64")
+    .Attr("reduction: {'sum', 'avg'}")
+    .Attr("comm: int")
+    .GCCL_CODEC_ATTRS.SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->input(1));
+      c->set_output(2, c->Scalar());
+      return absl::OkStatus();
+    })
+    .Doc(
+        "Top-k gradient compression with error feedback (gcclTopKAllReduce): the top k of "
+        "grad + residual from every rank, summed or averaged into a dense tensor; the new "
+        "residual keeps what this rank did not send; sent: how many entries it sent.");
+
+class TopKAllReduceOp : public CommOp {
+ public:
+  explicit TopKAllReduceOp(OpKernelConstruction* c) : CommOp(c, "top_k_all_reduce") {
+    std::string reduction;
+    OP_REQUIRES_OK(c, c->GetAttr("reduction", &reduction));
+    op_ = reductionOf(reduction);
+    OP_REQUIRES_OK(c, codecFromAttrs(c, &codec_));
+    OP_REQUIRES(c, codec_.codec == gcclCodecTopK,
+                absl::InvalidArgumentError("gccl: top_k_all_reduce: the codec must be topk"));
+  }
+  void ComputeAsync(OpKernelContext* ctx, DoneCallback done) override {
+    const Tensor& grad = ctx->input(0);
+    const Tensor& residual = ctx->input(1);
+    OP_REQUIRES_ASYNC(
+        ctx, residual.NumElements() == grad.NumElements(),
+        absl::InvalidArgumentError("gccl: top_k_all_reduce: the residual has " +
+                                   std::to_string(residual.NumElements()) +
+                                   " elements, the gradient " + std::to_string(grad.NumElements())),
+        done);
+    auto c = communicator(ctx, done);
+    if (c == nullptr) return;
+    Tensor* out = nullptr;
+    Tensor* residualOut = nullptr;
+    Tensor* sent = nullptr;
+    OP_REQUIRES_OK_ASYNC(ctx, ctx->allocate_output(0, grad.shape(), &out), done);
+    OP_REQUIRES_OK_ASYNC(ctx, ctx->allocate_output(1, residual.shape(), &residualOut), done);
+    OP_REQUIRES_OK_ASYNC(ctx, ctx->allocate_output(2, TensorShape({}), &sent), done);
+    std::memcpy(const_cast<char*>(residualOut->tensor_data().data()), residual.tensor_data().data(),
+                residual.TotalBytes());
+    const float* g = grad.flat<float>().data();
+    float* r = residualOut->flat<float>().data();
+    float* dense = out->flat<float>().data();
+    int64_t* nnz = &sent->scalar<int64_t>()();
+    size_t count = grad.NumElements();
+    gcclRedOp_t op = op_;
+    auto codec = std::make_shared<gcclCodecConfig_t>(codec_);
+    runBlocking(ctx, std::move(done), c, [=](gcclComm_t comm) {
+      size_t sentNnz = 0;
+      gcclResult_t result =
+          gcclTopKAllReduce(g, r, count, codec.get(), op, dense, &sentNnz, comm, nullptr);
+      *nnz = static_cast<int64_t>(sentNnz);
+      return result;
+    });
+  }
+
+ private:
+  gcclRedOp_t op_ = gcclSum;
+  gcclCodecConfig_t codec_ = GCCL_CODEC_CONFIG_INITIALIZER;
+};
+REGISTER_KERNEL_BUILDER(Name("GcclTopKAllReduce").Device(tensorflow::DEVICE_CPU), TopKAllReduceOp);
+
 // ---- Codecs (local) ---------------------------------------------------------------------------
 
 REGISTER_OP("GcclCodecEncode")

@@ -38,7 +38,8 @@ import numpy as np
 
 __all__ = ["Communicator", "Topology", "Codec", "PairwiseGossip", "init", "default_comm",
            "all_reduce", "broadcast", "all_gather", "reduce_scatter", "push_sum",
-           "push_sum_debias", "neighbor_average", "sparse_all_reduce", "encode", "decode",
+           "push_sum_debias", "neighbor_average", "sparse_all_reduce", "top_k_all_reduce", "encode",
+           "decode",
            "broadcast_variables", "all_reduce_gradients", "DistributedOptimizer", "SGPCallback",
            "LocalSGDCallback"]
 
@@ -463,6 +464,30 @@ def sparse_all_reduce(indices, values, count: int, op: str = "sum", comm: Commun
                                        reduction=_reduction(op, "sparse_all_reduce",
                                                             ("sum", "avg")),
                                        comm=_comm(comm).id)
+
+
+def top_k_all_reduce(grad, residual=None, codec=None, op: str = "avg",
+                     comm: Communicator = None):
+    """Top-k gradient compression with error feedback (gcclTopKAllReduce): every rank sends
+    the top k entries of grad + residual (``codec``: a topk Codec, default 1%), and the sum or
+    average of all ranks' selections comes back dense. Returns (result, new residual, entries
+    this rank sent); pass the residual (float32, zero at first, one per tensor) to the next
+    call."""
+    grad = _tensor(grad, "top_k_all_reduce", (tf.float32,))
+    codec = Codec("topk") if codec is None else codec
+    attrs = _codec_attrs(codec)
+    if attrs["codec"] != "topk":
+        raise ValueError(f"gccl: top_k_all_reduce: the codec must be topk, got {attrs['codec']}")
+    residual = (tf.zeros_like(grad) if residual is None
+                else tf.cast(tf.convert_to_tensor(residual), tf.float32))
+    if residual.shape.num_elements() is not None and grad.shape.num_elements() is not None \
+            and residual.shape.num_elements() != grad.shape.num_elements():
+        raise ValueError(f"gccl: top_k_all_reduce: the residual has shape {residual.shape}, "
+                         f"the gradient {grad.shape}")
+    return _ops.gccl_top_k_all_reduce(grad, residual,
+                                      reduction=_reduction(op, "top_k_all_reduce",
+                                                           ("sum", "avg")),
+                                      comm=_comm(comm).id, **attrs)
 
 
 def encode(x, codec, residual=None):

@@ -286,6 +286,26 @@ def sparse_all_reduce_against_dense(ctx):
 
 
 @check
+def top_k_all_reduce_with_error_feedback(ctx):
+    g = data(ctx.rank, (20,), np.float32, 15)
+    topk = gtf.Codec("topk", topk_count=3)
+    out, residual, sent = gtf.top_k_all_reduce(g, None, topk, "sum")
+    out2, residual2, _ = gtf.top_k_all_reduce(g, residual, topk, "sum")
+    want = np.zeros(20)
+    for r in range(ctx.world):
+        x = data(r, (20,), np.float32, 15)
+        top = np.argsort(-np.abs(x), kind="stable")[:3]
+        want[top] += x[top]
+    assert int(sent) == 3, int(sent)
+    close(out, want, np.float32, "top_k_all_reduce")
+    # What a rank sent plus what it kept is what it had: grad + old residual.
+    mine = g.copy()
+    mine[np.argsort(-np.abs(g), kind="stable")[:3]] = 0
+    close(residual, mine, np.float32, "top_k_all_reduce residual")
+    assert np.count_nonzero(residual2.numpy()) <= 17
+
+
+@check
 def codecs_encode_and_decode(ctx):
     x = data(ctx.rank, (40, 3), np.float32, 14)
     enc, _ = gtf.encode(x, "float16")
