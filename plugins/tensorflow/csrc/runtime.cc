@@ -151,6 +151,16 @@ Communicator::~Communicator() {
   }
 }
 
+std::shared_ptr<Communicator> Communicator::make(gcclComm_t comm, int rank, int size) {
+  return std::shared_ptr<Communicator>(new Communicator(comm, rank, size), [](Communicator* c) {
+    if (c->completer_->onThread()) {
+      std::thread([c] { delete c; }).detach();
+    } else {
+      delete c;
+    }
+  });
+}
+
 void Communicator::abort() {
   if (aborted_) return;
   aborted_ = true;
@@ -263,7 +273,7 @@ __attribute__((visibility("default"))) int64_t gccl_tf_comm_init_from_env(int ti
   int rank = 0, size = 0;
   gcclCommUserRank(comm, &rank);
   gcclCommCount(comm, &size);
-  return communicators().add(std::make_shared<Communicator>(comm, rank, size));
+  return communicators().add(Communicator::make(comm, rank, size));
 }
 
 __attribute__((visibility("default"))) int gccl_tf_comm_info(int64_t id, int* rank, int* size) {

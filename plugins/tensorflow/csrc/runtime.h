@@ -36,6 +36,7 @@ class Completer {
   Completer(const Completer&) = delete;
   Completer& operator=(const Completer&) = delete;
   void post(std::function<void()> task);
+  bool onThread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
  private:
   void loop();
@@ -64,6 +65,11 @@ class Communicator {
   std::mutex& issueMutex() { return issueMutex_; }
   void post(std::function<void()> task) { completer_->post(std::move(task)); }
   void abort();
+
+  // Makes a communicator whose last reference may be dropped anywhere: dropped on its own
+  // completion thread (a kernel that TensorFlow ran from a `done` callback there), the
+  // destruction moves to a thread of its own, as a thread cannot join itself.
+  static std::shared_ptr<Communicator> make(gcclComm_t comm, int rank, int size);
 
  private:
   gcclComm_t comm_;
