@@ -214,11 +214,19 @@ class Topology:
         return f"Topology({self.kind!r}, nranks={self.nranks})"
 
 
+_named_topologies = {}
+
+
 def _topology(topology, comm, default_kind="exponential") -> Topology:
+    """A Topology, or one named by its kind over the communicator's ranks. Named ones are kept
+    for the life of the process: a graph traced by tf.function holds only the id."""
     if topology is None:
         topology = default_kind
     if isinstance(topology, str):
-        topology = Topology(topology, comm.size)
+        key = (topology, comm.size)
+        if key not in _named_topologies:
+            _named_topologies[key] = Topology(topology, comm.size)
+        topology = _named_topologies[key]
     if topology.nranks != comm.size:
         raise ValueError(f"gccl: the topology has {topology.nranks} ranks, the communicator "
                          f"{comm.size}")
@@ -372,8 +380,8 @@ def _all_gather_grad(op, grad):
 # ---- Gossip -------------------------------------------------------------------------------------
 
 def push_sum(x, ps_weight, topology: Topology, step, codec=None, comm: Communicator = None):
-    """One PushSum (SGP) step of ``topology`` at ``step``: returns the mixed x and push-sum
-    weight (float64 scalar). With a ``codec`` the tensor messages are compressed
+    """One PushSum (SGP) step of ``topology`` (a Topology or a kind name) at ``step``: returns
+    the mixed x and push-sum weight (float64 scalar). With a ``codec`` the tensor messages are compressed
     (gcclPushSumEx); mass stays conserved."""
     x = _tensor(x, "push_sum", FLOAT_DTYPES)
     c = _comm(comm)
@@ -391,7 +399,8 @@ def push_sum_debias(x, ps_weight):
 
 def neighbor_average(x, topology: Topology, step, codec=None, comm: Communicator = None):
     """D-PSGD averaging: the topology's weighted average of x and the in-peers' x (a doubly
-    stochastic topology: ring, torus2d, complete ...); compressed with ``codec``."""
+    stochastic Topology or kind name: ring, torus2d, complete ...); compressed with
+    ``codec``."""
     x = _tensor(x, "neighbor_average", FLOAT_DTYPES)
     c = _comm(comm)
     topology = _topology(topology, c, "ring")
