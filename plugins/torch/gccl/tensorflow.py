@@ -294,8 +294,8 @@ def _step(step):
     return tf.cast(tf.convert_to_tensor(step), tf.int64)
 
 
-def _gathered_shape(x, n, factor):
-    """The static shape of all_gather (factor n) or reduce_scatter (1 / n) outputs."""
+def _gathered_shape(x, n, gather):
+    """The static shape of all_gather's output (gather) or reduce_scatter's (not gather)."""
     shape = x.shape
     if shape.rank is None:
         return None
@@ -303,7 +303,7 @@ def _gathered_shape(x, n, factor):
         return tf.TensorShape([n])
     if shape[0] is None:
         return shape
-    first = shape[0] * n if factor > 1 else shape[0] // n
+    first = shape[0] * n if gather else shape[0] // n
     return tf.TensorShape([first]).concatenate(shape[1:])
 
 
@@ -332,7 +332,7 @@ def all_gather(x, comm: Communicator = None):
     x = _tensor(x, "all_gather", ALL_DTYPES)
     c = _comm(comm)
     y = _ops.gccl_all_gather(x, comm=c.id)
-    shape = _gathered_shape(x, c.size, c.size)
+    shape = _gathered_shape(x, c.size, True)
     if shape is not None and not tf.executing_eagerly():
         y.set_shape(shape)
     return y
@@ -350,7 +350,7 @@ def reduce_scatter(x, op: str = "sum", comm: Communicator = None):
         raise ValueError(f"gccl: reduce_scatter: the first dimension of the input (shape "
                          f"{x.shape}) must be a multiple of the {c.size} ranks")
     y = _ops.gccl_reduce_scatter(x, reduction=_reduction(op, "reduce_scatter"), comm=c.id)
-    shape = _gathered_shape(x, c.size, 0)
+    shape = _gathered_shape(x, c.size, False)
     if shape is not None and not tf.executing_eagerly():
         y.set_shape(shape)
     return y
@@ -408,6 +408,9 @@ def neighbor_average(x, topology: Topology, step, codec=None, comm: Communicator
                                       **_codec_attrs(codec))
 
 
+_GCCL_TYPES = {tf.float32: 7, tf.float64: 8}  # gcclFloat32, gcclFloat64
+
+
 class PairwiseGossip:
     """Pairwise gossip (SwarmSGD): gccl keeps a copy of the model that neighbours average with
     at any time; ``exchange(x, step)`` folds in the local change of x since the last exchange,
@@ -424,7 +427,7 @@ class PairwiseGossip:
         if attrs["codec"] == "topk":
             raise ValueError("gccl: pairwise_gossip: top-k is a gradient codec, not for gossip")
         self.id = _check(_c.gccl_tf_pairwise_create(
-            c.id, self.topology.id, 7 if x.dtype == tf.float32 else 8, a.size,
+            c.id, self.topology.id, _GCCL_TYPES[x.dtype], a.size,
             a.ctypes.data_as(ctypes.c_void_p), seed, attrs["codec"].encode(), attrs["bits"],
             attrs["bucket"], attrs["rounding"].encode(), attrs["seed"], attrs["lattice_step"]),
             "pairwise_gossip create")
@@ -433,7 +436,8 @@ class PairwiseGossip:
         if self.id is None:
             raise RuntimeError("gccl: pairwise_gossip: closed")
         x = tf.convert_to_tensor(x)
-        if x.dtype != self.dtype or x.shape.num_elements() != self.shape.num_elements():
+        n = x.shape.num_elements()  # None in a graph without a static shape: the kernel checks
+        if x.dtype != self.dtype or (n is not None and n != self.shape.num_elements()):
             raise ValueError(f"gccl: pairwise_gossip: x is {x.dtype.name} {x.shape}, the "
                              f"registered model {self.dtype.name} {self.shape}")
         return _ops.gccl_pairwise_exchange(x, _step(step), state=self.id)
