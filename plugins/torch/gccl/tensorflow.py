@@ -621,21 +621,37 @@ class SGPCallback(_keras_callback_base()):
                                 peers_per_step if self.comm.size > 1 else 1)
         self.topology = _topology(topology, self.comm)
         self.codec, self.broadcast_initial = codec, broadcast_initial
-        self.ps_weight = tf.constant(1.0, tf.float64)
-        self.step = 0
+        self._weight = tf.Variable(1.0, dtype=tf.float64, trainable=False)
+        self._step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._gossip = None
+
+    @property
+    def ps_weight(self) -> float:
+        """This rank's push-sum weight w."""
+        return float(self._weight.numpy())
+
+    @property
+    def step(self) -> int:
+        """The PushSum steps taken."""
+        return int(self._step.numpy())
 
     def on_train_begin(self, logs=None):
         if self.broadcast_initial:
             broadcast_variables(_variables(self.model), 0, self.comm)
+        variables = _variables(self.model)
+
+        def gossip():  # one graph per training run: flatten, PushSum, de-bias, assign
+            z = _flat(variables)
+            x = z * tf.cast(self._weight, z.dtype)
+            x, w = push_sum(x, self._weight, self.topology, self._step, self.codec, self.comm)
+            _assign_flat(variables, push_sum_debias(x, w))
+            self._weight.assign(w)
+            self._step.assign_add(1)
+
+        self._gossip = tf.function(gossip)
 
     def on_train_batch_end(self, batch, logs=None):
-        variables = _variables(self.model)
-        z = _flat(variables)
-        x = z * tf.cast(self.ps_weight, z.dtype)
-        x, self.ps_weight = push_sum(x, self.ps_weight, self.topology, self.step, self.codec,
-                                     self.comm)
-        _assign_flat(variables, push_sum_debias(x, self.ps_weight))
-        self.step += 1
+        self._gossip()
 
 
 class LocalSGDCallback(_keras_callback_base()):

@@ -73,7 +73,7 @@ def sgp_callback(ctx):
     s = spread(m, ctx.comm)
     assert accuracy > 0.8, f"accuracy {accuracy:.3f}"
     assert s < 0.5, f"no consensus: weights differ by {s}"
-    assert sgp.step > 0 and float(sgp.ps_weight) > 0
+    assert sgp.step > 0 and sgp.ps_weight > 0, (sgp.step, sgp.ps_weight)
 
 
 @check
