@@ -13,6 +13,7 @@ parallel. Prints the library's path.
 
 import argparse
 import hashlib
+import json
 import os
 import shlex
 import subprocess
@@ -27,12 +28,19 @@ WARNINGS = ["-Wall", "-Wextra", "-Werror"]
 
 
 def tensorflow_flags():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf  # slow (seconds): only here, not at module import
+    """tf.sysconfig's compile and link flags, asked of a child interpreter (importing
+    tensorflow takes seconds and logs to stderr; the log is shown only when it fails)."""
+    query = ("import json, tensorflow as tf; print(json.dumps([tf.sysconfig.get_compile_flags(),"
+             " tf.sysconfig.get_link_flags()]))")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    proc = subprocess.run([sys.executable, "-c", query], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"gccl/tensorflow: cannot ask tensorflow for its build flags "
+                 f"({sys.executable}):\n{proc.stderr[-4000:]}")
+    compile_flags, link_flags = json.loads(proc.stdout.strip().splitlines()[-1])
     # Its headers are system headers to us: their warnings are not ours to fix.
-    compile_flags = [f"-isystem{f[2:]}" if f.startswith("-I") else f
-                     for f in tf.sysconfig.get_compile_flags()]
-    return compile_flags, tf.sysconfig.get_link_flags()
+    compile_flags = [f"-isystem{f[2:]}" if f.startswith("-I") else f for f in compile_flags]
+    return compile_flags, link_flags
 
 
 def main():
@@ -58,6 +66,10 @@ def main():
               + WARNINGS + compile_flags)
     stamp = hashlib.sha256(" ".join([args.cxx] + cflags).encode()).hexdigest()[:16]
     newest_header = max((HERE / h).stat().st_mtime for h in HEADERS)
+
+    for old in objdir.glob("*.o"):  # objects of other flags
+        if not old.name.endswith(f".{stamp}.o"):
+            old.unlink()
 
     jobs = max(1, int(os.environ.get("MAX_JOBS", "2")))
     running, objects = [], []
