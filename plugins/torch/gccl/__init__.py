@@ -13,7 +13,10 @@ the import). It also loads the gossip custom ops (``torch.ops.gccl.*``, wrapped 
 TensorFlow: :mod:`gccl.tensorflow`, the custom-op library ``libgccl_tf.so`` and its Keras
 helpers. It imports no torch, and the torch part needs no tensorflow: the torch part
 (``gccl._torch_api``) loads with the package when torch is already imported, and otherwise on
-first use of one of its names.
+first use of one of its names. In a process that has imported tensorflow it waits for that
+first use: loading torch's compiler stack (which the gossip ops' wrappers import) after
+tensorflow aborts the process (their copies of LLVM register the same options), so the package
+does not do it unasked.
 """
 
 import sys
@@ -38,5 +41,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'gccl' has no attribute {name!r}")
 
 
-if "torch" in sys.modules:
+if "torch" in sys.modules and "tensorflow" not in sys.modules:
     _load_torch()
