@@ -66,3 +66,11 @@ def test_op(ops_results, name):
 @pytest.mark.parametrize("name", check_names("tf_keras.py"))
 def test_keras(keras_results, name):
     assert_ok(keras_results, name)
+
+
+def test_import_gccl_loads_neither_framework():
+    """`import gccl` needs neither torch nor tensorflow; the workers check that
+    gccl.tensorflow imports no torch."""
+    probe = ("import sys, gccl; loaded = [m for m in ('torch', 'tensorflow') if m in sys.modules];"
+             " assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
