@@ -585,8 +585,9 @@ def all_reduce_gradients(grads, op: str = "avg", comm: Communicator = None):
 
 def DistributedOptimizer(optimizer, comm: Communicator = None):
     """AllReduce SGD: a copy of the Keras ``optimizer`` whose updates use the gradients
-    averaged over ranks (one all_reduce per step). Start the ranks from equal weights
-    (broadcast_variables, or the callbacks below, which do it on train begin)."""
+    averaged over ranks (one all_reduce per step, inside Keras' compiled train step). Start
+    the ranks from equal weights: broadcast_variables(model.trainable_variables) once the
+    model is built."""
     import keras
     base = type(optimizer)
     if not isinstance(optimizer, keras.optimizers.Optimizer):
