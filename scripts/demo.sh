@@ -11,7 +11,10 @@
 #
 # The torch-free C demo (examples/sgp_demo.cc: an MLP with AllReduce SGD, SGP and D-PSGD) is
 # the second example: GCCL_DEMO=c scripts/demo.sh [--iters N --batch N --seed N]
-# (GCCL_DEMO_RANKS sets its rank count). The demo of the exact collectives is built too:
+# (GCCL_DEMO_RANKS sets its rank count). The TensorFlow demo (examples/tf_train.py: a Keras
+# model on the digits on 4 ranks under gcclrun with AllReduce SGD, SGP and local SGD):
+# GCCL_DEMO=tf scripts/demo.sh [--epochs N --ranks N --algorithms a,b]. The demo of the exact
+# collectives is built too:
 #   build/perf/gcclrun -n 4 build/examples/collectives_demo [max-bytes]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +25,7 @@ if [ "${GCCL_DEMO:-torch}" = "c" ]; then
   exec build/perf/gcclrun -n "${GCCL_DEMO_RANKS:-4}" -t 600 build/examples/sgp_demo "$@"
 fi
 scripts/python-install.sh
+if [ "${GCCL_DEMO:-torch}" = "tf" ]; then
+  exec .venv/bin/python examples/tf_train.py "$@"
+fi
 exec .venv/bin/python examples/torch_train.py "$@"

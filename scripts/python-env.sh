@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Makes the project-local Python environment (.venv) that the PyTorch package,
-# its tests and the demo use: torch 2.x from PyPI (its wheel brings the CUDA
-# libraries, about 3 GB, even for CPU use), numpy, scikit-learn (the digits
-# data set), matplotlib (the demo's plot) and pytest. Creates .venv only when
+# Makes the project-local Python environment (.venv) that the Python package
+# (PyTorch and TensorFlow), its tests and the demos use: torch 2.x from PyPI
+# (its wheel brings the CUDA libraries, about 3 GB, even for CPU use),
+# tensorflow-cpu 2.x (about 700 MB with Keras), numpy, scikit-learn (the
+# digits data set), matplotlib (the demo's plot) and pytest. Creates .venv only when
 # missing and installs only what is missing, so a second run costs a second.
 # GCCL_PYTHON names the interpreter to build the environment from (default
 # python3, >= 3.9). Prints nothing when everything is there.
@@ -19,6 +20,7 @@ fi
 # module name -> pip requirement
 declare -A wanted=(
   [torch]="torch>=2.1,<3"
+  [tensorflow]="tensorflow-cpu>=2.16,<3"
   [numpy]="numpy"
   [sklearn]="scikit-learn"
   [matplotlib]="matplotlib"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds gccl and runs every test: the default build (warnings are errors;
 # CUDA sources are compiled with nvcc when it is installed) with the Python
-# package's tests (label python: the project's .venv with torch is made when
-# missing and the package installed into it, scripts/python-install.sh), then
+# package's tests (label python: the project's .venv with torch and
+# tensorflow-cpu is made when missing and the package, with the TensorFlow op
+# library, installed into it, scripts/python-install.sh), then
 # the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
 # (without the Python tests: the interpreter cannot load an instrumented
 # libgccl).
@@ -18,7 +19,7 @@ jobs=$(nproc)
 echo "== build (default preset)"
 cmake --preset default
 cmake --build --preset default -j "$jobs"
-echo "== Python package (.venv, plugins/torch)"
+echo "== Python package (.venv, plugins/torch, plugins/tensorflow)"
 MAX_JOBS="$jobs" scripts/python-install.sh
 echo "== tests (default preset)"
 ctest --preset default --output-on-failure "$@"

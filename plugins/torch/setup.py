@@ -1,4 +1,5 @@
-"""Builds the gccl Python package: the torch extension gccl._C, linked against libgccl.
+"""Builds the gccl Python package: the torch extension gccl._C, linked against libgccl, and the
+TensorFlow op library when it was built.
 
 libgccl comes from the repository's CMake build (GCCL_BUILD_DIR, default <repo>/build; it is
 built there first when missing) and is bundled into the package next to the extension, which
@@ -9,6 +10,10 @@ working when the build folder goes away.
 
 (--no-build-isolation builds against the torch already installed, instead of downloading
 another copy of it into a temporary environment.)
+
+gccl.tensorflow's library, libgccl_tf.so, is built against tensorflow by
+plugins/tensorflow/build.py (scripts/python-install.sh runs it when tensorflow is installed)
+into <build>/tensorflow/; when it is there, the package bundles it too.
 """
 
 import os
@@ -43,6 +48,16 @@ soname = subprocess.run(["objdump", "-p", str(library)], check=True, capture_out
                         text=True).stdout
 soname = next(line.split()[1] for line in soname.splitlines() if "SONAME" in line)
 shutil.copyfile(library.resolve(), here / "gccl" / soname)
+package_data = [soname]
+
+# The TensorFlow op library, when plugins/tensorflow/build.py made one for this build.
+tf_library = build_dir / "tensorflow" / "libgccl_tf.so"
+tf_bundled = here / "gccl" / "libgccl_tf.so"
+if tf_library.exists():
+    shutil.copyfile(tf_library, tf_bundled)
+    package_data.append(tf_bundled.name)
+elif tf_bundled.exists():
+    tf_bundled.unlink()  # from an earlier build: not this libgccl's
 
 setup(
     name="gccl",
@@ -50,7 +65,7 @@ setup(
     description="gccl for PyTorch: a torch.distributed backend, gossip ops and "
     "GossipDataParallel",
     packages=["gccl"],
-    package_data={"gccl": [soname]},
+    package_data={"gccl": package_data},
     python_requires=">=3.9",
     install_requires=["torch>=2.1"],
     ext_modules=[

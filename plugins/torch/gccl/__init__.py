@@ -1,6 +1,7 @@
-"""gccl for PyTorch.
+"""gccl's Python package: PyTorch and TensorFlow.
 
-Importing the package registers the torch.distributed backend ``"gccl"`` (CPU tensors), so that
+PyTorch: the package's own names. ``import gccl`` registers the torch.distributed backend
+``"gccl"`` (CPU tensors), so that
 
     import gccl
     torch.distributed.init_process_group("gccl")
@@ -8,55 +9,37 @@ Importing the package registers the torch.distributed backend ``"gccl"`` (CPU te
 works under torchrun (the ``torch.distributed.backends`` entry point registers it too, without
 the import). It also loads the gossip custom ops (``torch.ops.gccl.*``, wrapped in
 :mod:`gccl.ops`) and provides :class:`GossipDataParallel`.
+
+TensorFlow: :mod:`gccl.tensorflow`, the custom-op library ``libgccl_tf.so`` and its Keras
+helpers. It imports no torch, and the torch part needs no tensorflow: the torch part
+(``gccl._torch_api``) loads with the package when torch is already imported, and otherwise on
+first use of one of its names. In a process that has imported tensorflow it waits for that
+first use: loading torch's compiler stack (which the gossip ops' wrappers import) after
+tensorflow aborts the process (their copies of LLVM register the same options), so the package
+does not do it unasked.
 """
 
-from datetime import timedelta
+import sys
 
-import torch
-import torch.distributed as dist
-
-from . import _C  # noqa: F401  (loads libgccl and registers torch.ops.gccl)
-from ._C import ProcessGroupGccl
-from .topology import Topology
-from . import ops
-from .parallel import GossipDataParallel
+_TORCH_NAMES = ("GossipDataParallel", "ProcessGroupGccl", "Topology", "ops", "register_backend",
+                "backend_of", "version", "BACKEND_NAME")
 
 __all__ = ["GossipDataParallel", "ProcessGroupGccl", "Topology", "ops", "register_backend",
            "backend_of", "version"]
 
-BACKEND_NAME = "gccl"
+
+def _load_torch():
+    from . import _torch_api
+    for name in _TORCH_NAMES:
+        globals()[name] = getattr(_torch_api, name)
 
 
-def version() -> int:
-    """libgccl's version as MAJOR*10000 + MINOR*100 + PATCH."""
-    return _C.version()
+def __getattr__(name):
+    if name in _TORCH_NAMES:
+        _load_torch()
+        return globals()[name]
+    raise AttributeError(f"module 'gccl' has no attribute {name!r}")
 
 
-def _create_backend(store, rank, size, timeout):
-    if isinstance(timeout, timedelta):
-        timeout = timeout.total_seconds()
-    return _C.create_backend(store, rank, size, float(timeout))
-
-
-def register_backend() -> None:
-    """Registers the backend "gccl" with torch.distributed (idempotent)."""
-    if BACKEND_NAME.upper() in dist.Backend._plugins:
-        return
-    dist.Backend.register_backend(BACKEND_NAME, _create_backend, devices=["cpu"])
-
-
-def backend_of(group=None) -> ProcessGroupGccl:
-    """The gccl backend behind a process group (default: the world)."""
-    if group is None:
-        group = dist.group.WORLD
-    if group is None:
-        raise RuntimeError("gccl: no process group: call "
-                           "torch.distributed.init_process_group('gccl') first")
-    backend = group._get_backend(torch.device("cpu"))
-    if not isinstance(backend, ProcessGroupGccl):
-        raise RuntimeError(f"gccl: the process group's CPU backend is "
-                           f"{type(backend).__name__}, not gccl")
-    return backend
-
-
-register_backend()
+if "torch" in sys.modules and "tensorflow" not in sys.modules:
+    _load_torch()
