@@ -367,6 +367,21 @@ gcclResult_t unregisterComm(gcclComm* comm, const char* call) {
 
 }  // namespace gccl
 
+namespace gccl {
+namespace {
+// For calls that read a communicator's state without running anything: it
+// must have finished initializing, successfully.
+gcclResult_t checkInitialized(gcclComm* comm, const char* call) {
+  gcclResult_t state = comm->initState.load();
+  GCCL_REQUIRE(state != gcclInProgress, gcclInProgress,
+               "%s: the communicator is still initializing (poll gcclCommGetAsyncError)", call);
+  GCCL_REQUIRE(state == gcclSuccess, gcclInvalidUsage,
+               "%s: the communicator failed to initialize: %s", call, comm->initError.c_str());
+  return gcclSuccess;
+}
+}  // namespace
+}  // namespace gccl
+
 using namespace gccl;
 
 extern "C" {
@@ -568,16 +583,7 @@ gcclResult_t gcclCommGetPeerCounters(gcclComm_t comm, int peer, gcclPeerCounters
     return recordError(comm, setError(gcclInvalidArgument,
                                       "%s: peer %d is out of range for a communicator of %d ranks",
                                       call, peer, comm->nranks));
-  gcclResult_t state = comm->initState.load();
-  if (state == gcclInProgress)
-    return recordError(comm, setError(gcclInProgress,
-                                      "%s: the communicator is still initializing (poll "
-                                      "gcclCommGetAsyncError)",
-                                      call));
-  if (state != gcclSuccess)
-    return recordError(
-        comm, setError(gcclInvalidUsage, "%s: the communicator failed to initialize: %s", call,
-                       comm->initError.c_str()));
+  GCCL_CHECK(recordError(comm, checkInitialized(comm, call)));
   Engine::PeerCounters c = comm->engine->peerCounters(peer);
   // Only the fields the caller's struct has room for.
   auto put = [counters](size_t offset, uint64_t value) {
@@ -605,16 +611,7 @@ gcclResult_t gcclCommGetFailedRanks(gcclComm_t comm, gcclFailedRank_t* failed, i
   if (failed == nullptr && capacity > 0)
     return recordError(comm, setError(gcclInvalidArgument, "%s: failed is NULL but capacity is %d",
                                       call, capacity));
-  gcclResult_t state = comm->initState.load();
-  if (state == gcclInProgress)
-    return recordError(comm, setError(gcclInProgress,
-                                      "%s: the communicator is still initializing (poll "
-                                      "gcclCommGetAsyncError)",
-                                      call));
-  if (state != gcclSuccess)
-    return recordError(
-        comm, setError(gcclInvalidUsage, "%s: the communicator failed to initialize: %s", call,
-                       comm->initError.c_str()));
+  GCCL_CHECK(recordError(comm, checkInitialized(comm, call)));
   std::vector<std::pair<int, std::string>> list = comm->engine->failedRanks();
   for (size_t i = 0; i < list.size() && i < static_cast<size_t>(capacity); ++i) {
     failed[i].rank = list[i].first;
