@@ -172,8 +172,10 @@ typedef struct {
    * the survivors, and what could not be delivered to a failed peer stays
    * with the sender; exact collectives fail with an error naming the failed
    * ranks (gcclCommGetFailedRanks) until the survivors shrink
-   * (gcclCommShrink). Pairwise gossip is not covered yet. 0: any failure
-   * breaks the communicator, as in NCCL. Default GCCL_FAULT_TOLERANT. */
+   * (gcclCommShrink). Pairwise gossip picks partners among the live
+   * neighbours; an exchange whose partner failed returns partner -1 and
+   * changes nothing. 0: any failure breaks the communicator, as in NCCL.
+   * Default GCCL_FAULT_TOLERANT. */
   int faultTolerant;
 } gcclConfig_t;
 
@@ -732,8 +734,11 @@ GCCL_EXPORT gcclResult_t gcclGossipDestroy(gcclGossip_t gossip);
  *   gcclPairwiseCreate   collective: registers x and starts serving it;
  *   gcclPairwiseExchange picks a neighbour from (seed, rank, step) — seeded and
  *                        reproducible — and averages with it; *partner gets its
- *                        rank (may be NULL);
- *   gcclPairwiseDestroy  collective: waits until no rank can still ask.
+ *                        rank (may be NULL), or -1 when there was none to
+ *                        exchange with (fault-tolerant mode: every neighbour
+ *                        failed, or the partner failed first: x is unchanged);
+ *   gcclPairwiseDestroy  collective: waits until no rank can still ask (in
+ *                        fault-tolerant mode, no survivor).
  * Consistency: each side adds half the difference between the two models'
  * snapshots, under its lock. If neither model changes during the exchange,
  * both end with exactly (x_i + x_j) / 2; in any case the sum of the models is

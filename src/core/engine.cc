@@ -75,6 +75,7 @@ Engine::Engine(const EngineOptions& options) : opt_(options) {
   ctx_.nranks = opt_.nranks;
   ctx_.params = &opt_.params;
   ctx_.faultTolerant = opt_.faultTolerant;
+  ctx_.timeoutMs = opt_.timeoutMs;
   ctx_.exec = exec_.get();
   probeSentMs_.assign(static_cast<size_t>(opt_.nranks), 0);
   failReason_.resize(static_cast<size_t>(opt_.nranks));

@@ -81,7 +81,7 @@ bool Membership::decode(const uint8_t* data, size_t len, int nranks, Message* ou
   if (len < kHeaderBytes + fb || getLe32(data) != kMagic) return false;
   if (getLe32(data + 8) != static_cast<uint32_t>(nranks)) return false;
   uint8_t type = data[4];
-  if (type < static_cast<uint8_t>(Type::kSuspect) || type > static_cast<uint8_t>(Type::kShrink))
+  if (type < static_cast<uint8_t>(Type::kSuspect) || type > static_cast<uint8_t>(Type::kBarrier))
     return false;
   uint32_t views = getLe32(data + 12);
   size_t payload = getLe16(data + 6);
@@ -359,6 +359,12 @@ gcclResult_t Membership::handle(int from, const Message& m, int64_t now) {
       shrinkIds_.emplace_back(m.value, m.payload);
       if (shrinkIds_.size() > 4) shrinkIds_.erase(shrinkIds_.begin());
       return gcclSuccess;
+    case Type::kBarrier: {
+      std::vector<uint8_t>& arrived = barriers_[m.value];
+      arrived.resize(static_cast<size_t>(n_), 0);
+      arrived[static_cast<size_t>(from)] = 1;
+      return gcclSuccess;
+    }
   }
   return gcclSuccess;
 }
@@ -464,6 +470,28 @@ void Membership::announceShrink(uint64_t epoch, const std::vector<uint8_t>& id) 
     if (r != rank_ && alive[static_cast<size_t>(r)]) send(r, m);
 }
 
+void Membership::arriveAtBarrier(uint64_t id) {
+  std::vector<uint8_t>& arrived = barriers_[id];
+  arrived.resize(static_cast<size_t>(n_), 0);
+  arrived[static_cast<size_t>(rank_)] = 1;
+  Message m;
+  m.type = Type::kBarrier;
+  m.round = maxRound_;
+  m.value = id;
+  m.ranks = failedFlags();
+  for (int r = 0; r < n_; ++r)
+    if (r != rank_ && !isFailed(r)) send(r, m);
+}
+
+bool Membership::barrierPassed(uint64_t id) {
+  auto it = barriers_.find(id);
+  if (it == barriers_.end()) return false;
+  for (int r = 0; r < n_; ++r)
+    if (!isFailed(r) && !it->second[static_cast<size_t>(r)]) return false;
+  barriers_.erase(it);
+  return true;
+}
+
 bool Membership::shrinkId(uint64_t epoch, std::vector<uint8_t>* id) const {
   for (const auto& [e, bytes] : shrinkIds_)
     if (e == epoch) {
@@ -528,6 +556,34 @@ class ShrinkOp final : public Op {
 
 std::unique_ptr<Op> makeShrinkOp(ShrinkStep step, ShrinkState* state, gcclRequest* req) {
   return std::make_unique<ShrinkOp>(step, state, req);
+}
+
+namespace {
+
+class SurvivorBarrierOp final : public Op {
+ public:
+  SurvivorBarrierOp(uint64_t id, gcclRequest* req)
+      : Op(OpKind::kShrink, transport::MessageMeta{}, req), id_(id) {}
+  gcclResult_t start(OpContext& ctx) override {
+    Membership* m = ctx.engine->membership();
+    GCCL_REQUIRE(m != nullptr, gcclInternalError,
+                 "a survivors' barrier outside fault-tolerant mode");
+    m->arriveAtBarrier(id_);
+    return gcclSuccess;
+  }
+  gcclResult_t progress(OpContext& ctx, bool* done) override {
+    *done = ctx.engine->membership()->barrierPassed(id_);
+    return gcclSuccess;
+  }
+
+ private:
+  uint64_t id_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> makeSurvivorBarrierOp(uint64_t id, gcclRequest* req) {
+  return std::make_unique<SurvivorBarrierOp>(id, req);
 }
 
 }  // namespace gccl

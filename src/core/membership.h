@@ -39,6 +39,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -93,9 +94,15 @@ class Membership {
   void announceShrink(uint64_t epoch, const std::vector<uint8_t>& id);
   // The id announced for `epoch`, once it arrived.
   bool shrinkId(uint64_t epoch, std::vector<uint8_t>* id) const;
+  // A barrier of the survivors (gcclPairwiseDestroy in fault-tolerant mode,
+  // where an exact barrier fails once a rank has): this rank arrives at
+  // barrier `id` (every alive peer is told), and it is passed once every
+  // rank this rank does not consider failed has arrived; then forgotten.
+  void arriveAtBarrier(uint64_t id);
+  bool barrierPassed(uint64_t id);
 
   // Wire format (public for the unit test).
-  enum class Type : uint8_t { kSuspect = 1, kPropose, kAck, kCommit, kShrink };
+  enum class Type : uint8_t { kSuspect = 1, kPropose, kAck, kCommit, kShrink, kBarrier };
   static constexpr size_t kMaxPayloadBytes = 256;
   struct Message {
     Type type = Type::kSuspect;
@@ -161,6 +168,7 @@ class Membership {
   int64_t roundStartMs_ = 0;
   bool suspicionPending_ = false;  // a failure to report to the coordinator
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> shrinkIds_;  // by epoch, latest few
+  std::map<uint64_t, std::vector<uint8_t>> barriers_;                 // by id: who has arrived
 };
 
 class Op;
@@ -175,5 +183,7 @@ struct ShrinkState {
 };
 enum class ShrinkStep { kSettle, kAnnounce, kAwait };
 std::unique_ptr<Op> makeShrinkOp(ShrinkStep step, ShrinkState* state, gcclRequest* req);
+// Arrives at the survivors' barrier `id` and completes once it is passed.
+std::unique_ptr<Op> makeSurvivorBarrierOp(uint64_t id, gcclRequest* req);
 
 }  // namespace gccl

@@ -33,6 +33,7 @@ struct OpContext {
   int nranks = 1;
   const OpParams* params = nullptr;
   bool faultTolerant = false;  // GCCL_FAULT_TOLERANT: peers may fail (membership.h)
+  int64_t timeoutMs = 0;       // the communicator's timeout
   // Where the op's arithmetic and copies go (executor.h), in the memory type
   // of its buffers: ops never call the kernels or memcpy themselves.
   Executor* exec = nullptr;

@@ -15,17 +15,28 @@
 // sent; lattice against its own model), which conserves the sum as well. The lock is the
 // consistency contract: a partner's model is read and updated between the trainer's locked
 // sections, never inside one.
+//
+// Fault-tolerant mode: a rank picks its partners among the neighbours it
+// does not consider failed; an exchange whose partner fails before the reply
+// changes nothing here (what the partner took dies with it), and the service
+// stops serving a failed neighbour. Destroy meets the survivors in a barrier
+// of the agreement instead of an exact one.
 #include <algorithm>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "base/clock.h"
 #include "core/api_call.h"
+#include "core/engine.h"
 #include "core/executor.h"
 #include "core/request.h"
 #include "core/wire_codec.h"
 #include "core/handle_registry.h"
+#include "core/membership.h"
 #include "gossip/gossip_checks.h"
 #include "gossip/topology.h"
 
@@ -119,6 +130,7 @@ class PairwiseService final : public Service {
     retry_ = false;
     for (auto& sp : slots_) {
       Slot& s = *sp;
+      if (ctx.faultTolerant && ctx.peerFailed(s.peer)) continue;  // serves nobody any more
       for (;;) {
         if (s.replying) {
           if (s.reply.pending()) break;
@@ -223,10 +235,12 @@ class ExchangeOp final : public Op {
  public:
   // *replyBytes gets the reply's length when the exchange completes (the op
   // itself is gone by the time the caller reads it).
+  // *lost is set when the partner failed first (fault-tolerant mode).
   ExchangeOp(int peer, uint64_t id, uint64_t seq, const void* snapshot, size_t sendBytes,
-             void* reply, size_t capacity, size_t* replyBytes, transport::MessageMeta meta,
-             gcclRequest* req)
+             void* reply, size_t capacity, size_t* replyBytes, bool* lost,
+             transport::MessageMeta meta, gcclRequest* req)
       : Op(OpKind::kPairwise, meta, req),
+        lost_(lost),
         peer_(peer),
         id_(id),
         seq_(seq),
@@ -239,7 +253,13 @@ class ExchangeOp final : public Op {
     GCCL_CHECK(postRecv(ctx, peer_, reply_, capacity_, replyTag(id_, seq_), &recv_));
     return postSend(ctx, peer_, snapshot_, sendBytes_, requestTag(id_, seq_), &send_);
   }
-  gcclResult_t progress(OpContext&, bool* done) override {
+  gcclResult_t progress(OpContext& ctx, bool* done) override {
+    if (ctx.faultTolerant) probePartner(ctx);
+    if (ctx.faultTolerant && ctx.peerFailed(peer_) && (send_.req.failed() || recv_.req.failed())) {
+      *lost_ = true;
+      *done = true;
+      return gcclSuccess;
+    }
     GCCL_CHECK(checkTransfer(send_));
     GCCL_CHECK(checkTransfer(recv_));
     *done = send_.done() && recv_.done();
@@ -248,6 +268,38 @@ class ExchangeOp final : public Op {
   }
 
  private:
+  // Fault-tolerant mode. The engine's stall probes do not fire while other
+  // traffic moves (this rank's service answering others), so an exchange
+  // whose partner has been silent for a quarter of the timeout probes it
+  // itself; a partner that does not answer within half the timeout failed.
+  void probePartner(OpContext& ctx) {
+    int64_t now = nowMs();
+    if (waitingSinceMs_ == 0) waitingSinceMs_ = now;
+    if (!recv_.pending()) return;
+    transport::Connection* c = ctx.conn(peer_);
+    if (c == nullptr) return;
+    int64_t quarter = std::max<int64_t>(ctx.timeoutMs / 4, 1);
+    if (probeSentMs_ == 0) {
+      if (now - waitingSinceMs_ < quarter) return;
+      probeSentMs_ = now;
+      if (c->sendPing() != gcclSuccess) probeSentMs_ = 0;
+      return;
+    }
+    if (c->lastPongMs() >= probeSentMs_) {  // alive: it may be busy; wait on
+      waitingSinceMs_ = now;
+      probeSentMs_ = 0;
+      return;
+    }
+    if (now - probeSentMs_ >= 2 * quarter)
+      ctx.engine->peerFailed(peer_, "rank " + std::to_string(peer_) + " did not respond for " +
+                                        std::to_string(now - probeSentMs_) +
+                                        " ms (process stopped, hung or unreachable) during a "
+                                        "pairwise exchange");
+  }
+
+  int64_t waitingSinceMs_ = 0;
+  int64_t probeSentMs_ = 0;
+  bool* lost_;
   int peer_;
   uint64_t id_;
   uint64_t seq_;
@@ -292,6 +344,31 @@ HandleRegistry<gcclPairwise>& pairwiseHandles() {
 gcclResult_t runServiceOp(gcclPairwise* p, bool add) {
   gcclRequest* req = newRequest(p->comm->timeoutMs);
   return launch(p->comm, std::make_unique<ServiceOp>(p->service, add, req), req, nullptr);
+}
+
+// Create's and destroy's meeting points: an exact barrier, or in
+// fault-tolerant mode the survivors' (phase 0 at create, 1 and 2 at destroy).
+gcclResult_t meetAll(gcclPairwise* p, uint64_t phase) {
+  if (!p->comm->faultTolerant) return gcclBarrier(p->comm, nullptr, nullptr);
+  gcclRequest* req = newRequest(p->comm->timeoutMs);
+  uint64_t id = (uint64_t{1} << 63) | (p->id << 8) | phase;
+  return launch(p->comm, makeSurvivorBarrierOp(id, req), req, nullptr);
+}
+
+// The neighbours to pick a partner from: in fault-tolerant mode, those this
+// rank does not consider failed.
+std::vector<int> liveNeighbours(gcclPairwise* p) {
+  if (!p->comm->faultTolerant) return p->neighbours;
+  std::vector<std::pair<int, std::string>> failed = p->comm->engine->failedRanks();
+  if (failed.empty()) return p->neighbours;
+  std::vector<int> live;
+  for (int r : p->neighbours) {
+    bool dead = false;
+    for (const auto& f : failed)
+      dead = dead || f.first == r;
+    if (!dead) live.push_back(r);
+  }
+  return live;
 }
 
 }  // namespace
@@ -364,7 +441,7 @@ gcclResult_t gcclPairwiseCreateEx(gcclPairwise_t* pairwise, void* x, size_t coun
     if (r == gcclSuccess) r = p->service->init(p->neighbours, p->exec);
     // Every rank serves before any rank asks: register, then meet in a barrier.
     if (r == gcclSuccess) r = runServiceOp(p, true);
-    if (r == gcclSuccess) r = gcclBarrier(comm, nullptr, nullptr);
+    if (r == gcclSuccess) r = meetAll(p, 0);
     if (r != gcclSuccess) {
       delete p;
       return r;
@@ -394,13 +471,14 @@ gcclResult_t gcclPairwiseExchange(gcclPairwise_t p, uint64_t step, int* partner)
   clearThreadLastError();
   GCCL_CHECK(pairwiseHandles().check(p, call));
   return apiCall(p->comm, call, nullptr, [&]() -> gcclResult_t {
-    if (p->neighbours.empty()) {
+    std::vector<int> neighbours = liveNeighbours(p);
+    if (neighbours.empty()) {
       if (partner != nullptr) *partner = -1;
       return gcclSuccess;
     }
     uint64_t pick =
         mixBits(p->seed ^ mixBits(static_cast<uint64_t>(p->comm->rank) ^ mixBits(step)));
-    int peer = p->neighbours[pick % p->neighbours.size()];
+    int peer = neighbours[pick % neighbours.size()];
     Model& m = *p->model;
     size_t sendBytes = 0;
     {
@@ -410,10 +488,15 @@ gcclResult_t gcclPairwiseExchange(gcclPairwise_t p, uint64_t step, int* partner)
     }
     gcclRequest* req = newRequest(p->comm->timeoutMs);
     uint64_t seq = p->sendSeq[static_cast<size_t>(peer)]++;
-    auto op =
-        std::make_unique<ExchangeOp>(peer, p->id, seq, p->snapshot.data(), sendBytes,
-                                     p->reply.data(), m.capacity, &p->replyBytes, p->meta, req);
+    bool lost = false;
+    auto op = std::make_unique<ExchangeOp>(peer, p->id, seq, p->snapshot.data(), sendBytes,
+                                           p->reply.data(), m.capacity, &p->replyBytes, &lost,
+                                           p->meta, req);
     GCCL_CHECK(launch(p->comm, std::move(op), req, nullptr));
+    if (lost) {  // the partner failed first: nothing changes here
+      if (partner != nullptr) *partner = -1;
+      return gcclSuccess;
+    }
     {
       // x += (s_j - s_i) / 2: the partner's half of the difference.
       std::lock_guard<std::mutex> guard(m.lock);
@@ -435,9 +518,9 @@ gcclResult_t gcclPairwiseDestroy(gcclPairwise_t p) {
   // rank's service receives withdrawn before any rank may close its
   // connections (a receive still posted then would read as lost data).
   gcclResult_t r = apiCall(p->comm, call, nullptr, [&]() -> gcclResult_t {
-    GCCL_CHECK(gcclBarrier(p->comm, nullptr, nullptr));
+    GCCL_CHECK(meetAll(p, 1));
     GCCL_CHECK(runServiceOp(p, false));
-    return gcclBarrier(p->comm, nullptr, nullptr);
+    return meetAll(p, 2);
   });
   delete p;
   return r;

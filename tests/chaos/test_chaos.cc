@@ -1,6 +1,6 @@
 // Chaos trials for fault-tolerant mode: 4 to 6 ranks gossip (PushSum or
-// overlap SGP with staleness 1 on the one-peer exponential graph, or
-// neighbour averaging on a ring) while the
+// overlap SGP with staleness 1 on the one-peer exponential graph, neighbour
+// averaging or pairwise gossip on a ring) while the
 // parent SIGKILLs or SIGSTOPs up to half of them less one at random moments.
 // Every trial must end, within a bounded time, with every survivor done,
 // every failed rank named, the survivors in consensus, and their weights
@@ -35,7 +35,7 @@ constexpr int kExtraSteps = 40;  // after every survivor knows of every failure
 
 struct Trial {
   int n = 4;
-  enum Algo { kPushSum, kOverlap, kNeighbour } algo = kPushSum;
+  enum Algo { kPushSum, kOverlap, kNeighbour, kPairwise } algo = kPushSum;
   bool pushSum = true;  // PushSum or overlap SGP (weights), not neighbour averaging
   std::vector<int> victims;
   std::vector<bool> stop;  // SIGSTOP (else SIGKILL)
@@ -79,6 +79,11 @@ int runRank(const Trial& t, Shared* sh, int rank, const gcclUniqueId& id) {
   gcclGossip_t g = nullptr;
   if (t.algo == Trial::kOverlap)
     RANK_OK(gcclGossipCreate(&g, x.data(), kCount, gcclFloat32, &w, topo, 1, comm));
+  gcclPairwise_t pw = nullptr;
+  if (t.algo == Trial::kPairwise)
+    RANK_OK(gcclPairwiseCreate(&pw, x.data(), kCount, gcclFloat32, topo, 11, comm));
+  // Random pairs average more slowly than a whole graph per step.
+  const int64_t extra = t.algo == Trial::kPairwise ? 10 * kExtraSteps : kExtraSteps;
   sh->started[rank] = 1;
   const int expected = static_cast<int>(t.victims.size());
   int known = 0;
@@ -90,6 +95,9 @@ int runRank(const Trial& t, Shared* sh, int rank, const gcclUniqueId& id) {
     gcclResult_t r = gcclSuccess;
     if (t.algo == Trial::kPushSum) {
       r = gcclPushSum(x.data(), kCount, gcclFloat32, &w, topo, step, comm, nullptr, nullptr);
+    } else if (t.algo == Trial::kPairwise) {
+      int partner = -1;
+      r = gcclPairwiseExchange(pw, step, &partner);
     } else if (t.algo == Trial::kNeighbour) {
       r = gcclNeighborAverage(x.data(), x.data(), kCount, gcclFloat32, topo, step, comm, nullptr,
                               nullptr);
@@ -118,11 +126,12 @@ int runRank(const Trial& t, Shared* sh, int rank, const gcclUniqueId& id) {
         all = all && k != 0;
         last = std::max(last, k);
       }
-      if (all) target = last + kExtraSteps;
+      if (all) target = last + extra;
     }
     if (target >= 0 && static_cast<int64_t>(step) + 1 >= target) break;
   }
   if (g != nullptr) RANK_OK(gcclGossipDestroy(g));  // folds in what is still in flight
+  if (pw != nullptr) RANK_OK(gcclPairwiseDestroy(pw));
   gcclFailedRank_t failed[kMaxRanks];
   int count = 0;
   RANK_OK(gcclCommGetFailedRanks(comm, failed, kMaxRanks, &count));
@@ -170,8 +179,8 @@ TEST(Chaos, GossipSurvivesRandomKillsAndStops) {
   for (int i = 0; i < trials; ++i) {
     Trial t;
     t.n = 4 + static_cast<int>(rng() % 3);
-    t.algo = static_cast<Trial::Algo>(rng() % 3);
-    t.pushSum = t.algo != Trial::kNeighbour;
+    t.algo = static_cast<Trial::Algo>(rng() % 4);
+    t.pushSum = t.algo == Trial::kPushSum || t.algo == Trial::kOverlap;
     int maxVictims = t.n / 2 - 1;
     int nv = 1 + static_cast<int>(rng() % static_cast<unsigned>(maxVictims));
     std::vector<int> ranks(static_cast<size_t>(t.n));
@@ -187,9 +196,10 @@ TEST(Chaos, GossipSurvivesRandomKillsAndStops) {
     auto* sh = new (area.data()) Shared();
     SCOPED_TRACE("trial " + std::to_string(i) + " (seed " + std::to_string(seed) +
                  "): " + std::to_string(t.n) + " ranks, " +
-                 (t.algo == Trial::kPushSum   ? "PushSum"
-                  : t.algo == Trial::kOverlap ? "overlap SGP"
-                                              : "NeighborAverage"));
+                 (t.algo == Trial::kPushSum    ? "PushSum"
+                  : t.algo == Trial::kOverlap  ? "overlap SGP"
+                  : t.algo == Trial::kPairwise ? "pairwise gossip"
+                                               : "NeighborAverage"));
     auto outcomes = runRanksWithControl(
         t.n, [&t, sh](int rank, int, const gcclUniqueId& id) { return runRank(t, sh, rank, id); },
         [&t, sh](const std::vector<int>& pids) {

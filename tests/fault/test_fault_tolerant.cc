@@ -265,6 +265,91 @@ TEST(FaultTolerant, NeighbourAveragingGoesOnWithoutAStoppedRank) {
   EXPECT_LT(worstSpread, 1e-4) << "the survivors did not reach consensus";
 }
 
+// Pairwise gossip on a ring: after a rank is killed (every exchange finished,
+// so nothing of it is in flight), the survivors pick partners among their
+// live neighbours, keep their sum (the total less the victim's), reach
+// consensus, and destroy the object in a barrier of the survivors.
+TEST(FaultTolerant, PairwiseGossipGoesOnWithoutAKilledRank) {
+  const int victim = 2, before = 20, after = 300;
+  SharedArea area(sizeof(Shared));
+  auto* sh = new (area.data()) Shared();
+  auto outcomes = runRanksWithControl(
+      kRanks,
+      [sh](int rank, int n, const gcclUniqueId& id) {
+        gcclComm_t comm;
+        RANK_OK(initTolerant(&comm, n, id, rank, 4000));
+        gcclTopology_t ring;
+        RANK_OK(gcclTopologyCreate(&ring, gcclTopoRing, n, 1));
+        std::vector<float> x(kCount);
+        for (size_t e = 0; e < kCount; ++e)
+          x[e] = initial(rank, e);
+        gcclPairwise_t pw;
+        RANK_OK(gcclPairwiseCreate(&pw, x.data(), kCount, gcclFloat32, ring, 7, comm));
+        int partner = 0;
+        uint64_t step = 0;
+        for (; step < static_cast<uint64_t>(before); ++step)
+          RANK_OK(gcclPairwiseExchange(pw, step, &partner));
+        // Every rank's own exchanges are done; the services may still answer.
+        sh->steps[rank] = before;
+        int64_t until = nowMs() + 30000;
+        for (int r = 0; r < n; ++r)
+          while (sh->steps[r].load() < before && nowMs() < until)
+            usleep(1000);
+        usleep(100 * 1000);
+        if (rank == victim) {
+          RANK_OK(gcclPairwiseLock(pw));  // nothing changes the model from here on
+          for (size_t e = 0; e < kCount; ++e)
+            sh->victimX[e] = x[e];
+          sh->done[rank] = 1;
+          pause();
+          return 1;
+        }
+        while (sh->victimGone.load() == 0 && nowMs() < until)
+          usleep(1000);
+        RANK_CHECK(waitUntilFailed(comm, victim, sh->reason[rank], 10000), "rank %d not reported",
+                   victim);
+        for (int i = 0; i < after; ++i, ++step) {
+          RANK_OK(gcclPairwiseExchange(pw, step, &partner));
+          RANK_CHECK(partner != victim, "exchanged with the failed rank %d", victim);
+        }
+        RANK_OK(gcclPairwiseDestroy(pw));  // folds nothing more in: the survivors meet
+        for (size_t e = 0; e < kCount; ++e)
+          sh->finalX[rank][e] = x[e];
+        RANK_OK(gcclTopologyDestroy(ring));
+        RANK_OK(gcclCommDestroy(comm));
+        return 0;
+      },
+      [sh](const std::vector<int>& pids) {
+        int64_t until = nowMs() + 60000;
+        while (sh->done[victim].load() == 0 && nowMs() < until)
+          usleep(1000);
+        kill(pids[victim], SIGKILL);
+        sh->victimGone = 1;
+      },
+      120);
+  EXPECT_EQ(outcomes[victim].signal, SIGKILL);
+  for (int r = 0; r < kRanks; ++r) {
+    if (r == victim) continue;
+    ASSERT_EQ(outcomes[static_cast<size_t>(r)].exitCode, 0) << "rank " << r;
+  }
+  double worstMass = 0, worstSpread = 0;
+  for (size_t e = 0; e < kCount; ++e) {
+    double total = 0, sum = 0, lo = 1e300, hi = -1e300;
+    for (int r = 0; r < kRanks; ++r) {
+      total += initial(r, e);
+      if (r == victim) continue;
+      sum += sh->finalX[r][e];
+      lo = std::min(lo, sh->finalX[r][e]);
+      hi = std::max(hi, sh->finalX[r][e]);
+    }
+    double expect = total - sh->victimX[e];
+    worstMass = std::max(worstMass, std::fabs(sum - expect) / expect);
+    worstSpread = std::max(worstSpread, (hi - lo) / hi);
+  }
+  EXPECT_LT(worstMass, 1e-5) << "the survivors' sum is not the total less the victim's";
+  EXPECT_LT(worstSpread, 1e-3) << "the survivors did not reach consensus";
+}
+
 // After a rank is killed, the survivors shrink: a communicator of three, in
 // the old order, on which exact collectives work again; the old one still
 // gossips. Bad arguments and a communicator without fault-tolerant mode are
