@@ -176,11 +176,12 @@ int main(void) {
   check(api.getVersion && api.getErrorString && api.getLastError && api.getUniqueId &&
             api.commInitRank && api.commInitRankConfig && api.commInitFromEnv && api.commDestroy &&
             api.commAbort && api.commGetAsyncError && api.commCount && api.commUserRank &&
-            api.commGetPeerCounters && api.commGetFailedRanks && api.commShrink && api.test && api.wait && api.groupStart && api.groupEnd &&
-            api.allReduce && api.broadcast && api.reduce && api.allGather && api.reduceScatter &&
-            api.barrier && api.send && api.recv && api.topologyCreate &&
-            api.topologyCreateFromWeights && api.topologyDestroy && api.topologyPeriod &&
-            api.topologyOutPeers && api.topologyInPeers && api.topologyValidate,
+            api.commGetPeerCounters && api.commGetFailedRanks && api.commShrink && api.test &&
+            api.wait && api.groupStart && api.groupEnd && api.allReduce && api.broadcast &&
+            api.reduce && api.allGather && api.reduceScatter && api.barrier && api.send &&
+            api.recv && api.topologyCreate && api.topologyCreateFromWeights &&
+            api.topologyDestroy && api.topologyPeriod && api.topologyOutPeers &&
+            api.topologyInPeers && api.topologyValidate,
         "every API function has an address");
 
   /* The calls that need no communicator. */
