@@ -250,9 +250,13 @@ void Membership::startRound(int64_t now) {
   m.type = Type::kPropose;
   m.round = round_;
   m.ranks = proposal_;
+  sendToProposal(m);
+  maybeCommit();
+}
+
+void Membership::sendToProposal(const Message& m) {
   for (int r = 0; r < n_; ++r)
     if (r != rank_ && proposal_[static_cast<size_t>(r)]) send(r, m);
-  maybeCommit();
 }
 
 void Membership::maybeCommit() {
@@ -276,8 +280,7 @@ void Membership::maybeCommit() {
   m.type = Type::kCommit;
   m.round = round_;
   m.history = history;
-  for (int r = 0; r < n_; ++r)
-    if (r != rank_ && proposal_[static_cast<size_t>(r)]) send(r, m);
+  sendToProposal(m);
   if (changed)
     GCCL_WARN(kLogNet,
               "rank %d: the survivors agreed: ranks %s alive, from collective #%llu on (failed: "

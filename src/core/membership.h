@@ -132,6 +132,8 @@ class Membership {
   int coordinator() const;
   bool isFailed(int r) const { return failed_[static_cast<size_t>(r)] != 0; }
   void send(int peer, const Message& m);
+  // To every member of the coordinator's proposal but this rank.
+  void sendToProposal(const Message& m);
   gcclResult_t postReceive(int peer);
   gcclResult_t handle(int from, const Message& m, int64_t now);
   void startRound(int64_t now);

@@ -1,6 +1,7 @@
 #include "transports/ucx/ucx_worker.h"
 
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -163,7 +164,9 @@ Worker::~Worker() {
     // the worker goes. Let them, for a bounded time.
     int64_t until = nowMs() + kSettleMs;
     while ((orphans_ > 0 || !closing_.empty()) && nowMs() < until) {
-      api_->ucp_worker_progress(worker_);
+      // Waiting on a failed peer's timeouts: give the core away between
+      // rounds that found nothing, rather than spin for up to a second.
+      if (api_->ucp_worker_progress(worker_) == 0) usleep(100);
       reapClosed();
     }
     until = nowMs() + kDrainMs;
