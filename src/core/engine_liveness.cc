@@ -78,6 +78,7 @@ const std::string& Engine::livenessReport() const {
 
 void Engine::collectAnswers(int64_t now) {
   int64_t half = std::max<int64_t>(opt_.timeoutMs / 2, 1);
+  std::vector<size_t> silent;
   for (size_t p = 0; p < probeSentMs_.size(); ++p) {
     int64_t sent = probeSentMs_[p];
     if (sent == 0) continue;
@@ -101,18 +102,34 @@ void Engine::collectAnswers(int64_t now) {
       continue;
     }
     if (now - sent < half) continue;
-    std::string why = "rank " + std::to_string(p) + " did not respond for " +
-                      std::to_string(now - std::min(sent, lastProgressMs_)) +
-                      " ms (process stopped, hung or unreachable) during " +
-                      active_.front()->describe();
     if (membership_) {
-      peerFailed(static_cast<int>(p), why);
+      peerFailed(static_cast<int>(p), "rank " + std::to_string(p) + " did not respond for " +
+                                          std::to_string(now - std::min(sent, lastProgressMs_)) +
+                                          " ms (process stopped, hung or unreachable) during " +
+                                          active_.front()->describe());
       if (active_.empty()) return;
       continue;
     }
-    fail(gcclTimeout, why);
-    return;
+    silent.push_back(p);
   }
+  if (silent.empty()) return;
+  // Name every silent peer, not the first: where a stopped process can hold
+  // up what others send through a shared queue (UCX's shared-memory FIFO),
+  // a live peer's answer may be stuck behind the stopped one's, and only the
+  // whole list is true.
+  std::string who;
+  for (size_t i = 0; i < silent.size(); ++i) {
+    if (i > 0) who += i + 1 == silent.size() ? " and " : ", ";
+    who += "rank " + std::to_string(silent[i]);
+  }
+  int64_t since = now - std::min(probeSentMs_[silent.front()], lastProgressMs_);
+  fail(gcclTimeout, who +
+                        (silent.size() == 1   ? " did"
+                         : silent.size() == 2 ? " both did"
+                                              : " all did") +
+                        " not respond for " + std::to_string(since) +
+                        " ms (process stopped, hung or unreachable) during " +
+                        active_.front()->describe());
 }
 
 void Engine::probe(int64_t now, const std::vector<const Transfer*>& waiting) {
