@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -34,6 +35,12 @@ namespace {
 constexpr uint32_t kIdMagic = 0x44494347u;  // "GCID"
 constexpr uint16_t kIdVersion = 1;
 constexpr uint32_t kJoinMagic = 0x4e4a4347u;  // "GCJN"
+// A join that asks the root to keep serving after the rendezvous, so that a
+// restarted rank can rejoin (fault-tolerant communicators).
+constexpr uint32_t kJoinKeepMagic = 0x4b4a4347u;  // "GCJK"
+// A restarted rank's request to the root kept serving; the same layout as a
+// join: magic, rank, nranks, ms left, blob length, then the blob.
+constexpr uint32_t kRejoinMagic = 0x4a524347u;  // "GCRJ"
 // magic, rank, nranks, ms left, then the length of the rank's address blob
 // (the blob follows: what its transports publish, transports/registry.h).
 constexpr size_t kJoinBytes = 20;
@@ -46,6 +53,7 @@ struct Joiner {
   size_t got = 0;  // bytes of join, then of blob
   bool headerDone = false;
   bool joined = false;
+  bool keep = false;  // joined with kJoinKeepMagic
   int rank = -1;
   int nranks = -1;
   std::string blob;
@@ -64,25 +72,56 @@ std::mutex gRootsMutex;
 std::condition_variable gRootsDone;
 int gActiveRoots = 0;
 
-void startRootThread(int fd, const tcp::Credentials& creds, int64_t deadline);
+// A root thread of this process, as stopRejoinService finds it (by the
+// communicator's nonce). `stop` and `serving` are read by the root thread
+// without the lock; `done` is guarded by gServicesMutex.
+struct RejoinService {
+  std::string nonce;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> serving{false};  // past the rendezvous, serving rejoins
+  bool done = false;                 // the listening socket is closed
+};
+std::mutex gServicesMutex;
+std::condition_variable gServicesChanged;
+std::vector<std::shared_ptr<RejoinService>> gServices;
+
+// How long a rejoining rank may take to send its request and read the answer
+// once it authenticated: a live rank does both at once, and the root serves
+// others meanwhile, so this only bounds what a stuck one holds.
+constexpr int64_t kRejoinClientMs = tcp::kMaxHelloWaitMs;
+// How often the serving root looks at its stop flag, at the least.
+constexpr int64_t kStopCheckMs = 200;
+
+// What the rendezvous left for serving rejoins: the table, and whether any
+// rank asked the root to keep serving.
+struct RootTable {
+  bool keepServing = false;
+  std::vector<std::string> table;
+};
+
+// The rank table as the root sends it: every blob in rank order, each behind
+// its length.
+void appendTable(const std::vector<std::string>& table, std::vector<uint8_t>* body) {
+  for (const std::string& b : table) {
+    uint8_t len[4];
+    putLe32(len, static_cast<uint32_t>(b.size()));
+    body->insert(body->end(), len, len + 4);
+    body->insert(body->end(), b.begin(), b.end());
+  }
+}
+
+void startRootThread(int fd, const UniqueIdFields& fields, int64_t deadline);
 
 // Serves one rendezvous until every rank has joined or the deadline passes.
 // Connections that have not authenticated are the acceptor's (bounded and
 // short-lived, so that strangers cannot keep members out); members stay until
-// the end.
-void serveRendezvous(int listenFd, const tcp::Credentials& creds, int64_t deadline) {
-  tcp::AcceptorOptions ao;
-  ao.who = "rendezvous";
-  ao.logSubsys = kLogBootstrap;
-  ao.helloTimeoutMs =
-      std::min<int64_t>(std::max<int64_t>(deadline - nowMs(), 1), tcp::kMaxHelloWaitMs);
-  tcp::Acceptor acceptor(creds, ao);
+// the end. On success *kept gets the table and whether to keep serving.
+void serveRendezvous(tcp::Acceptor& acceptor, const std::string& startError, int64_t deadline,
+                     RootTable* kept) {
   std::vector<std::unique_ptr<Joiner>> clients;
   int nranks = -1;
   int joined = 0;
-  std::string error;
-  if (acceptor.start(listenFd) != gcclSuccess)
-    error = std::string("the rendezvous cannot serve: ") + threadLastError();
+  std::string error = startError;
   auto drop = [&](size_t i, const char* why) {
     GCCL_WARN(kLogBootstrap, "rendezvous: dropped an authenticated connection: %s", why);
     close(clients[i]->fd);
@@ -130,10 +169,12 @@ void serveRendezvous(int listenFd, const tcp::Credentials& creds, int64_t deadli
       c.got += static_cast<size_t>(got);
       if (!c.headerDone) {
         if (c.got < kJoinBytes) continue;
-        if (getLe32(c.join) != kJoinMagic) {
+        uint32_t magic = getLe32(c.join);
+        if (magic != kJoinMagic && magic != kJoinKeepMagic) {
           drop(i, "bad join message");
           continue;
         }
+        c.keep = magic == kJoinKeepMagic;
         uint32_t blobBytes = getLe32(c.join + 16);
         if (blobBytes > kMaxBlobBytes) {
           drop(i, "address blob too large");
@@ -187,15 +228,13 @@ void serveRendezvous(int listenFd, const tcp::Credentials& creds, int64_t deadli
   uint32_t status = kStatusOk;
   if (error.empty()) {
     // Every rank's blob in rank order, each behind its length.
-    std::vector<const std::string*> byRank(static_cast<size_t>(nranks), nullptr);
-    for (auto& c : clients)
-      if (c->joined) byRank[static_cast<size_t>(c->rank)] = &c->blob;
-    for (const std::string* b : byRank) {
-      uint8_t len[4];
-      putLe32(len, static_cast<uint32_t>(b->size()));
-      body.insert(body.end(), len, len + 4);
-      body.insert(body.end(), b->begin(), b->end());
+    kept->table.assign(static_cast<size_t>(nranks), std::string());
+    for (auto& c : clients) {
+      if (!c->joined) continue;
+      kept->table[static_cast<size_t>(c->rank)] = c->blob;
+      kept->keepServing = kept->keepServing || c->keep;
     }
+    appendTable(kept->table, &body);
   } else {
     GCCL_WARN(kLogBootstrap, "rendezvous failed: %s", error.c_str());
     status = kStatusError;
@@ -208,19 +247,231 @@ void serveRendezvous(int listenFd, const tcp::Credentials& creds, int64_t deadli
   }
 }
 
-void serveRoot(int listenFd, tcp::Credentials creds, int64_t deadline) {
-  serveRendezvous(listenFd, creds, deadline);
-  std::lock_guard<std::mutex> lock(gRootsMutex);
-  --gActiveRoots;
-  gRootsDone.notify_all();
+// A restarted rank's connection to the root kept serving.
+struct RejoinClient {
+  int fd = -1;
+  int64_t deadline = 0;
+  std::string from;
+  uint8_t head[kJoinBytes] = {};
+  size_t got = 0;  // bytes of head, then of blob
+  bool headerDone = false;
+  std::string blob;
+  std::vector<uint8_t> answer;  // set once the request is read: being written
+  size_t sent = 0;
+};
+
+// What the root answers a complete rejoin request: the new table and the
+// rank's incarnation, or why not.
+void answerRejoin(RejoinClient& c, RootTable& kept, std::vector<uint32_t>* incarnations) {
+  uint32_t magic = getLe32(c.head);
+  int rank = static_cast<int>(getLe32(c.head + 4));
+  int nranks = static_cast<int>(getLe32(c.head + 8));
+  int size = static_cast<int>(kept.table.size());
+  std::string error;
+  if (magic != kRejoinMagic)
+    error = "rank " + std::to_string(rank) +
+            " joined after the rendezvous of this communicator completed (a restarted rank "
+            "rejoins it instead)";
+  else if (nranks != size)
+    error =
+        "the communicator has " + std::to_string(size) + " ranks, not " + std::to_string(nranks);
+  else if (rank < 0 || rank >= size)
+    error =
+        "rank " + std::to_string(rank) + " is out of range for " + std::to_string(size) + " ranks";
+  std::vector<uint8_t> body;
+  uint32_t status = kStatusOk;
+  if (error.empty()) {
+    uint32_t incarnation = ++(*incarnations)[static_cast<size_t>(rank)];
+    kept.table[static_cast<size_t>(rank)] = c.blob;
+    uint8_t inc[4];
+    putLe32(inc, incarnation);
+    body.insert(body.end(), inc, inc + 4);
+    appendTable(kept.table, &body);
+    GCCL_INFO(kLogBootstrap, "rendezvous: rank %d rejoined from %s (incarnation %u)", rank,
+              c.from.c_str(), incarnation);
+  } else {
+    GCCL_WARN(kLogBootstrap, "rendezvous: refused a rejoin from %s: %s", c.from.c_str(),
+              error.c_str());
+    status = kStatusError;
+    body.assign(error.begin(), error.end());
+  }
+  c.answer.resize(8);
+  putLe32(c.answer.data(), status);
+  putLe32(c.answer.data() + 4, static_cast<uint32_t>(body.size()));
+  c.answer.insert(c.answer.end(), body.begin(), body.end());
+  c.sent = 0;
 }
 
-void startRootThread(int fd, const tcp::Credentials& creds, int64_t deadline) {
+// Reads what a rejoining rank sent, answering once the request is whole;
+// false when the connection is to be closed (it hung up, or sent something
+// that is not a request).
+bool readRejoin(RejoinClient& c, RootTable& kept, std::vector<uint32_t>* incarnations) {
+  ssize_t got = c.headerDone ? recv(c.fd, &c.blob[c.got], c.blob.size() - c.got, MSG_DONTWAIT)
+                             : recv(c.fd, c.head + c.got, kJoinBytes - c.got, MSG_DONTWAIT);
+  if (got < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+  if (got <= 0) {
+    GCCL_WARN(kLogBootstrap, "rendezvous: a rejoining connection from %s closed mid-request",
+              c.from.c_str());
+    return false;
+  }
+  c.got += static_cast<size_t>(got);
+  if (!c.headerDone) {
+    if (c.got < kJoinBytes) return true;
+    uint32_t magic = getLe32(c.head);
+    if (magic != kRejoinMagic && magic != kJoinMagic && magic != kJoinKeepMagic) {
+      GCCL_WARN(kLogBootstrap, "rendezvous: dropped a connection from %s: bad rejoin message",
+                c.from.c_str());
+      return false;
+    }
+    // The rank's own deadline, when it is the nearer one.
+    c.deadline = std::min(c.deadline, nowMs() + static_cast<int64_t>(getLe32(c.head + 12)));
+    uint32_t blobBytes = getLe32(c.head + 16);
+    if (blobBytes > kMaxBlobBytes) {
+      // Answered now: a rank that checked its blob never sends one this large.
+      std::string error = "the address blob has " + std::to_string(blobBytes) +
+                          " bytes, more than the " + std::to_string(kMaxBlobBytes) +
+                          " the rendezvous takes";
+      GCCL_WARN(kLogBootstrap, "rendezvous: refused a rejoin from %s: %s", c.from.c_str(),
+                error.c_str());
+      c.answer.resize(8);
+      putLe32(c.answer.data(), kStatusError);
+      putLe32(c.answer.data() + 4, static_cast<uint32_t>(error.size()));
+      c.answer.insert(c.answer.end(), error.begin(), error.end());
+      return true;
+    }
+    c.headerDone = true;
+    c.got = 0;
+    c.blob.assign(blobBytes, '\0');
+  }
+  // The whole blob is read even for a request refused, so that no unread
+  // byte turns the close after the answer into a reset that loses it.
+  if (c.got == c.blob.size()) answerRejoin(c, kept, incarnations);
+  return true;
+}
+
+// After the rendezvous, for a communicator some rank asked it for: answers
+// restarted ranks (bootstrapRejoin) with the current table, on the same
+// listening socket and behind the same authentication, until
+// stopRejoinService or the end of the process. Requests are served side by
+// side without blocking: each connection has kRejoinClientMs to finish.
+void serveRejoins(tcp::Acceptor& acceptor, RejoinService& svc, RootTable& kept) {
+  GCCL_INFO(kLogBootstrap, "rendezvous: keeps serving restarted ranks of %zu", kept.table.size());
+  std::vector<uint32_t> incarnations(kept.table.size(), 0);
+  std::vector<RejoinClient> clients;
+  std::vector<tcp::Admitted> admitted;
+  while (!svc.stop.load()) {
+    int64_t now = nowMs();
+    std::vector<pollfd> pfds{{acceptor.pollFd(), POLLIN, 0}};
+    int64_t wake = std::min(now + kStopCheckMs, acceptor.nextDeadlineMs());
+    for (const RejoinClient& c : clients) {
+      pfds.push_back({c.fd, static_cast<short>(c.answer.empty() ? POLLIN : POLLOUT), 0});
+      wake = std::min(wake, c.deadline);
+    }
+    int n = poll(pfds.data(), pfds.size(), static_cast<int>(std::max<int64_t>(wake - now, 0)));
+    now = nowMs();
+    // pfds[k + 1] is clients[k]: the clients admitted below come after.
+    std::vector<bool> keep(clients.size(), true);
+    for (size_t k = 0; n > 0 && k < clients.size(); ++k) {
+      RejoinClient& c = clients[k];
+      short ev = pfds[k + 1].revents;
+      if (ev == 0) continue;
+      if (c.answer.empty()) {
+        keep[k] = readRejoin(c, kept, &incarnations);
+        continue;
+      }
+      ssize_t w = send(c.fd, c.answer.data() + c.sent, c.answer.size() - c.sent,
+                       MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (w < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (w <= 0) {
+        GCCL_WARN(kLogBootstrap, "rendezvous: lost a rejoining rank at %s before it had the answer",
+                  c.from.c_str());
+        keep[k] = false;
+        continue;
+      }
+      c.sent += static_cast<size_t>(w);
+      if (c.sent == c.answer.size()) keep[k] = false;  // answered: done with it
+    }
+    for (size_t k = 0; k < clients.size(); ++k) {
+      if (keep[k] && now >= clients[k].deadline) {
+        GCCL_WARN(kLogBootstrap,
+                  "rendezvous: closed a rejoining connection from %s that did not finish within "
+                  "%lld ms",
+                  clients[k].from.c_str(), static_cast<long long>(kRejoinClientMs));
+        keep[k] = false;
+      }
+    }
+    size_t kept_ = 0;
+    for (size_t k = 0; k < clients.size(); ++k) {
+      if (!keep[k]) {
+        close(clients[k].fd);
+        continue;
+      }
+      if (kept_ != k) clients[kept_] = std::move(clients[k]);
+      ++kept_;
+    }
+    clients.resize(kept_);
+    admitted.clear();
+    acceptor.process(now, &admitted);
+    for (tcp::Admitted& a : admitted) {
+      if (a.info.purpose != tcp::Purpose::kBootstrap) {
+        acceptor.reject(&a, "not a rendezvous connection");
+        continue;
+      }
+      RejoinClient c;
+      c.fd = a.fd;
+      c.from = a.from.toString();
+      c.deadline = now + kRejoinClientMs;
+      clients.push_back(std::move(c));
+    }
+  }
+  for (RejoinClient& c : clients)
+    close(c.fd);
+  GCCL_INFO(kLogBootstrap, "rendezvous: stopped serving restarted ranks");
+}
+
+void serveRoot(int listenFd, tcp::Credentials creds, std::shared_ptr<RejoinService> svc,
+               int64_t deadline) {
+  tcp::AcceptorOptions ao;
+  ao.who = "rendezvous";
+  ao.logSubsys = kLogBootstrap;
+  ao.helloTimeoutMs =
+      std::min<int64_t>(std::max<int64_t>(deadline - nowMs(), 1), tcp::kMaxHelloWaitMs);
+  auto acceptor = std::make_unique<tcp::Acceptor>(creds, ao);
+  std::string startError;
+  if (acceptor->start(listenFd) != gcclSuccess)
+    startError = std::string("the rendezvous cannot serve: ") + threadLastError();
+  RootTable kept;
+  serveRendezvous(*acceptor, startError, deadline, &kept);
+  {
+    // Serving rejoins is no answer a failing rank must wait for.
+    std::lock_guard<std::mutex> lock(gRootsMutex);
+    --gActiveRoots;
+    gRootsDone.notify_all();
+  }
+  if (kept.keepServing) {
+    svc->serving = true;
+    acceptor->setHelloTimeoutMs(tcp::kMaxHelloWaitMs);
+    serveRejoins(*acceptor, *svc, kept);
+  }
+  acceptor.reset();  // closes the listening socket: later connects are refused
+  std::lock_guard<std::mutex> lock(gServicesMutex);
+  svc->done = true;
+  gServices.erase(std::remove(gServices.begin(), gServices.end(), svc), gServices.end());
+  gServicesChanged.notify_all();
+}
+
+void startRootThread(int fd, const UniqueIdFields& fields, int64_t deadline) {
   {
     std::lock_guard<std::mutex> lock(gRootsMutex);
     ++gActiveRoots;
   }
-  std::thread(serveRoot, fd, creds, deadline).detach();
+  auto svc = std::make_shared<RejoinService>();
+  svc->nonce.assign(reinterpret_cast<const char*>(fields.nonce), sizeof(fields.nonce));
+  {
+    std::lock_guard<std::mutex> lock(gServicesMutex);
+    gServices.push_back(svc);
+  }
+  std::thread(serveRoot, fd, credentialsOf(fields), svc, deadline).detach();
 }
 
 }  // namespace
@@ -279,7 +530,7 @@ gcclResult_t createServedUniqueId(const std::string& ifnames, int64_t timeoutMs,
   encodeUniqueId(f, id);
   GCCL_INFO(kLogBootstrap, "rendezvous served at %s (%s)", f.root.toString().c_str(),
             ifname.c_str());
-  startRootThread(fd, credentialsOf(f), nowMs() + timeoutMs);
+  startRootThread(fd, f, nowMs() + timeoutMs);
   return gcclSuccess;
 }
 
@@ -385,7 +636,7 @@ gcclResult_t startRootAt(const UniqueIdFields& f, int64_t timeoutMs) {
   int fd = -1;
   GCCL_CHECK(takeInheritedRoot(f.root, &fd));
   if (fd >= 0) {
-    startRootThread(fd, credentialsOf(f), nowMs() + timeoutMs);
+    startRootThread(fd, f, nowMs() + timeoutMs);
     return gcclSuccess;
   }
   SockAddr bound;
@@ -393,7 +644,7 @@ gcclResult_t startRootAt(const UniqueIdFields& f, int64_t timeoutMs) {
   if (r != gcclSuccess)
     return setError(r, "rank 0 cannot serve the rendezvous at %s: %s", f.root.toString().c_str(),
                     threadLastError());
-  startRootThread(fd, credentialsOf(f), nowMs() + timeoutMs);
+  startRootThread(fd, f, nowMs() + timeoutMs);
   return gcclSuccess;
 }
 
@@ -402,9 +653,57 @@ void waitForLocalRoots(int64_t maxMs) {
   gRootsDone.wait_for(lock, std::chrono::milliseconds(maxMs), [] { return gActiveRoots == 0; });
 }
 
+namespace {
+
+// Reads the rank table the root sends (appendTable) from body[at, end).
+gcclResult_t decodeTable(const std::vector<uint8_t>& body, size_t at, int nranks,
+                         std::vector<std::string>* all) {
+  size_t len = body.size();
+  std::vector<std::string> table(static_cast<size_t>(nranks));
+  for (int i = 0; i < nranks; ++i) {
+    GCCL_REQUIRE(len - at >= 4, gcclInternalError,
+                 "rendezvous sent a table of %zu bytes, too short for %d ranks", len, nranks);
+    uint32_t n = getLe32(body.data() + at);
+    at += 4;
+    GCCL_REQUIRE(n <= kMaxBlobBytes && len - at >= n, gcclInternalError,
+                 "rendezvous sent a table whose entry for rank %d does not fit", i);
+    table[static_cast<size_t>(i)].assign(reinterpret_cast<const char*>(body.data() + at), n);
+    at += n;
+  }
+  GCCL_REQUIRE(at == len, gcclInternalError, "rendezvous sent %zu bytes more than %d ranks' table",
+               len - at, nranks);
+  *all = std::move(table);
+  return gcclSuccess;
+}
+
+// Sends a join or rejoin request (magic, then the layout of kJoinBytes and the
+// blob) on an authenticated socket and reads the answer: *status and *body.
+gcclResult_t sendRequest(int fd, uint32_t magic, int rank, int nranks, const std::string& blob,
+                         int64_t deadlineMs, const char* waiting, uint32_t* status,
+                         std::vector<uint8_t>* body) {
+  uint8_t join[kJoinBytes];
+  putLe32(join, magic);
+  putLe32(join + 4, static_cast<uint32_t>(rank));
+  putLe32(join + 8, static_cast<uint32_t>(nranks));
+  putLe32(join + 12, static_cast<uint32_t>(std::max<int64_t>(deadlineMs - nowMs(), 0)));
+  putLe32(join + 16, static_cast<uint32_t>(blob.size()));
+  GCCL_CHECK(tcp::writeAllUntil(fd, join, sizeof(join), deadlineMs, "joining the rendezvous"));
+  GCCL_CHECK(
+      tcp::writeAllUntil(fd, blob.data(), blob.size(), deadlineMs, "joining the rendezvous"));
+  uint8_t head[8];
+  GCCL_CHECK(tcp::readAllUntil(fd, head, sizeof(head), deadlineMs, waiting));
+  *status = getLe32(head);
+  uint32_t len = getLe32(head + 4);
+  GCCL_REQUIRE(len <= (1u << 24), gcclInternalError, "rendezvous sent an answer of %u bytes", len);
+  body->assign(len, 0);
+  return tcp::readAllUntil(fd, body->data(), len, deadlineMs, "reading the rank table");
+}
+
+}  // namespace
+
 gcclResult_t bootstrapExchange(const UniqueIdFields& f, int rank, int nranks,
                                const std::string& myBlob, int64_t deadlineMs,
-                               std::vector<std::string>* all) {
+                               std::vector<std::string>* all, bool keepServing) {
   GCCL_REQUIRE(myBlob.size() <= kMaxBlobBytes, gcclInternalError,
                "this rank's address blob has %zu bytes, more than the %zu the rendezvous takes",
                myBlob.size(), kMaxBlobBytes);
@@ -431,50 +730,103 @@ gcclResult_t bootstrapExchange(const UniqueIdFields& f, int rank, int nranks,
                       handshakeError.empty() ? threadLastError() : handshakeError.c_str());
     usleep(100 * 1000);
   }
-  uint8_t join[kJoinBytes];
-  putLe32(join, kJoinMagic);
-  putLe32(join + 4, static_cast<uint32_t>(rank));
-  putLe32(join + 8, static_cast<uint32_t>(nranks));
-  putLe32(join + 12, static_cast<uint32_t>(std::max<int64_t>(deadlineMs - nowMs(), 0)));
-  putLe32(join + 16, static_cast<uint32_t>(myBlob.size()));
-  gcclResult_t r = tcp::writeAllUntil(fd, join, sizeof(join), deadlineMs, "joining the rendezvous");
-  if (r == gcclSuccess)
-    r = tcp::writeAllUntil(fd, myBlob.data(), myBlob.size(), deadlineMs, "joining the rendezvous");
-  uint8_t head[8];
-  if (r == gcclSuccess)
-    r = tcp::readAllUntil(fd, head, sizeof(head), deadlineMs, "waiting for the other ranks");
-  if (r != gcclSuccess) {
-    close(fd);
-    return setError(r, "rendezvous at %s: %s", f.root.toString().c_str(), threadLastError());
-  }
-  uint32_t status = getLe32(head), len = getLe32(head + 4);
-  if (len > (1u << 24)) {
-    close(fd);
-    return setError(gcclInternalError, "rendezvous sent an answer of %u bytes", len);
-  }
-  std::vector<uint8_t> body(len);
-  r = tcp::readAllUntil(fd, body.data(), len, deadlineMs, "reading the rank table");
+  uint32_t status = kStatusError;
+  std::vector<uint8_t> body;
+  gcclResult_t r = sendRequest(fd, keepServing ? kJoinKeepMagic : kJoinMagic, rank, nranks, myBlob,
+                               deadlineMs, "waiting for the other ranks", &status, &body);
   close(fd);
-  GCCL_CHECK(r);
+  if (r != gcclSuccess)
+    return setError(r, "rendezvous at %s: %s", f.root.toString().c_str(), threadLastError());
   if (status != kStatusOk)
-    return setError(gcclInvalidUsage, "rendezvous failed: %.*s", static_cast<int>(len),
+    return setError(gcclInvalidUsage, "rendezvous failed: %.*s", static_cast<int>(body.size()),
                     reinterpret_cast<const char*>(body.data()));
-  std::vector<std::string> table(static_cast<size_t>(nranks));
-  size_t at = 0;
-  for (int i = 0; i < nranks; ++i) {
-    GCCL_REQUIRE(len - at >= 4, gcclInternalError,
-                 "rendezvous sent a table of %u bytes, too short for %d ranks", len, nranks);
-    uint32_t n = getLe32(body.data() + at);
-    at += 4;
-    GCCL_REQUIRE(n <= kMaxBlobBytes && len - at >= n, gcclInternalError,
-                 "rendezvous sent a table whose entry for rank %d does not fit", i);
-    table[static_cast<size_t>(i)].assign(reinterpret_cast<const char*>(body.data() + at), n);
-    at += n;
+  return decodeTable(body, 0, nranks, all);
+}
+
+gcclResult_t bootstrapRejoin(const UniqueIdFields& f, int rank, int nranks,
+                             const std::string& myBlob, int64_t deadlineMs,
+                             std::vector<std::string>* all, uint32_t* incarnation) {
+  GCCL_REQUIRE(myBlob.size() <= kMaxBlobBytes, gcclInternalError,
+               "this rank's address blob has %zu bytes, more than the %zu the rendezvous takes",
+               myBlob.size(), kMaxBlobBytes);
+  tcp::Credentials creds = credentialsOf(f);
+  std::string root = f.root.toString();
+  int fd = -1;
+  // Unlike a join, a refused connect is not retried: the root serves from
+  // the rendezvous on, so nobody listening means it is gone for good. A
+  // connection closed before the handshake completed (the root's acceptor
+  // making room under a flood, or a root just closing its socket) is tried
+  // again, and tells which of the two it was.
+  for (;;) {
+    gcclResult_t r = tcp::startConnect(f.root, &fd);
+    bool accepted = false;
+    if (r == gcclSuccess) {
+      r = tcp::waitConnected(fd, deadlineMs);
+      accepted = r == gcclSuccess;
+    }
+    if (accepted) {
+      tcp::HelloInfo hello;
+      hello.purpose = tcp::Purpose::kBootstrap;
+      hello.fromRank = rank;
+      r = tcp::clientHandshake(fd, creds, hello, deadlineMs);
+      if (r == gcclSuccess) break;
+    }
+    std::string why = threadLastError();
+    if (fd >= 0) close(fd);
+    fd = -1;
+    if (r == gcclRemoteError && !accepted)
+      return setError(gcclRemoteError,
+                      "cannot rejoin: the rendezvous root at %s is gone (the process that served "
+                      "it, rank 0 under launchers, must be alive for a rank to rejoin, and the "
+                      "communicator fault-tolerant, so that its root kept serving): %s",
+                      root.c_str(), why.c_str());
+    if (r == gcclTimeout || nowMs() + 100 >= deadlineMs)
+      return setError(gcclTimeout,
+                      "cannot rejoin: the rendezvous root at %s did not answer in time: %s",
+                      root.c_str(), why.c_str());
+    if (r != gcclRemoteError)
+      return setError(r, "cannot rejoin through the rendezvous root at %s: %s", root.c_str(),
+                      why.c_str());
+    usleep(100 * 1000);
   }
-  GCCL_REQUIRE(at == len, gcclInternalError, "rendezvous sent %u bytes more than %d ranks' table",
-               len - static_cast<uint32_t>(at), nranks);
-  *all = std::move(table);
+  uint32_t status = kStatusError;
+  std::vector<uint8_t> body;
+  gcclResult_t r = sendRequest(fd, kRejoinMagic, rank, nranks, myBlob, deadlineMs,
+                               "waiting for the rendezvous root's answer", &status, &body);
+  close(fd);
+  if (r != gcclSuccess)
+    return setError(r, "cannot rejoin: the rendezvous root at %s: %s", root.c_str(),
+                    threadLastError());
+  if (status != kStatusOk)
+    return setError(gcclInvalidUsage, "cannot rejoin: the rendezvous root at %s refused: %.*s",
+                    root.c_str(), static_cast<int>(body.size()),
+                    reinterpret_cast<const char*>(body.data()));
+  GCCL_REQUIRE(body.size() >= 4, gcclInternalError,
+               "the rendezvous root at %s answered a rejoin with %zu bytes, no incarnation",
+               root.c_str(), body.size());
+  uint32_t inc = getLe32(body.data());
+  GCCL_CHECK(decodeTable(body, 4, nranks, all));
+  *incarnation = inc;
   return gcclSuccess;
+}
+
+void stopRejoinService(const UniqueIdFields& f) {
+  std::string nonce(reinterpret_cast<const char*>(f.nonce), sizeof(f.nonce));
+  std::unique_lock<std::mutex> lock(gServicesMutex);
+  std::vector<std::shared_ptr<RejoinService>> waitFor;
+  for (auto& svc : gServices) {
+    if (svc->nonce != nonce) continue;
+    svc->stop = true;
+    // One still in its rendezvous sees the flag when that ends, and never
+    // serves; one serving closes its socket within kStopCheckMs: wait for
+    // that (bounded), so that a rejoin after this call is refused.
+    if (svc->serving) waitFor.push_back(svc);
+  }
+  gServicesChanged.wait_for(lock, std::chrono::milliseconds(10 * kStopCheckMs), [&] {
+    for (auto& svc : waitFor)
+      if (!svc->done) return false;
+    return true;
+  });
 }
 
 }  // namespace gccl

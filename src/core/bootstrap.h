@@ -10,6 +10,11 @@
 // ids made from GCCL_COMM_ID) collects each rank's address blob and sends
 // everyone the full table, after checking that all ranks agree on the size
 // and that no rank joined twice. Then the ranks connect to each other directly.
+//
+// Rejoining (fault-tolerant communicators): when a rank joins asking for it,
+// the root goes on serving on the same socket, behind the same
+// authentication: a restarted rank sends its new blob (bootstrapRejoin) and
+// gets the current table and its incarnation.
 #pragma once
 
 #include <cstdint>
@@ -57,9 +62,23 @@ void waitForLocalRoots(int64_t maxMs);
 // The most a rank's address blob may hold.
 inline constexpr size_t kMaxBlobBytes = 16 << 10;
 // Sends this rank's address blob (how its transports are reached) to the
-// root and returns every rank's, in rank order.
+// root and returns every rank's, in rank order. With keepServing (a
+// fault-tolerant communicator), the root goes on serving after the
+// rendezvous, so that a restarted rank can rejoin (bootstrapRejoin), until
+// stopRejoinService in the root's process or the end of that process.
 gcclResult_t bootstrapExchange(const UniqueIdFields& fields, int rank, int nranks,
                                const std::string& myBlob, int64_t deadlineMs,
-                               std::vector<std::string>* all);
+                               std::vector<std::string>* all, bool keepServing = false);
+// A restarted rank of a running fault-tolerant communicator: sends its new
+// address blob to the root (which must have been asked to keep serving) and
+// receives every rank's blob (its own entry replaced) and its incarnation:
+// 1 the first time `rank` rejoins, 2 the next, ...
+gcclResult_t bootstrapRejoin(const UniqueIdFields& fields, int rank, int nranks,
+                             const std::string& myBlob, int64_t deadlineMs,
+                             std::vector<std::string>* all, uint32_t* incarnation);
+// Stops the root kept serving in this process for the communicator `fields`
+// names, if any (called when that communicator is destroyed here). Returns
+// once its listening socket is closed (waiting a moment at most).
+void stopRejoinService(const UniqueIdFields& fields);
 
 }  // namespace gccl

@@ -64,6 +64,9 @@ class Acceptor {
 
   // Takes ownership of the listening socket `listenFd` (non-blocking).
   gcclResult_t start(int listenFd);
+  // For connections accepted from now on (the rendezvous root keeps serving
+  // past the deadline its first hello timeout was cut to).
+  void setHelloTimeoutMs(int64_t ms) { opt_.helloTimeoutMs = ms > 0 ? ms : kMaxHelloWaitMs; }
   // Readable when process() has work: a connection to accept or hello bytes.
   int pollFd() const { return epollFd_; }
   // Never blocks: accepts, reads hellos, closes whoever failed or ran out of
