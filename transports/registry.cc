@@ -261,6 +261,57 @@ gcclResult_t Registry::connect(const std::vector<std::string>& blobs, int64_t de
   return gcclSuccess;
 }
 
+gcclResult_t Registry::rejoin(const std::vector<std::string>& blobs, uint32_t incarnation,
+                              int64_t perPeerMs, int64_t deadlineMs,
+                              std::vector<std::unique_ptr<Connection>>* conns,
+                              std::vector<std::unique_ptr<Listener>>* listeners) {
+  int n = opt_.ctx.nranks, me = opt_.ctx.rank;
+  GCCL_REQUIRE(blobs.size() == static_cast<size_t>(n), gcclInternalError,
+               "rejoin: %zu address blobs for %d ranks", blobs.size(), n);
+  std::vector<Decoded> all(static_cast<size_t>(n));
+  for (int r = 0; r < n; ++r)
+    GCCL_REQUIRE(Decoded::decode(blobs[static_cast<size_t>(r)], &all[static_cast<size_t>(r)]),
+                 gcclInternalError, "rank %d published an address blob that does not decode", r);
+  // Only TCP rejoins: its listeners are the ones that admit restarted ranks.
+  Transport* tcp = find("tcp");
+  const Decoded& mine = all[static_cast<size_t>(me)];
+  GCCL_REQUIRE(tcp != nullptr && mine.part("tcp") != nullptr, gcclInvalidUsage,
+               "rank %d cannot rejoin: it has no tcp transport (GCCL_TRANSPORT=%s), and a "
+               "restarted rank rejoins over tcp",
+               me, opt_.preference.c_str());
+  chosen_.assign(static_cast<size_t>(n), "");
+  chosen_[static_cast<size_t>(me)] = "self";
+  localRanks_ = 0;
+  std::vector<int> peers;
+  std::vector<std::string> parts(static_cast<size_t>(n));
+  for (int r = 0; r < n; ++r) {
+    const Decoded& theirs = all[static_cast<size_t>(r)];
+    localRanks_ += theirs.hostId == mine.hostId;
+    if (r == me) continue;
+    GCCL_REQUIRE(theirs.preference == mine.preference, gcclInvalidUsage,
+                 "rank %d allows the transports \"%s\" while this rank allows \"%s\" "
+                 "(GCCL_TRANSPORT must be the same on every rank)",
+                 r, theirs.preference.c_str(), mine.preference.c_str());
+    const std::string* part = theirs.part("tcp");
+    GCCL_REQUIRE(part != nullptr, gcclInvalidUsage,
+                 "rank %d cannot rejoin: rank %d has no tcp address (GCCL_TRANSPORT=%s), and a "
+                 "restarted rank rejoins over tcp",
+                 me, r, opt_.preference.c_str());
+    parts[static_cast<size_t>(r)] = *part;
+    peers.push_back(r);
+  }
+  conns->resize(static_cast<size_t>(n));
+  gcclResult_t res = tcp->rejoin(peers, parts, incarnation, perPeerMs, deadlineMs, conns);
+  if (res != gcclSuccess) return setError(res, "tcp: %s", threadLastError());
+  for (int r : peers)
+    if ((*conns)[static_cast<size_t>(r)] != nullptr) chosen_[static_cast<size_t>(r)] = "tcp";
+  for (auto& t : transports_) {
+    std::unique_ptr<Listener> l = t->takeListener();
+    if (l) listeners->push_back(std::move(l));
+  }
+  return gcclSuccess;
+}
+
 bool Registry::socketAddress(SockAddr* addr, std::string* ifname) const {
   for (const auto& t : transports_)
     if (t->socketAddress(addr, ifname)) return true;

@@ -49,7 +49,17 @@ class Registry {
                        std::vector<std::unique_ptr<Connection>>* conns,
                        std::vector<std::unique_ptr<Listener>>* listeners);
 
+  // A restarted rank, after open(): connects to every other rank of `blobs`
+  // over TCP (the transport that rejoins) with Transport::rejoin; unreachable
+  // ranks stay null in *conns; listeners as connect gives them. Error when
+  // this rank or a peer has no TCP blob (TCP not in the preference list).
+  gcclResult_t rejoin(const std::vector<std::string>& blobs, uint32_t incarnation,
+                      int64_t perPeerMs, int64_t deadlineMs,
+                      std::vector<std::unique_ptr<Connection>>* conns,
+                      std::vector<std::unique_ptr<Listener>>* listeners);
+
   // After connect: the transport chosen for each rank ("self" for this one).
+  // After rejoin: "tcp" for each rank reached, "" for one that was not.
   const std::vector<std::string>& chosen() const { return chosen_; }
   // Ranks on this machine (the same kernel boot), this one included.
   int localRanks() const { return localRanks_; }

@@ -56,6 +56,18 @@ gcclResult_t Connection::irecvRegion(const MemoryRegion& region, size_t offset, 
   return irecv(static_cast<uint8_t*>(region.base) + offset, capacity, tag, expect, req);
 }
 
+gcclResult_t Transport::rejoin(const std::vector<int>& peers, const std::vector<std::string>& blobs,
+                               uint32_t incarnation, int64_t perPeerMs, int64_t deadlineMs,
+                               std::vector<std::unique_ptr<Connection>>* out) {
+  (void)peers;
+  (void)blobs;
+  (void)incarnation;
+  (void)perPeerMs;
+  (void)deadlineMs;
+  (void)out;
+  return setError(gcclInvalidUsage, "transport %s cannot rejoin a running communicator", name());
+}
+
 void settleBeforeClose(Connection* const* conns, size_t n, int64_t deadlineMs) {
   for (;;) {
     bool settled = true;

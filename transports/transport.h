@@ -98,11 +98,15 @@ class Poller {
 };
 inline constexpr size_t kMaxLivenessReportBytes = 512;
 
-// Where connection attempts arrive after a communicator is built: none is
-// expected, so the listener turns every one away, keeping what strangers may
-// cost bounded. The engine watches pollFd() for readability and calls poll()
-// when it is readable and whenever nextDeadlineMs() (monotonic ms, see
-// base/clock.h) has passed; both from the driver only.
+struct Arrival;
+
+// Where connection attempts arrive after a communicator is built. None is
+// expected, except (fault-tolerant communicators) from a restarted rank
+// rejoining (Transport::rejoin); the listener turns every other one away,
+// keeping what strangers may cost bounded. The engine watches pollFd() for
+// readability and calls poll() when it is readable and whenever
+// nextDeadlineMs() (monotonic ms, see base/clock.h) has passed; both from the
+// driver only.
 class Listener {
  public:
   virtual ~Listener() = default;
@@ -110,6 +114,12 @@ class Listener {
   virtual void poll() = 0;
   // INT64_MAX when nothing is due.
   virtual int64_t nextDeadlineMs() const = 0;
+  // After poll(): hands over one connection a restarted rank completed
+  // (fault-tolerant communicators only), false when there is none.
+  virtual bool takeArrival(Arrival* out) {
+    (void)out;
+    return false;
+  }
 };
 
 // A bidirectional message channel to one peer.
@@ -219,6 +229,14 @@ class Connection {
   virtual void pausedFrames(std::vector<std::pair<uint64_t, MessageMeta>>* out) const { (void)out; }
 };
 
+// A connection from a restarted rank that a listener accepted after set-up.
+// Not started yet: the engine calls start() when it adopts it.
+struct Arrival {
+  int peer = -1;
+  uint32_t incarnation = 0;
+  std::unique_ptr<Connection> conn;
+};
+
 // What every transport of a communicator knows about it.
 struct TransportContext {
   int rank = 0;
@@ -246,8 +264,16 @@ class Transport {
   virtual gcclResult_t connect(const std::vector<int>& peers, const std::vector<std::string>& blobs,
                                int64_t deadlineMs,
                                std::vector<std::unique_ptr<Connection>>* out) = 0;
-  // After connect: what keeps watching for latecomers on this transport's
-  // listening endpoint (the engine drives it), or null.
+  // A restarted rank (incarnation >= 1): connects to each rank of `peers` of a
+  // running communicator. (*out)[r] is set for each peer that took the
+  // connection and left null for one that could not be reached (gone or not
+  // answering: each peer's try is bounded, at most `perPeerMs`, overall by
+  // deadlineMs); an error only for something else (bad blob).
+  virtual gcclResult_t rejoin(const std::vector<int>& peers, const std::vector<std::string>& blobs,
+                              uint32_t incarnation, int64_t perPeerMs, int64_t deadlineMs,
+                              std::vector<std::unique_ptr<Connection>>* out);
+  // After connect (or rejoin): what keeps watching for latecomers on this
+  // transport's listening endpoint (the engine drives it), or null.
   virtual std::unique_ptr<Listener> takeListener() { return nullptr; }
   // Where this rank listens, for logs ("127.0.0.1:40123 on lo").
   virtual std::string describe() const { return name(); }

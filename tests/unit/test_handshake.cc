@@ -479,6 +479,28 @@ TEST(Handshake, SteppedClientSucceedsAndTheServerReadsItsNetPluginHello) {
   EXPECT_EQ(hs.info().channel, 3u);
 }
 
+// A restarted rank's socket (TcpTransport::rejoin): the purpose and the
+// packed channel word arrive as sent.
+TEST(Handshake, RejoinHelloCarriesIndexCountAndIncarnation) {
+  SocketPair sp;
+  SteppedClient client(sp.client, kCreds,
+                       makeHello(Purpose::kRejoin, 1, 0, rejoinChannel(2, 4, 7)));
+  ServerHandshake hs;
+  Outcome server = runServer(&hs, sp.server, &kCreds);
+  ASSERT_EQ(server.result, gcclSuccess) << server.error;
+  const Outcome& c = client.join();
+  EXPECT_EQ(c.result, gcclSuccess) << c.error;
+  EXPECT_EQ(hs.info().purpose, Purpose::kRejoin);
+  EXPECT_EQ(hs.info().fromRank, 1);
+  EXPECT_EQ(hs.info().toRank, 0);
+  EXPECT_EQ(rejoinSocketIndex(hs.info().channel), 2);
+  EXPECT_EQ(rejoinSocketCount(hs.info().channel), 4);
+  EXPECT_EQ(rejoinIncarnation(hs.info().channel), 7u);
+  EXPECT_EQ(rejoinIncarnation(rejoinChannel(17, 18, kMaxRejoinIncarnation)), kMaxRejoinIncarnation);
+  EXPECT_EQ(rejoinSocketIndex(rejoinChannel(17, 18, kMaxRejoinIncarnation)), 17);
+  EXPECT_EQ(rejoinSocketCount(rejoinChannel(17, 18, kMaxRejoinIncarnation)), 18);
+}
+
 TEST(Handshake, SteppedClientWithAWrongSecretFailsOnBothSides) {
   SocketPair sp;
   SteppedClient client(sp.client, kOtherSecret, makeHello(Purpose::kNetPlugin, 1, 3, 0));

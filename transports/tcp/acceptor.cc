@@ -250,12 +250,130 @@ void Acceptor::flushWarnings(int64_t now, bool all) {
   }
 }
 
+LateListener::LateListener(std::unique_ptr<Acceptor> acceptor, const RejoinAdmission& rejoins)
+    : acceptor_(std::move(acceptor)),
+      acceptRejoins_(true),
+      rejoin_(rejoins),
+      connected_(static_cast<size_t>(std::max(rejoins.nranks, 0)), 0) {
+  if (rejoin_.setTimeoutMs <= 0) rejoin_.setTimeoutMs = kMaxHelloWaitMs;
+}
+
+LateListener::~LateListener() {
+  for (RejoinSet& set : sets_)
+    for (int& fd : set.fds)
+      closeFd(&fd);
+}
+
 void LateListener::poll() {
   admitted_.clear();
-  acceptor_->process(nowMs(), &admitted_);
-  for (Admitted& a : admitted_)
+  int64_t now = nowMs();
+  acceptor_->process(now, &admitted_);
+  for (Admitted& a : admitted_) {
+    if (acceptRejoins_ && a.info.purpose == Purpose::kRejoin) {
+      admitRejoin(&a, now);
+      continue;
+    }
     acceptor_->reject(&a, "it authenticated as rank " + std::to_string(a.info.fromRank) +
-                              ", but this communicator takes connections only while it is built");
+                              ", but this communicator takes connections only while it is built" +
+                              (acceptRejoins_ ? " or from a restarted rank" : ""));
+  }
+  for (size_t i = 0; i < sets_.size();) {
+    if (now < sets_[i].deadlineMs) {
+      ++i;
+      continue;
+    }
+    dropSet(i, "the rest did not arrive within " + std::to_string(rejoin_.setTimeoutMs) + " ms");
+  }
+}
+
+void LateListener::dropSet(size_t index, const std::string& why) {
+  RejoinSet& set = sets_[index];
+  GCCL_WARN(kLogNet,
+            "rank %d: dropped the %d of %zu socket(s) restarted rank %d (incarnation %u) "
+            "opened: %s",
+            rejoin_.rank, set.have, set.fds.size(), set.peer, set.incarnation, why.c_str());
+  for (int& fd : set.fds)
+    closeFd(&fd);
+  sets_.erase(sets_.begin() + static_cast<long>(index));
+}
+
+void LateListener::admitRejoin(Admitted* a, int64_t now) {
+  const HelloInfo& info = a->info;
+  int peer = info.fromRank;
+  int index = rejoinSocketIndex(info.channel);
+  int count = rejoinSocketCount(info.channel);
+  uint32_t incarnation = rejoinIncarnation(info.channel);
+  std::string what = "rejoin hello (rank " + std::to_string(peer) + " -> " +
+                     std::to_string(info.toRank) + ", incarnation " + std::to_string(incarnation) +
+                     ", socket " + std::to_string(index) + " of " + std::to_string(count) + ")";
+  if (info.toRank != rejoin_.rank || peer < 0 || peer >= rejoin_.nranks || peer == rejoin_.rank ||
+      count < kMinRejoinSockets || count > kMaxRejoinSockets || index >= count ||
+      incarnation == 0) {
+    acceptor_->reject(a, "invalid " + what);
+    return;
+  }
+  if (incarnation <= connected_[static_cast<size_t>(peer)]) {
+    acceptor_->reject(a, "stale or duplicate " + what + ": incarnation " +
+                             std::to_string(connected_[static_cast<size_t>(peer)]) +
+                             " of that rank already connected");
+    return;
+  }
+  size_t i = 0;
+  while (i < sets_.size() && sets_[i].peer != peer)
+    ++i;
+  if (i < sets_.size() && sets_[i].incarnation > incarnation) {
+    acceptor_->reject(a, "stale " + what + ": incarnation " + std::to_string(sets_[i].incarnation) +
+                             " of that rank is arriving");
+    return;
+  }
+  if (i < sets_.size() && sets_[i].incarnation < incarnation) {
+    dropSet(i, "incarnation " + std::to_string(incarnation) + " of that rank replaces it");
+    i = sets_.size();
+  }
+  if (i == sets_.size()) {
+    RejoinSet set;
+    set.peer = peer;
+    set.incarnation = incarnation;
+    set.deadlineMs = now + rejoin_.setTimeoutMs;
+    set.fds.assign(static_cast<size_t>(count), -1);
+    sets_.push_back(std::move(set));
+  }
+  RejoinSet& set = sets_[i];
+  if (static_cast<size_t>(count) != set.fds.size() || set.fds[static_cast<size_t>(index)] >= 0) {
+    acceptor_->reject(a, "duplicate or inconsistent " + what + " (" +
+                             std::to_string(set.fds.size()) + " socket(s) announced before)");
+    return;
+  }
+  set.fds[static_cast<size_t>(index)] = a->fd;
+  a->fd = -1;
+  if (++set.have < count) return;
+  // Complete: tuned as the mesh tunes its sockets, handed over unstarted.
+  for (int fd : set.fds)
+    tuneDataSocket(fd, rejoin_.sockBufBytes, rejoin_.congestion);
+  transport::Arrival arrival;
+  arrival.peer = peer;
+  arrival.incarnation = incarnation;
+  arrival.conn.reset(
+      new TcpConnection(peer, rejoin_.commHash, set.fds, rejoin_.tuning, rejoin_.poller));
+  connected_[static_cast<size_t>(peer)] = incarnation;
+  GCCL_INFO(kLogNet, "rank %d: restarted rank %d (incarnation %u) connected with %d socket(s)",
+            rejoin_.rank, peer, incarnation, count);
+  sets_.erase(sets_.begin() + static_cast<long>(i));
+  arrivals_.push_back(std::move(arrival));
+}
+
+int64_t LateListener::nextDeadlineMs() const {
+  int64_t next = acceptor_->nextDeadlineMs();
+  for (const RejoinSet& set : sets_)
+    next = std::min(next, set.deadlineMs);
+  return next;
+}
+
+bool LateListener::takeArrival(transport::Arrival* out) {
+  if (arrivals_.empty()) return false;
+  *out = std::move(arrivals_.front());
+  arrivals_.pop_front();
+  return true;
 }
 
 }  // namespace gccl::tcp

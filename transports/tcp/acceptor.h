@@ -1,7 +1,9 @@
 // The door of a listening socket: accepts connections and authenticates them
 // (handshake.h) without letting anyone who does not know the secret deny
 // service to those who do. Used by the rendezvous root, by mesh building
-// during init, and (wrapped as a LateListener) by the engine after init.
+// during init, and (wrapped as a LateListener) by the engine after init,
+// where it admits the sockets of restarted ranks of fault-tolerant
+// communicators and nothing else.
 //
 // Unauthenticated connections cost a file descriptor each, so they are
 // bounded:
@@ -33,6 +35,7 @@
 #include "base/log.h"
 #include "base/net_if.h"
 #include "transports/tcp/handshake.h"
+#include "transports/tcp/tcp_connection.h"
 #include "transports/transport.h"
 
 namespace gccl::tcp {
@@ -109,18 +112,60 @@ class Acceptor {
   WarnState warn_[kKinds];
 };
 
+// What a LateListener needs to admit restarted ranks (TcpOptions::acceptRejoins)
+// and make their connections as TcpTransport::connect makes them.
+struct RejoinAdmission {
+  int rank = 0;
+  int nranks = 1;
+  uint64_t commHash = 0;
+  int64_t sockBufBytes = 0;
+  std::string congestion = "auto";
+  // How long the sockets of one restarted rank may take to arrive, from the
+  // first: a live rank opens them back to back.
+  int64_t setTimeoutMs = kMaxHelloWaitMs;
+  TcpTuning tuning;
+  transport::Poller* poller = nullptr;
+};
+
 // After init every newcomer is turned away, authenticated or not (the log
 // says who it was); the engine polls it through the transport interface.
+// Made with a RejoinAdmission, it takes the sockets of restarted ranks
+// (Purpose::kRejoin, addressed to this rank, from another rank of the
+// communicator): once all sockets of one (rank, incarnation) arrived they
+// become a TcpConnection for takeArrival. A set still incomplete after
+// setTimeoutMs is dropped (its sockets closed, a warning logged); a newer
+// incarnation of the same rank replaces an older incomplete set; a socket of
+// an older or already connected incarnation, or one already there, is
+// rejected like any other newcomer.
 class LateListener final : public transport::Listener {
  public:
   explicit LateListener(std::unique_ptr<Acceptor> acceptor) : acceptor_(std::move(acceptor)) {}
+  LateListener(std::unique_ptr<Acceptor> acceptor, const RejoinAdmission& rejoins);
+  ~LateListener() override;
   int pollFd() const override { return acceptor_->pollFd(); }
   void poll() override;
-  int64_t nextDeadlineMs() const override { return acceptor_->nextDeadlineMs(); }
+  int64_t nextDeadlineMs() const override;
+  bool takeArrival(transport::Arrival* out) override;
 
  private:
+  // The sockets of one restarted rank's connection, as they arrive.
+  struct RejoinSet {
+    int peer = -1;
+    uint32_t incarnation = 0;
+    int64_t deadlineMs = 0;
+    int have = 0;
+    std::vector<int> fds;  // by socket index; -1 until it arrived
+  };
+  void admitRejoin(Admitted* a, int64_t now);
+  void dropSet(size_t index, const std::string& why);
+
   std::unique_ptr<Acceptor> acceptor_;
+  bool acceptRejoins_ = false;
+  RejoinAdmission rejoin_;
   std::vector<Admitted> admitted_;
+  std::vector<RejoinSet> sets_;
+  std::vector<uint32_t> connected_;  // per rank: the newest incarnation handed over
+  std::deque<transport::Arrival> arrivals_;
 };
 
 }  // namespace gccl::tcp

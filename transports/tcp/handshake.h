@@ -32,7 +32,30 @@ struct Credentials {
 // kNetPlugin: a socket of one connection of the NCCL net plugin
 // (plugins/nccl-net); fromRank carries that connection's random id and toRank
 // the number of sockets it opens, channel this socket's index.
-enum class Purpose : uint32_t { kBootstrap = 1, kData = 2, kNetPlugin = 3 };
+// kRejoin: a socket of a restarted rank's connection to a member of a running
+// (fault-tolerant) communicator (TcpTransport::rejoin); channel packs the
+// socket's index (bits 0-7), the number of sockets (8-15: control,
+// asynchronous lane and data sockets) and the rank's incarnation (16-31),
+// see rejoinChannel.
+enum class Purpose : uint32_t { kBootstrap = 1, kData = 2, kNetPlugin = 3, kRejoin = 4 };
+
+// A kRejoin hello's channel word.
+inline constexpr int kMinRejoinSockets = 3;   // control, asynchronous lane, one data socket
+inline constexpr int kMaxRejoinSockets = 18;  // and up to 16 data sockets
+inline constexpr uint32_t kMaxRejoinIncarnation = 0xffff;
+inline uint32_t rejoinChannel(int index, int count, uint32_t incarnation) {
+  return (static_cast<uint32_t>(index) & 0xff) | ((static_cast<uint32_t>(count) & 0xff) << 8) |
+         (incarnation << 16);
+}
+inline int rejoinSocketIndex(uint32_t channel) {
+  return static_cast<int>(channel & 0xff);
+}
+inline int rejoinSocketCount(uint32_t channel) {
+  return static_cast<int>((channel >> 8) & 0xff);
+}
+inline uint32_t rejoinIncarnation(uint32_t channel) {
+  return channel >> 16;
+}
 
 struct HelloInfo {
   Purpose purpose = Purpose::kData;

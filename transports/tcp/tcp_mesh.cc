@@ -19,10 +19,8 @@ namespace {
 
 constexpr int64_t kRetryPauseMs = 20;
 
-// One authenticated socket to the peer at `addr`. A connection the peer took
-// and then closed before proving the secret was most likely dropped by an
-// acceptor making room under a flood of strangers (acceptor.h): it is made
-// again, until the deadline. One that is refused is not: the peer is gone.
+}  // namespace
+
 gcclResult_t connectOne(const SockAddr& addr, const Credentials& creds, const HelloInfo& hello,
                         int64_t deadlineMs, int* out) {
   for (;;) {
@@ -41,8 +39,6 @@ gcclResult_t connectOne(const SockAddr& addr, const Credentials& creds, const He
   }
 }
 
-}  // namespace
-
 gcclResult_t TcpMesh::listen(const SockAddr& addr, SockAddr* bound) {
   int fd = -1;
   GCCL_CHECK(listenOn(addr, &fd, bound));
@@ -54,9 +50,14 @@ gcclResult_t TcpMesh::listen(const SockAddr& addr, SockAddr* bound) {
   return acceptor_->start(fd);
 }
 
-std::unique_ptr<transport::Listener> TcpMesh::releaseListener() {
+std::unique_ptr<transport::Listener> TcpMesh::releaseListener(const RejoinAdmission* rejoins) {
   if (!acceptor_) return nullptr;
-  return std::make_unique<LateListener>(std::move(acceptor_));
+  if (rejoins == nullptr) return std::make_unique<LateListener>(std::move(acceptor_));
+  RejoinAdmission admission = *rejoins;
+  admission.rank = opt_.rank;
+  admission.nranks = opt_.nranks;
+  admission.commHash = opt_.creds.commHash;
+  return std::make_unique<LateListener>(std::move(acceptor_), admission);
 }
 
 // Accepts the sockets of every higher rank, authenticated by the acceptor;

@@ -30,6 +30,14 @@ struct MeshOptions {
   Credentials creds;
 };
 
+// One authenticated socket to the peer at `addr`, made by `deadlineMs`. A
+// connection the peer took and then closed before proving the secret was
+// most likely dropped by an acceptor making room under a flood of strangers
+// (acceptor.h): it is made again, until the deadline. One that is refused is
+// not (gcclRemoteError before the peer accepted: it is gone).
+gcclResult_t connectOne(const SockAddr& addr, const Credentials& creds, const HelloInfo& hello,
+                        int64_t deadlineMs, int* out);
+
 class TcpMesh {
  public:
   explicit TcpMesh(const MeshOptions& options) : opt_(options) {}
@@ -43,8 +51,9 @@ class TcpMesh {
   gcclResult_t connectAll(const std::vector<SockAddr>& peers, const std::vector<int>& dataSockets,
                           int64_t deadlineMs, std::vector<std::vector<int>>* fds);
   // Hands over the listening socket and the strangers still on it: the
-  // engine keeps refusing late comers.
-  std::unique_ptr<transport::Listener> releaseListener();
+  // engine keeps refusing late comers, except, with `rejoins` (its rank,
+  // ranks and credentials are this mesh's), restarted ranks rejoining.
+  std::unique_ptr<transport::Listener> releaseListener(const RejoinAdmission* rejoins = nullptr);
 
  private:
   gcclResult_t acceptLoop(const std::vector<int>& dataSockets, int64_t deadlineMs,

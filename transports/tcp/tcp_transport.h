@@ -1,7 +1,8 @@
 // TCP as a Transport (transport.h): the fallback that reaches every rank.
 // Its address blob is the rank's listening socket address; its connections
 // are TcpConnections over a mesh of authenticated sockets (tcp_mesh.h); after
-// set-up its listening socket keeps turning latecomers away (acceptor.h).
+// set-up its listening socket keeps turning latecomers away (acceptor.h), but
+// for restarted ranks of a fault-tolerant communicator, which rejoin over TCP.
 #pragma once
 
 #include <memory>
@@ -23,6 +24,9 @@ struct TcpOptions {
   std::string congestion = "auto";  // GCCL_TCP_CONGESTION
   int64_t helloTimeoutMs = kMaxHelloWaitMs;
   TcpTuning tuning;
+  // The listener handed to the engine admits restarted ranks rejoining
+  // (fault-tolerant communicators; acceptor.h's LateListener).
+  bool acceptRejoins = false;
 };
 
 class TcpTransport final : public transport::Transport {
@@ -36,6 +40,12 @@ class TcpTransport final : public transport::Transport {
   gcclResult_t connect(const std::vector<int>& peers, const std::vector<std::string>& blobs,
                        int64_t deadlineMs,
                        std::vector<std::unique_ptr<transport::Connection>>* out) override;
+  // Each peer's sockets are made one after another (at most perPeerMs for
+  // all of them), then checked once for a peer that hung up at once (one
+  // that does not take restarted ranks closes what it authenticated).
+  gcclResult_t rejoin(const std::vector<int>& peers, const std::vector<std::string>& blobs,
+                      uint32_t incarnation, int64_t perPeerMs, int64_t deadlineMs,
+                      std::vector<std::unique_ptr<transport::Connection>>* out) override;
   std::unique_ptr<transport::Listener> takeListener() override;
   std::string describe() const override;
 
