@@ -4,6 +4,9 @@
 // name; a stopped root, or one never asked to keep serving, refuses the
 // connection and the restarted rank is told why.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <string>
@@ -13,6 +16,7 @@
 #include "base/check.h"
 #include "base/clock.h"
 #include "core/bootstrap.h"
+#include "transports/tcp/socket.h"
 
 namespace gccl {
 namespace {
@@ -129,6 +133,35 @@ TEST(BootstrapRejoin, BadRequestsAreRefusedByName) {
       gcclSuccess)
       << threadLastError();
   EXPECT_EQ(incarnation, 1u);
+  stopRejoinService(f);
+}
+
+// A rank that authenticates and then says nothing holds nobody up, and is
+// closed once its time is over.
+TEST(BootstrapRejoin, StuckClientDoesNotHoldOthersUp) {
+  UniqueIdFields f = makeRoot();
+  ASSERT_NO_FATAL_FAILURE(rendezvous(f, true));
+  int stuck = -1;
+  ASSERT_EQ(tcp::startConnect(f.root, &stuck), gcclSuccess) << threadLastError();
+  tcp::HelloInfo hello;
+  hello.purpose = tcp::Purpose::kBootstrap;
+  hello.fromRank = 2;
+  ASSERT_EQ(tcp::clientHandshake(stuck, credentialsOf(f), hello, nowMs() + 5000), gcclSuccess)
+      << threadLastError();
+  std::vector<std::string> table;
+  uint32_t incarnation = 0;
+  int64_t start = nowMs();
+  ASSERT_EQ(bootstrapRejoin(f, 1, kRanks, blobOf(1, "second"), start + 10000, &table, &incarnation),
+            gcclSuccess)
+      << threadLastError();
+  EXPECT_LT(nowMs() - start, 1000) << "the rejoin waited behind a silent connection";
+  EXPECT_EQ(incarnation, 1u);
+  // The root closes the silent one after a few seconds: its end reads EOF.
+  pollfd p{stuck, POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 6000), 1);
+  char c;
+  EXPECT_EQ(recv(stuck, &c, 1, MSG_DONTWAIT), 0);
+  close(stuck);
   stopRejoinService(f);
 }
 
