@@ -322,6 +322,23 @@ GCCL_EXPORT gcclResult_t gcclCommGetFailedRanks(gcclComm_t comm, gcclFailedRank_
  * (call it again) or the survivors left this rank out. */
 GCCL_EXPORT gcclResult_t gcclCommShrink(gcclComm_t comm, gcclConfig_t* config, gcclComm_t* newcomm);
 
+/* Fault-tolerant mode: a process restarted as `rank` re-enters the running
+ * communicator that `commId` (the id every rank was created with) names.
+ * The rendezvous root of a fault-tolerant communicator keeps serving for
+ * this; the process that serves it (the one that made the id, rank 0 under
+ * launchers) must still be alive. The restarted rank connects over TCP to
+ * every member it can reach, and the survivors agree on a view that takes
+ * it in (an old process of the same rank still counted alive is failed
+ * first). Returns once that view is agreed; the rank's first collective must
+ * then be gcclGossipJoin. `config` as in gcclCommInitRankConfig; fault-
+ * tolerant mode is implied. Errors: those of gcclCommInitRankConfig;
+ * gcclInvalidArgument when config.faultTolerant is 0; gcclTimeout when the
+ * survivors did not take it in within the timeout; gcclInvalidUsage (or a
+ * connection error) when the root no longer serves. gcclCommInitFromEnv does
+ * the same when GCCL_REJOIN=1. */
+GCCL_EXPORT gcclResult_t gcclCommRejoin(gcclComm_t* comm, int nranks, gcclUniqueId commId, int rank,
+                                        gcclConfig_t* config);
+
 /* ---- Requests ----------------------------------------------------------- */
 
 /* *done = 1 when the request finished; then it is released and its result
@@ -639,6 +656,22 @@ GCCL_EXPORT gcclResult_t gcclTopologyValidate(gcclTopology_t topo, gcclMixing_t 
 GCCL_EXPORT gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datatype,
                                      double* psWeight, gcclTopology_t topo, uint64_t step,
                                      gcclComm_t comm, gcclStream_t stream, gcclRequest_t* request);
+/* A rank made by gcclCommRejoin: its first collective. Receives the group's
+ * current model into x from a donor (the lowest rank that mixed before the
+ * join), sent by the donor's next gossip step (gcclPushSum,
+ * gcclNeighborAverage, their Ex forms, or gcclGossipStart: the survivors call
+ * nothing extra). PushSum (psWeight not NULL): the donor hands over a part c
+ * of its own share, x = c x_d and *psWeight = c w_d, so x / *psWeight is
+ * the donor's de-biased model and the sums of x and w over the ranks are
+ * unchanged; neighbour averaging (psWeight NULL): x is the donor's model.
+ * *nextStep is the step argument of the group's next gossip call (the
+ * donor's step at the join plus one). Errors: gcclInvalidUsage when this rank
+ * is not joining at this call, when count, datatype or the kind of gossip
+ * (psWeight NULL or not) differ from the donor's step, or when that step is
+ * compressed; gcclRemoteError when the donor fails first (rejoin again). */
+GCCL_EXPORT gcclResult_t gcclGossipJoin(void* x, size_t count, gcclDataType_t datatype,
+                                        double* psWeight, uint64_t* nextStep, gcclComm_t comm,
+                                        gcclStream_t stream, gcclRequest_t* request);
 /* The de-biased model z = x / psWeight (z may not overlap x unless z == x). */
 GCCL_EXPORT gcclResult_t gcclPushSumDebias(const void* x, void* z, size_t count,
                                            gcclDataType_t datatype, double psWeight);

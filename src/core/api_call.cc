@@ -183,6 +183,20 @@ void dropGroupCalls(gcclComm* comm, gcclResult_t code, const char* reason) {
 // Hands `op` to the engine (or the open group) and waits when asked to.
 gcclResult_t launch(gcclComm* comm, std::unique_ptr<Op> op, gcclRequest* req,
                     gcclRequest_t* userRequest) {
+  if (op->hasSequence() && (comm->joinPending || op->kind() == OpKind::kJoin)) {
+    // A rejoined rank's first collective is its join step, and only then.
+    bool join = op->kind() == OpKind::kJoin;
+    if (join != comm->joinPending) {
+      releaseRequest(req);  // both references: the op never ran
+      releaseRequest(req);
+      return setError(gcclInvalidUsage,
+                      join ? "this rank does not join at this call (gcclGossipJoin is the first "
+                             "collective of a rank made by gcclCommRejoin, and only that)"
+                           : "%s: a rank made by gcclCommRejoin must call gcclGossipJoin first",
+                      op->describe().c_str());
+    }
+    comm->joinPending = false;
+  }
   if (op->hasSequence()) op->seq = comm->collectiveSeq++;
   req->comm = comm;
   if (userRequest != nullptr) {

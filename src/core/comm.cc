@@ -137,9 +137,13 @@ OpParams resolveOpParams() {
 }
 
 // Everything of init that talks to other ranks.
-gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const ResolvedConfig& rc) {
+// A restarted rank (`rejoin`) finds the others through the root, which
+// fault-tolerant communicators keep serving, connects to those it can reach
+// and waits until the survivors take it in (membership.h, "Rejoin").
+gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const ResolvedConfig& rc,
+                         bool rejoin) {
   int64_t deadline = nowMs() + rc.timeoutMs;
-  if (id.rootAtRank0 && comm->rank == 0) GCCL_CHECK(startRootAt(id, rc.timeoutMs));
+  if (id.rootAtRank0 && comm->rank == 0 && !rejoin) GCCL_CHECK(startRootAt(id, rc.timeoutMs));
 
   EngineOptions eo;
   eo.rank = comm->rank;
@@ -165,6 +169,7 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   ro.tcp.sockBufBytes = param::SockBufBytes();
   ro.tcp.congestion = param::TcpCongestion();
   ro.tcp.helloTimeoutMs = std::min<int64_t>(rc.timeoutMs, tcp::kMaxHelloWaitMs);
+  ro.tcp.acceptRejoins = rc.faultTolerant;
   ro.tcp.tuning.stripeMinBytes = static_cast<size_t>(std::max<int64_t>(param::StripeMinBytes(), 1));
   ro.tcp.tuning.delayUs = std::max<int64_t>(param::BenchDelayUs(), 0);
   if (ro.tcp.tuning.delayUs > 0)
@@ -177,10 +182,22 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   GCCL_CHECK(registry.open(&blob));
   registry.socketAddress(&comm->listenAddr, &comm->ifname);
   std::vector<std::string> table;
-  GCCL_CHECK(bootstrapExchange(id, comm->rank, comm->nranks, blob, deadline, &table));
   std::vector<std::unique_ptr<transport::Connection>> conns;
   std::vector<std::unique_ptr<transport::Listener>> listeners;
-  GCCL_CHECK(registry.connect(table, deadline, &conns, &listeners));
+  if (rejoin) {
+    uint32_t incarnation = 0;
+    GCCL_CHECK(bootstrapRejoin(id, comm->rank, comm->nranks, blob, deadline, &table, &incarnation));
+    comm->engine->setIncarnation(incarnation);
+    // A member that does not answer within half the timeout counts as gone.
+    int64_t perPeerMs = std::max<int64_t>(rc.timeoutMs / 2, 1);
+    GCCL_CHECK(registry.rejoin(table, incarnation, perPeerMs, deadline, &conns, &listeners));
+    GCCL_INFO(kLogInit, "rank %d/%d: rejoining as incarnation %u", comm->rank, comm->nranks,
+              incarnation);
+  } else {
+    GCCL_CHECK(
+        bootstrapExchange(id, comm->rank, comm->nranks, blob, deadline, &table, rc.faultTolerant));
+    GCCL_CHECK(registry.connect(table, deadline, &conns, &listeners));
+  }
   comm->transports = registry.chosen();
   if (ro.tcp.tuning.delayUs > 0)
     for (size_t r = 0; r < comm->transports.size(); ++r)
@@ -195,13 +212,29 @@ gcclResult_t connectComm(gcclComm* comm, const UniqueIdFields& id, const Resolve
   resolveSpin(registry.localRanks(), &spinUs, &pauseUs);
   comm->engine->setSpin(spinUs, pauseUs);
   GCCL_CHECK(comm->engine->start(std::move(conns), std::move(listeners)));
+  if (rejoin) {
+    // Until a view takes this rank in; its collectives then go on from the
+    // survivors' count, the first being its join step (gcclGossipJoin).
+    uint64_t joinSeq = 0;
+    gcclRequest* req = newRequest(rc.timeoutMs);
+    std::vector<std::unique_ptr<Op>> batch;
+    batch.push_back(makeJoinedOp(&joinSeq, req));
+    req->submitted = true;
+    comm->engine->submitAndDrive(std::move(batch), req, deadline);
+    std::string reason;
+    gcclResult_t r = waitRequest(req, rc.timeoutMs + 5000, &reason);
+    releaseRequest(req);
+    if (r != gcclSuccess) return setError(r, "rejoining: %s", reason.c_str());
+    comm->collectiveSeq = joinSeq;
+    comm->joinPending = true;
+  }
   GCCL_INFO(kLogInit, "rank %d/%d ready: %s", comm->rank, comm->nranks,
             registry.describe().c_str());
   return gcclSuccess;
 }
 
 gcclResult_t initComm(gcclComm** out, int nranks, const gcclUniqueId& commId, int rank,
-                      const gcclConfig_t* config) {
+                      const gcclConfig_t* config, bool rejoin = false) {
   GCCL_REQUIRE(out != nullptr, gcclInvalidArgument, "comm (the output pointer) is NULL");
   GCCL_REQUIRE(nranks >= 1, gcclInvalidArgument, "nranks is %d; it must be at least 1", nranks);
   GCCL_REQUIRE(rank >= 0 && rank < nranks, gcclInvalidArgument,
@@ -210,6 +243,15 @@ gcclResult_t initComm(gcclComm** out, int nranks, const gcclUniqueId& commId, in
   GCCL_CHECK(resolveConfig(config, &rc));
   UniqueIdFields id;
   GCCL_CHECK(decodeUniqueId(commId, &id));
+  if (rejoin) {
+    bool explicitOff = config != nullptr && config->magic == GCCL_CONFIG_MAGIC &&
+                       config->size >= offsetof(gcclConfig_t, faultTolerant) + sizeof(int) &&
+                       config->faultTolerant == 0;
+    GCCL_REQUIRE(!explicitOff, gcclInvalidArgument,
+                 "gcclCommRejoin: config.faultTolerant is 0, but only fault-tolerant "
+                 "communicators take a restarted rank back");
+    rc.faultTolerant = true;
+  }
 
   auto* comm = new gcclComm();
   comm->rank = rank;
@@ -219,14 +261,16 @@ gcclResult_t initComm(gcclComm** out, int nranks, const gcclUniqueId& commId, in
   comm->configIfname = rc.ifname;
   comm->configTransport = rc.transport;
   comm->faultTolerant = rc.faultTolerant;
+  comm->idFields = id;
+  comm->rejoined = rejoin;
   comm->sendSeq.assign(static_cast<size_t>(nranks), 0);
   comm->recvSeq.assign(static_cast<size_t>(nranks), 0);
   {
     std::lock_guard<std::mutex> lock(gRegistryMutex);
     registry().insert(comm);
   }
-  auto run = [comm, id, rc] {
-    gcclResult_t r = connectComm(comm, id, rc);
+  auto run = [comm, id, rc, rejoin] {
+    gcclResult_t r = connectComm(comm, id, rc, rejoin);
     if (r != gcclSuccess) {
       comm->initError = threadLastError();
       if (comm->engine) comm->engine.reset();
@@ -257,6 +301,9 @@ gcclResult_t initComm(gcclComm** out, int nranks, const gcclUniqueId& commId, in
 void retireComm(gcclComm* comm) {
   if (comm->initThread.joinable()) comm->initThread.join();
   if (comm->engine) comm->engine->shutdown();
+  // A root kept serving rejoins in this process for it stops.
+  if (comm->faultTolerant) stopRejoinService(comm->idFields);
+  if (!comm->rendezvousFile.empty()) unlink(comm->rendezvousFile.c_str());
   waitForCalls(comm);
   comm->engine.reset();
   delete comm;
@@ -423,8 +470,17 @@ gcclResult_t gcclCommInitRankConfig(gcclComm_t* comm, int nranks, gcclUniqueId c
   return initComm(comm, nranks, commId, rank, config);
 }
 
+gcclResult_t gcclCommRejoin(gcclComm_t* comm, int nranks, gcclUniqueId commId, int rank,
+                            gcclConfig_t* config) {
+  clearThreadLastError();
+  return initComm(comm, nranks, commId, rank, config, true);
+}
+
 gcclResult_t gcclCommInitFromEnv(gcclComm_t* comm, gcclConfig_t* config) {
   clearThreadLastError();
+  // GCCL_REJOIN=1: this process restarts a rank of a running fault-tolerant
+  // communicator (gcclCommRejoin).
+  bool rejoin = param::Rejoin() != 0;
   LauncherEnv env;
   GCCL_CHECK(readLauncherEnv(&env));
   gcclUniqueId id;
@@ -459,7 +515,7 @@ gcclResult_t gcclCommInitFromEnv(gcclComm_t* comm, gcclConfig_t* config) {
       timeoutSource = "config.timeoutMs";
     }
     GCCL_CHECK(checkTimeout(timeoutMs, timeoutSource));
-    if (env.rank == 0) {
+    if (env.rank == 0 && !rejoin) {
       GCCL_CHECK(createUniqueId(timeoutMs, &id));
       std::string tmp = path + ".tmp" + std::to_string(getpid());
       FILE* f = fopen(tmp.c_str(), "wb");
@@ -481,11 +537,18 @@ gcclResult_t gcclCommInitFromEnv(gcclComm_t* comm, gcclConfig_t* config) {
         usleep(20 * 1000);
       }
     }
-    gcclResult_t r = initComm(comm, env.size, id, env.rank, config);
-    if (env.rank == 0) unlink(path.c_str());
+    gcclResult_t r = initComm(comm, env.size, id, env.rank, config, rejoin);
+    // A fault-tolerant communicator keeps the file while rank 0's lives, for
+    // restarted ranks to find the root (removed when rank 0 destroys it).
+    if (env.rank == 0 && !rejoin) {
+      if (r == gcclSuccess && (*comm)->faultTolerant)
+        (*comm)->rendezvousFile = path;
+      else
+        unlink(path.c_str());
+    }
     return r;
   }
-  return initComm(comm, env.size, id, env.rank, config);
+  return initComm(comm, env.size, id, env.rank, config, rejoin);
 }
 
 gcclResult_t gcclCommDestroy(gcclComm_t comm) {

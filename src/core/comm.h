@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/bootstrap.h"
 #include "core/engine.h"
 #include "base/net_if.h"
 #include "gccl/gccl.h"
@@ -22,7 +23,13 @@ struct gcclComm {
   // The settings it was made with (a shrink gives them to the new one).
   std::string configIfname, configTransport;
   bool faultTolerant = false;
-  gccl::SockAddr listenAddr;            // where peers reach this rank over TCP (logs, tests)
+  gccl::UniqueIdFields idFields;  // the unique id it was made from
+  bool rejoined = false;          // made by gcclCommRejoin
+  // Made by gcclCommRejoin and gcclGossipJoin not issued yet: it must be the
+  // first collective (issuing thread only).
+  bool joinPending = false;
+  std::string rendezvousFile;  // rank 0, file rendezvous, fault-tolerant: removed at destroy
+  gccl::SockAddr listenAddr;   // where peers reach this rank over TCP (logs, tests)
   std::vector<std::string> transports;  // the transport chosen for each rank
   std::unique_ptr<gccl::Engine> engine;
 

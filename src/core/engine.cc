@@ -50,7 +50,17 @@ void cpuRelax() {
 }  // namespace
 
 transport::Connection* OpContext::conn(int peer) const {
-  return engine->connection(peer);
+  return engine->isPeerFailed(peer) ? nullptr : engine->connection(peer);
+}
+transport::Connection* OpContext::connAt(int peer, uint64_t seq) const {
+  Membership* m = engine->membership();
+  if (m != nullptr && peer != rank && m->incarnationAt(peer, seq) != m->incarnation(peer))
+    return nullptr;
+  return conn(peer);
+}
+bool OpContext::lostToFailure(const Transfer& t) const {
+  return t.req.failed() &&
+         (t.lost || engine->isPeerFailed(t.peer) || engine->incarnationOf(t.peer) != t.inc);
 }
 bool OpContext::peerFailed(int peer) const {
   return engine->isPeerFailed(peer);
@@ -60,6 +70,9 @@ const std::string& OpContext::failureReason(int peer) const {
 }
 const std::vector<uint8_t>* OpContext::aliveFor(uint64_t seq) const {
   return engine->aliveFor(seq);
+}
+void OpContext::joinsAt(uint64_t seq, std::vector<RankJoin>* out) const {
+  engine->joinsAt(seq, out);
 }
 gcclResult_t OpContext::scratch(size_t bytes, transport::MemoryType type, void** out) const {
   return engine->scratchPool().get(bytes, type, out);
@@ -79,8 +92,10 @@ Engine::Engine(const EngineOptions& options) : opt_(options) {
   ctx_.exec = exec_.get();
   probeSentMs_.assign(static_cast<size_t>(opt_.nranks), 0);
   failReason_.resize(static_cast<size_t>(opt_.nranks));
+  joiningConn_.assign(static_cast<size_t>(opt_.nranks), false);
   if (opt_.faultTolerant)
-    membership_ = std::make_unique<Membership>(this, opt_.rank, opt_.nranks, opt_.timeoutMs);
+    membership_ = std::make_unique<Membership>(this, opt_.rank, opt_.nranks, opt_.timeoutMs,
+                                               opt_.incarnation);
   peerStatus_.resize(static_cast<size_t>(opt_.nranks));
   published_.reset(new PublishedCounters[static_cast<size_t>(opt_.nranks)]);
   reportStale_ = true;
@@ -111,7 +126,15 @@ gcclResult_t Engine::start(std::vector<std::unique_ptr<transport::Connection>> c
   allPolled_ = true;
   for (size_t i = 0; i < conns_.size(); ++i) {
     auto& c = conns_[i];
-    if (!c) continue;
+    if (!c) {
+      // A rejoining rank could not reach it: failed, as far as it knows.
+      if (membership_ && i != static_cast<size_t>(opt_.rank)) {
+        failReason_[i] = "not reachable when this rank rejoined";
+        std::lock_guard<std::mutex> lock(mutex_);
+        failedList_.emplace_back(static_cast<int>(i), failReason_[i]);
+      }
+      continue;
+    }
     GCCL_CHECK(c->start());
     if (c->needsPolling())
       polled_.push_back(c.get());
@@ -530,6 +553,7 @@ void Engine::handleEvent(int fd, uint32_t events) {
     }
     case WatchKind::kListen:
       static_cast<transport::Listener*>(w.owner)->poll();
+      takeArrivals(static_cast<transport::Listener*>(w.owner));
       return;
     case WatchKind::kConn: {
       auto* conn = static_cast<transport::Connection*>(w.owner);
@@ -589,15 +613,20 @@ void Engine::startNextBatch() {
       Op* op = active_[i].get();
       // Fault-tolerant mode: an exact collective needs every rank; it fails
       // before it sends anything once one has failed.
-      std::string dead;
+      std::string dead, joining;
       if (membership_ && op->isCollective() && !op->tolerant())
-        for (size_t r = 0; r < failReason_.size(); ++r)
-          if (!failReason_[r].empty()) dead += (dead.empty() ? "" : ", ") + std::to_string(r);
-      if (!dead.empty()) {
+        for (size_t r = 0; r < failReason_.size(); ++r) {
+          if (!failReason_[r].empty())
+            dead += (dead.empty() ? "" : ", ") + std::to_string(r);
+          else if (!membership_->inView(static_cast<int>(r)))
+            joining += (joining.empty() ? "" : ", ") + std::to_string(r);
+        }
+      if (!dead.empty() || !joining.empty()) {
         setError(gcclRemoteError,
-                 "%s: ranks %s failed; exact collectives need every rank (gossip steps go on "
+                 "%s: ranks %s %s; exact collectives need every rank (gossip steps go on "
                  "without them)",
-                 op->describe().c_str(), dead.c_str());
+                 op->describe().c_str(), dead.empty() ? joining.c_str() : dead.c_str(),
+                 dead.empty() ? "are rejoining" : "failed");
         finishFailedOp(i, gcclRemoteError, threadLastError());
         continue;
       }
@@ -703,12 +732,18 @@ void Engine::connectionFailed(transport::Connection* conn, gcclResult_t code) {
 
 void Engine::peerFailed(int peer, const std::string& reason) {
   size_t p = static_cast<size_t>(peer);
-  if (peer == opt_.rank || !failReason_[p].empty() || broken_) return;
+  // (A restarted rank on its way back still counts as failed, but has a
+  // connection: it can fail again, once.)
+  if (peer == opt_.rank || (!failReason_[p].empty() && !joiningConn_[p]) || broken_) return;
+  joiningConn_[p] = false;
   failReason_[p] = reason.empty() ? "(no reason given)" : reason;
   GCCL_WARN(kLogNet, "rank %d: rank %d failed: %s; fault-tolerant mode goes on without it",
             opt_.rank, peer, failReason_[p].c_str());
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    failedList_.erase(std::remove_if(failedList_.begin(), failedList_.end(),
+                                     [peer](const auto& f) { return f.first == peer; }),
+                      failedList_.end());
     failedList_.emplace_back(peer, failReason_[p]);
   }
   publishCounters();
@@ -724,6 +759,74 @@ void Engine::peerFailed(int peer, const std::string& reason) {
   conns_[p].reset();
   membership_->onPeerFailed(peer);
   noteProgress();
+  reportStale_ = true;
+}
+
+void Engine::takeArrivals(transport::Listener* listener) {
+  transport::Arrival a;
+  while (listener->takeArrival(&a)) {
+    onArrival(std::move(a));
+    a = transport::Arrival();
+  }
+}
+
+void Engine::onArrival(transport::Arrival a) {
+  int peer = a.peer;
+  if (broken_ || !membership_ || peer < 0 || peer >= opt_.nranks || peer == opt_.rank) {
+    GCCL_WARN(kLogNet, "rank %d: turned away a connection from rank %d (incarnation %u): %s",
+              opt_.rank, peer, a.incarnation,
+              broken_        ? "this communicator is broken"
+              : !membership_ ? "ranks rejoin only fault-tolerant communicators"
+                             : "not a peer rank");
+    return;  // closing it tells the restarted rank
+  }
+  size_t p = static_cast<size_t>(peer);
+  if (a.incarnation <= membership_->incarnation(peer)) {
+    GCCL_WARN(kLogNet,
+              "rank %d: turned away a connection from rank %d's incarnation %u (incarnation %u "
+              "is known here)",
+              opt_.rank, peer, a.incarnation, membership_->incarnation(peer));
+    return;
+  }
+  // A new process as rank `peer`: the old one is gone, whatever its
+  // connection still says.
+  if (conns_[p])
+    peerFailed(peer, "rank " + std::to_string(peer) + " restarted (its incarnation " +
+                         std::to_string(a.incarnation) + " connected)");
+  if (broken_) return;
+  // It counts as failed (ops do not use the connection) until a view the
+  // survivors agree on takes it back (peerBack).
+  conns_[p] = std::move(a.conn);
+  joiningConn_[p] = true;
+  transport::Connection* c = conns_[p].get();
+  gcclResult_t r = c->start();
+  if (r == gcclSuccess) {
+    if (c->needsPolling())
+      polled_.push_back(c);
+    else
+      allPolled_ = false;
+    probeSentMs_[p] = 0;
+    peerStatus_[p] = PeerStatus();
+    r = membership_->onPeerArrived(peer, a.incarnation);
+  }
+  if (r != gcclSuccess)
+    peerFailed(peer, std::string("its new connection failed: ") + threadLastError());
+  noteProgress();
+  reportStale_ = true;
+}
+
+void Engine::peerBack(int peer) {
+  size_t p = static_cast<size_t>(peer);
+  GCCL_INFO(kLogNet, "rank %d: rank %d is back (incarnation %u)", opt_.rank, peer,
+            incarnationOf(peer));
+  failReason_[p].clear();
+  joiningConn_[p] = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failedList_.erase(std::remove_if(failedList_.begin(), failedList_.end(),
+                                     [peer](const auto& f) { return f.first == peer; }),
+                      failedList_.end());
+  }
   reportStale_ = true;
 }
 

@@ -56,6 +56,7 @@ struct EngineOptions {
   int64_t spinUs = 0;          // GCCL_SPIN_US
   int64_t spinPauseUs = 0;     // the start of the window that pauses instead of yielding
   bool faultTolerant = false;  // GCCL_FAULT_TOLERANT (membership.h)
+  uint32_t incarnation = 0;    // > 0: a restarted rank rejoining (fault-tolerant mode)
   OpParams params;
 };
 
@@ -125,6 +126,14 @@ class Engine final : public transport::Poller {
   void addService(std::shared_ptr<Service> service) { services_.push_back(std::move(service)); }
   void removeService(Service* service);
 
+  // Before start(): this rank is a restarted one, incarnation `inc` (>= 1),
+  // rejoining a running fault-tolerant communicator (membership.h).
+  void setIncarnation(uint32_t inc) {
+    opt_.incarnation = inc;
+    if (membership_)
+      membership_ = std::make_unique<Membership>(this, opt_.rank, opt_.nranks, opt_.timeoutMs, inc);
+  }
+
   // For ops (driver only).
   transport::Connection* connection(int peer) { return conns_[peer].get(); }
 
@@ -133,6 +142,12 @@ class Engine final : public transport::Poller {
   // fail, for exact collectives), and the survivors' agreement hears of it.
   void peerFailed(int peer, const std::string& reason);
   bool isPeerFailed(int peer) const { return !failReason_[static_cast<size_t>(peer)].empty(); }
+  // A restarted `peer` is back: a view the survivors agreed holds its new
+  // incarnation (it no longer counts as failed).
+  void peerBack(int peer);
+  uint32_t incarnationOf(int peer) const {
+    return membership_ ? membership_->incarnation(peer) : 0;
+  }
   const std::string& failureReason(int peer) const {
     return failReason_[static_cast<size_t>(peer)];
   }
@@ -140,6 +155,18 @@ class Engine final : public transport::Poller {
   uint64_t nextSequence() const { return startedSeqs_; }
   const std::vector<uint8_t>* aliveFor(uint64_t seq) const {
     return membership_ ? membership_->aliveFor(seq) : nullptr;
+  }
+  // The ranks that join at collective `seq` and their donors (membership.h).
+  void joinsAt(uint64_t seq, std::vector<Membership::Join>* out) const {
+    if (membership_)
+      membership_->joinsAt(seq, out);
+    else
+      out->clear();
+  }
+  // A rejoined rank: its collectives go on from `seq` (the survivors' count).
+  void adoptSequence(uint64_t seq) {
+    startedSeqs_ = seq;
+    reportStale_ = true;
   }
   // Null unless in fault-tolerant mode.
   Membership* membership() { return membership_.get(); }
@@ -196,6 +223,9 @@ class Engine final : public transport::Poller {
   // while the others go on.
   void finishFailedOp(size_t i, gcclResult_t code, const std::string& reason);
   void checkMismatch();
+  // Fault-tolerant mode: a restarted rank's connection a listener accepted.
+  void takeArrivals(transport::Listener* listener);
+  void onArrival(transport::Arrival arrival);
   void noteProgress();
   void connectionFailed(transport::Connection* conn, gcclResult_t code);
   int nextWakeMs(int64_t now) const;
@@ -258,7 +288,10 @@ class Engine final : public transport::Poller {
   // error (a failed peer) while the others go on.
   std::vector<bool> activeCompleted_;
   std::unique_ptr<Membership> membership_;
-  std::vector<std::string> failReason_;                  // by peer; "" while alive
+  std::vector<std::string> failReason_;  // by peer; "" while alive
+  // By peer: its connection is a restarted process's, not in a view yet
+  // (it still counts as failed, and may fail again).
+  std::vector<bool> joiningConn_;
   std::vector<std::pair<int, std::string>> failedList_;  // under mutex_
   int64_t lastProgressMs_ = 0;
   std::vector<int64_t> probeSentMs_;  // by peer; 0 when no probe is out

@@ -175,7 +175,8 @@ void Engine::judgeWaits(int64_t now, const std::vector<const Transfer*>& waiting
     std::string what =
         op != nullptr ? op->describe() : mine + " (collective #" + std::to_string(seq) + ")";
     if (st.runningCollective && st.runningSeq == seq) {
-      if (op != nullptr && op->hasSequence() &&
+      if (op != nullptr && op->hasSequence() && !isJoinMeta(op->meta()) &&
+          !isJoinMeta(st.runningMeta) &&
           (st.runningMeta.info != op->meta().info || st.runningMeta.count != op->meta().count)) {
         fail(gcclInvalidUsage, "mismatched collective calls: " + who + " called " +
                                    describeMeta(st.runningMeta) + " while this rank called " +
@@ -288,7 +289,7 @@ void Engine::checkMismatch() {
         return;
       }
       // Ops that send nothing of their own (meta 0) have no signature to compare.
-      if (!sequenced || seq != op->seq) continue;
+      if (!sequenced || seq != op->seq || isJoinMeta(op->meta())) continue;
       if (meta.info == op->meta().info && meta.count == op->meta().count) continue;
       fail(gcclInvalidUsage, "mismatched collective calls: rank " + std::to_string(c->peer()) +
                                  " called " + describeMeta(meta) + " while this rank called " +

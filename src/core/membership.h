@@ -32,6 +32,18 @@
 //  (attempt << 16 | coordinator), larger than any round seen, so members
 //  answer only the newest.
 //
+// Rejoin: a restarted rank gets a new incarnation (1, 2, ... from the
+// rendezvous root), connects to every member it can reach (the engine adopts
+// such a connection, failing the old incarnation if it still counted as
+// alive) and sends JOIN to each. The coordinator then proposes a view with
+// it; the joiner acknowledges like any member (its next sequence number is
+// 0) and adopts the committed history. Every failure report names the
+// incarnation it is about, so a report about the old process never fails the
+// new one. A view records the incarnations it holds and which ranks joined
+// with it: at its switch point those ranks take no part in the graph and get
+// their model instead, each from its donor (the lowest rank alive before and
+// after); from the next sequence number on they mix like the others.
+//
 // Messages are asynchronous traffic (transports/tags.h) with a sequence
 // number per peer and direction, so they never queue behind collectives.
 // Driver only, like everything the engine owns.
@@ -45,6 +57,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/op.h"
 #include "core/request.h"
 #include "gccl/gccl.h"
 #include "transports/transport.h"
@@ -55,18 +68,26 @@ class Engine;
 
 class Membership {
  public:
-  // The alive flags (one per rank) of a view and its first sequence number.
+  // An agreed view: the alive flags (one per rank), their incarnations, the
+  // ranks that joined with it, and its first sequence number. Epochs count
+  // the views agreed after view 0 (which is every rank, incarnation 0).
   struct View {
+    uint64_t epoch = 0;
     uint64_t switchSeq = 0;
     std::vector<uint8_t> alive;
+    std::vector<uint8_t> joined;
+    std::vector<uint32_t> incs;
+    std::vector<uint8_t> mixing;  // alive but not joined (not on the wire)
   };
+  using Join = RankJoin;
 
-  Membership(Engine* engine, int rank, int nranks, int64_t timeoutMs);
+  // `incarnation` > 0: a restarted rank, joining until a view takes it in.
+  Membership(Engine* engine, int rank, int nranks, int64_t timeoutMs, uint32_t incarnation = 0);
   ~Membership();
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
 
-  // Posts the receives from every peer.
+  // Posts the receives from every peer; a joiner sends JOIN to each it reached.
   gcclResult_t start();
   // Each pass of the engine's loop: moves messages, runs rounds, enforces
   // the round deadlines. An error breaks the communicator.
@@ -75,10 +96,27 @@ class Membership {
   void onPeerFailed(int peer);
   // Before a connection closes: withdraw what is posted on it.
   void forgetPeer(int peer);
+  // A connection from incarnation `incarnation` of `peer` is in place (the
+  // engine failed the older one first, if it had one).
+  gcclResult_t onPeerArrived(int peer, uint32_t incarnation);
+  // The incarnation of `peer` this rank knows.
+  uint32_t incarnation(int peer) const { return incs_[static_cast<size_t>(peer)]; }
+  // The incarnation of `peer` that the view of collective `seq` holds.
+  uint32_t incarnationAt(int peer, uint64_t seq) const;
+  // A restarted rank: true until a view that takes it in is adopted; then
+  // the sequence number of its join step (its first collective).
+  bool joining() const { return joining_; }
+  uint64_t joinSeq() const { return joinSeq_; }
+  // The ranks that join at collective `seq`, each with its donor.
+  void joinsAt(uint64_t seq, std::vector<Join>* out) const;
+  // Alive in the latest agreed view, as the incarnation this rank knows
+  // (view 0: every rank's first).
+  bool inView(int r) const;
   // True while this rank acknowledged a round that is not committed yet:
   // it starts no collective meanwhile.
   bool gated() const { return gated_; }
-  // The alive flags for collective `seq`, or null while every rank is.
+  // The flags of the ranks whose graph collective `seq` uses (alive, less
+  // those that join at `seq`), or null while every rank is.
   const std::vector<uint8_t>* aliveFor(uint64_t seq) const;
   // The earliest round deadline (0: none), for the engine's wait.
   int64_t nextDeadlineMs() const;
@@ -87,7 +125,7 @@ class Membership {
   // exactly those the agreed view leaves out.
   bool settled() const;
   // How many views were agreed after view 0, and the latest alive flags.
-  uint64_t epoch() const { return history_.size(); }
+  uint64_t epoch() const { return history_.empty() ? 0 : history_.back().epoch; }
   std::vector<uint8_t> currentAlive() const;
   // The leader of a shrink (the lowest alive rank) sends the new
   // communicator's unique id to the others of view `epoch`.
@@ -102,14 +140,17 @@ class Membership {
   bool barrierPassed(uint64_t id);
 
   // Wire format (public for the unit test).
-  enum class Type : uint8_t { kSuspect = 1, kPropose, kAck, kCommit, kShrink, kBarrier };
+  enum class Type : uint8_t { kSuspect = 1, kPropose, kAck, kCommit, kShrink, kBarrier, kJoin };
   static constexpr size_t kMaxPayloadBytes = 256;
+  // Messages carry the latest views only (older ones every member has).
+  static constexpr size_t kWireViews = 4;
   struct Message {
     Type type = Type::kSuspect;
     uint64_t round = 0;
     uint64_t value = 0;            // ACK: next sequence number; SHRINK: the epoch
     std::vector<uint8_t> ranks;    // SUSPECT/ACK: failed; PROPOSE: alive (one flag per rank)
-    std::vector<View> history;     // ACK, COMMIT: views after view 0
+    std::vector<uint32_t> incs;    // the incarnation each flag is about
+    std::vector<View> history;     // ACK, COMMIT: the latest views after view 0
     std::vector<uint8_t> payload;  // SHRINK: the new communicator's unique id
   };
   static std::vector<uint8_t> encode(const Message& m, int nranks);
@@ -131,6 +172,9 @@ class Membership {
 
   int coordinator() const;
   bool isFailed(int r) const { return failed_[static_cast<size_t>(r)] != 0; }
+  // A report about incarnation `inc` of `r` concerns the one this rank knows.
+  bool current(int r, uint32_t inc) const { return inc >= incs_[static_cast<size_t>(r)]; }
+  Message makeMessage(Type type) const;
   void send(int peer, const Message& m);
   // To every member of the coordinator's proposal but this rank.
   void sendToProposal(const Message& m);
@@ -139,16 +183,25 @@ class Membership {
   void startRound(int64_t now);
   void maybeCommit();
   void adoptHistory(const std::vector<View>& history);
+  // Appends a view (and keeps history_ short).
+  void appendView(View v);
   // Marks `r` failed through the engine (closing its connection), once.
   void declareFailed(int r, const std::string& reason);
   uint64_t newRound();
-  std::vector<uint8_t> failedFlags() const { return failed_; }
+  // A joiner's JOIN to every member it reached, repeated every joinRepeatMs().
+  void sendJoin(int64_t now);
+  int64_t joinRepeatMs() const;
 
   Engine* engine_;
   int rank_, n_;
   int64_t timeoutMs_;
-  std::vector<uint8_t> failed_;  // as this rank knows it
-  std::vector<View> history_;    // views after view 0
+  std::vector<uint8_t> failed_;   // as this rank knows it (about incs_)
+  std::vector<uint32_t> incs_;    // the incarnation of each rank this rank knows
+  std::vector<uint8_t> wantsIn_;  // a rank that sent JOIN and is not in the view yet
+  std::vector<View> history_;     // the latest views after view 0, oldest first
+  bool joining_ = false;
+  uint64_t joinSeq_ = 0;
+  int64_t lastJoinSentMs_ = 0;
   std::vector<uint64_t> sendSeq_, recvSeq_;
   std::vector<Incoming> in_;
   std::deque<std::unique_ptr<Outgoing>> out_;
@@ -164,6 +217,7 @@ class Membership {
   bool leading_ = false;
   uint64_t round_ = 0;
   std::vector<uint8_t> proposal_;
+  std::vector<uint32_t> proposalIncs_;
   std::vector<uint8_t> acked_;
   std::vector<uint64_t> ackNext_;
   std::vector<View> bestHistory_;
@@ -187,5 +241,8 @@ enum class ShrinkStep { kSettle, kAnnounce, kAwait };
 std::unique_ptr<Op> makeShrinkOp(ShrinkStep step, ShrinkState* state, gcclRequest* req);
 // Arrives at the survivors' barrier `id` and completes once it is passed.
 std::unique_ptr<Op> makeSurvivorBarrierOp(uint64_t id, gcclRequest* req);
+// A restarted rank: completes once a view takes it in, with the sequence
+// number of its join step in *joinSeq (fails after the timeout).
+std::unique_ptr<Op> makeJoinedOp(uint64_t* joinSeq, gcclRequest* req);
 
 }  // namespace gccl

@@ -20,6 +20,10 @@ const char* redName(unsigned op) {
 }
 }  // namespace
 
+const char* dataTypeName(gcclDataType_t type) {
+  return typeName(static_cast<unsigned>(type));
+}
+
 transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op, int root,
                                 uint64_t count) {
   transport::MessageMeta m;
@@ -91,6 +95,8 @@ const char* opKindName(OpKind kind) {
       return "PairwiseGossip";
     case OpKind::kShrink:
       return "CommShrink";
+    case OpKind::kJoin:
+      return "GossipJoin";
   }
   return "unknown operation";
 }
@@ -115,6 +121,7 @@ std::string describeMeta(const transport::MessageMeta& m) {
                typeName(type), root);
       break;
     case OpKind::kAllGather:
+    case OpKind::kJoin:
       snprintf(buf, sizeof(buf), "%s(count=%" PRIu64 ", %s)", opKindName(kind), m.count,
                typeName(type));
       break;
@@ -155,9 +162,10 @@ gcclResult_t Op::postSend(OpContext& ctx, int peer, const void* data, size_t byt
   t->isRecv = false;
   t->tag = tag;
   ctx_ = &ctx;
-  transport::Connection* c = ctx.conn(peer);
+  transport::Connection* c = postable(ctx, peer, t);
   if (c == nullptr) {  // the peer failed (fault-tolerant mode): nothing to post
     t->req.state = transport::RequestState::kFailed;
+    t->lost = true;
     return gcclSuccess;
   }
   track(t);
@@ -170,9 +178,10 @@ gcclResult_t Op::postRecv(OpContext& ctx, int peer, void* data, size_t bytes, ui
   t->isRecv = true;
   t->tag = tag;
   ctx_ = &ctx;
-  transport::Connection* c = ctx.conn(peer);
+  transport::Connection* c = postable(ctx, peer, t);
   if (c == nullptr) {
     t->req.state = transport::RequestState::kFailed;
+    t->lost = true;
     return gcclSuccess;
   }
   track(t);
@@ -181,17 +190,26 @@ gcclResult_t Op::postRecv(OpContext& ctx, int peer, void* data, size_t bytes, ui
   return c->irecv(data, bytes, tag, expect, &t->req);
 }
 
+transport::Connection* Op::postable(OpContext& ctx, int peer, Transfer* t) {
+  t->inc = ctx.faultTolerant ? ctx.engine->incarnationOf(peer) : 0;
+  return hasSequence() ? ctx.connAt(peer, seq) : ctx.conn(peer);
+}
+
 void Op::peerFailed(OpContext& ctx, int peer) {
+  transport::Connection* c = ctx.engine->connection(peer);
   for (Transfer* t : live_) {
-    if (t->peer != peer || !t->pending()) continue;
-    if (t->isRecv) ctx.conn(peer)->cancel(&t->req);
+    if (t->peer != peer) continue;
+    if (t->req.failed()) t->lost = true;
+    if (!t->pending()) continue;
+    if (t->isRecv && c != nullptr) c->cancel(&t->req);
     t->req.state = transport::RequestState::kFailed;
+    t->lost = true;
   }
 }
 
 gcclResult_t Op::checkTransfer(const Transfer& t) {
   if (!t.req.failed()) return gcclSuccess;
-  if (ctx_ != nullptr && ctx_->peerFailed(t.peer)) {
+  if (ctx_ != nullptr && ctx_->lostToFailure(t)) {
     lostPeer_ = true;
     return setError(gcclRemoteError,
                     "%s: rank %d failed (%s); exact collectives need every rank: shrink the "

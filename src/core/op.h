@@ -27,6 +27,13 @@ struct OpParams {
   int allReduceAlgo = 0;  // 0 auto, 1 ring, 2 recursive doubling
 };
 
+// Fault-tolerant mode: a restarted rank that joins at a collective, and the
+// rank that gives it its model there (membership.h).
+struct RankJoin {
+  int joiner = -1;
+  int donor = -1;
+};
+
 struct OpContext {
   Engine* engine = nullptr;
   int rank = 0;
@@ -40,12 +47,23 @@ struct OpContext {
   // The connection to `peer` (a loopback one for this rank itself); null
   // once the peer failed in fault-tolerant mode.
   transport::Connection* conn(int peer) const;
+  // For collective `seq` (fault-tolerant mode): null also when the
+  // connection is to another incarnation of `peer` than the one the view of
+  // `seq` holds (a restarted rank is not the process that step counted on).
+  transport::Connection* connAt(int peer, uint64_t seq) const;
+  // Whether a failed transfer was lost to a peer's failure (fault-tolerant
+  // mode): the peer failed, or the process it was posted to has since been
+  // replaced by a restarted one.
+  bool lostToFailure(const struct Transfer& t) const;
   // Fault-tolerant mode: whether `peer` failed (as this rank knows it), and why.
   bool peerFailed(int peer) const;
   const std::string& failureReason(int peer) const;
   // The ranks alive for collective `seq` as the survivors agreed (one flag
   // per rank), or null while every rank is.
   const std::vector<uint8_t>* aliveFor(uint64_t seq) const;
+  // The ranks that join at collective `seq` (their first step takes the
+  // model from their donor instead of mixing), each with its donor.
+  void joinsAt(uint64_t seq, std::vector<RankJoin>* out) const;
   // A buffer of at least `bytes` of `type` memory, 64-byte aligned, from the
   // engine's scratch pool and valid while this op runs (one collective runs
   // at a time). The first form says why it failed; the second returns null.
@@ -59,6 +77,8 @@ struct Transfer {
   int peer = -1;
   bool isRecv = false;
   uint64_t tag = 0;
+  uint32_t inc = 0;   // fault-tolerant mode: the peer's incarnation when posted
+  bool lost = false;  // failed because the peer did (Op::peerFailed, or no connection)
   bool pending() const { return req.pending(); }
   bool done() const { return req.done(); }
 };
@@ -76,8 +96,14 @@ enum class OpKind : uint8_t {
   kPushSum,
   kNeighborAverage,
   kPairwise,
-  kShrink  // fault-tolerant mode's agreement on a shrink (membership.h): local, no sequence
+  kShrink,  // fault-tolerant mode's agreement on a shrink (membership.h): local, no sequence
+  kJoin     // a rejoined rank's first step: takes its model from a donor's gossip step
 };
+// A joiner's step pairs with whatever gossip step its donor runs at that
+// sequence number: its signature is never compared.
+inline bool isJoinMeta(const transport::MessageMeta& meta) {
+  return static_cast<OpKind>(meta.info & 0xff) == OpKind::kJoin;
+}
 transport::MessageMeta makeMeta(OpKind kind, gcclDataType_t type, gcclRedOp_t op, int root,
                                 uint64_t count);
 // Gossip steps carry, instead of a reduction and a root, the step's low 16
@@ -95,6 +121,7 @@ std::string describeMeta(const transport::MessageMeta& meta);
 // the error ("" when nothing specific can be said).
 std::string mismatchHint(const transport::MessageMeta& theirs, const transport::MessageMeta& mine);
 const char* opKindName(OpKind kind);
+const char* dataTypeName(gcclDataType_t type);
 
 // Matching tags (layout in transports/tags.h).
 using transport::collectiveTag;
@@ -181,6 +208,9 @@ class Op {
                         Transfer* t);
   gcclResult_t postRecv(OpContext& ctx, int peer, void* data, size_t bytes, uint64_t tag,
                         Transfer* t, bool checkMeta = true);
+  // The connection a transfer of this op goes on (connAt for a collective),
+  // null when the peer failed; notes the peer's incarnation in *t.
+  transport::Connection* postable(OpContext& ctx, int peer, Transfer* t);
   // Counts a transfer posted elsewhere (by an earlier op) as one this op waits
   // on, for liveness probes and timeout messages.
   void watch(Transfer* t) { track(t); }

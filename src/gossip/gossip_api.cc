@@ -8,6 +8,7 @@
 #include "core/executor.h"
 #include "gossip/gossip_checks.h"
 #include "gossip/gossip_ops.h"
+#include "gossip/join.h"
 
 namespace gccl {
 
@@ -123,6 +124,24 @@ gcclResult_t gcclPushSumDebias(const void* x, void* z, size_t count, gcclDataTyp
   gcclResult_t r = defaultExecutor().debias(z, x, psWeight, count, datatype, zMem);
   if (r != gcclSuccess) return setError(r, "%s: %s", call, threadLastError());
   return gcclSuccess;
+}
+
+gcclResult_t gcclGossipJoin(void* x, size_t count, gcclDataType_t datatype, double* psWeight,
+                            uint64_t* nextStep, gcclComm_t comm, gcclStream_t stream,
+                            gcclRequest_t* request) {
+  const char* call = "gcclGossipJoin";
+  return apiCall(comm, call, request, [&]() -> gcclResult_t {
+    GCCL_REQUIRE(comm->faultTolerant, gcclInvalidUsage,
+                 "%s: needs fault-tolerant mode (a rank made by gcclCommRejoin)", call);
+    GCCL_REQUIRE(nextStep != nullptr, gcclInvalidArgument, "%s: nextStep is NULL", call);
+    GCCL_CHECK(checkStream(stream, call));
+    size_t bytes;
+    MemoryType mem;
+    GCCL_CHECK(checkGossipModel(comm, x, count, datatype, call, &bytes, &mem));
+    gcclRequest* req = newRequest(comm->timeoutMs);
+    auto op = makeJoinOp(x, count, datatype, mem, psWeight, nextStep, req);
+    return launch(comm, std::move(op), req, request);
+  });
 }
 
 gcclResult_t gcclNeighborAverage(const void* sendbuff, void* recvbuff, size_t count,

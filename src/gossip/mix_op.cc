@@ -28,12 +28,15 @@
 // failed out-peer stays with the sender, whose self weight grows by that
 // peer's share, so the survivors' sums of x and w lose only what the failed
 // ranks held. Slices are then folded only once their sends have finished.
+// At the step where a restarted rank joins, its donor also sends it the
+// tensor and the weight (gossip/join.h) and keeps what it did not take.
 #include <algorithm>
 #include <string>
 #include <vector>
 
 #include "base/check.h"
 #include "gossip/gossip_ops.h"
+#include "gossip/join.h"
 
 namespace gccl {
 
@@ -74,7 +77,8 @@ class MixOp final : public Op {
     a_.topo->inPeers(a_.step, ctx.rank, &in_);
     size_t sliceElems = std::max<size_t>(1, ctx.params->chunkBytes / elem_);
     slices_ = std::max<size_t>(1, (a_.count + sliceElems - 1) / sliceElems);
-    slices_ = std::min(slices_, (size_t{1} << kTagStepBits) - 2);
+    // Tag steps 1..slices_ (the last two are the join's).
+    slices_ = std::min(slices_, (size_t{1} << kTagStepBits) - 3);
     sliceBytes_ = ((a_.count + slices_ - 1) / slices_) * elem_;
     sliceBytes_ = (sliceBytes_ + 63) & ~size_t{63};
     window_ = std::min(kWindow, slices_);
@@ -112,6 +116,7 @@ class MixOp final : public Op {
         sentShare_ += o.weight;
     }
     if (a_.pushSum) __atomic_load(a_.psWeight, &weightOut_, __ATOMIC_ACQUIRE);
+    GCCL_CHECK(postJoinSends(ctx, source));
 
     sends_.resize(out_.size() * (slices_ + 1));
     recvs_.resize(in_.size() * (slices_ + 1));
@@ -167,6 +172,11 @@ class MixOp final : public Op {
           GCCL_CHECK(check(ctx, t));
           ready = ready && !t.pending();
         }
+        // A joiner takes the whole tensor as it was before the step.
+        for (const Transfer& t : joinSends_) {
+          GCCL_CHECK(check(ctx, t));
+          ready = ready && !t.pending();
+        }
         if (!ready) break;
         GCCL_CHECK(fold(ctx, folded_));
         ++folded_;
@@ -177,13 +187,14 @@ class MixOp final : public Op {
       *done = false;
       return gcclSuccess;
     }
-    for (auto& t : sends_) {
-      GCCL_CHECK(check(ctx, t));
-      if (t.pending()) {
-        *done = false;
-        return gcclSuccess;
+    for (auto* list : {&sends_, &joinSends_})
+      for (auto& t : *list) {
+        GCCL_CHECK(check(ctx, t));
+        if (t.pending()) {
+          *done = false;
+          return gcclSuccess;
+        }
       }
-    }
     if (a_.pushSum) {
       for (size_t j = 0; j < in_.size(); ++j) {
         GCCL_CHECK(check(ctx, recvs_[j * (slices_ + 1)]));
@@ -194,7 +205,7 @@ class MixOp final : public Op {
       }
       // A weight a failed out-peer did not get stays here; one a failed
       // in-peer did not send is not there.
-      double w = (self_ + keptShare(0)) * weightOut_;
+      double w = (self_ + keptShare(0) + joinKept(0)) * weightOut_;
       for (size_t j = 0; j < in_.size(); ++j)
         if (recvs_[j * (slices_ + 1)].done()) w += in_[j].weight * weightsIn_[j];
       __atomic_store(a_.psWeight, &w, __ATOMIC_RELEASE);
@@ -206,7 +217,7 @@ class MixOp final : public Op {
  private:
   // A failed transfer with a failed peer is no error in fault-tolerant mode.
   gcclResult_t check(OpContext& ctx, const Transfer& t) {
-    if (tolerate_ && t.req.failed() && ctx.peerFailed(t.peer)) return gcclSuccess;
+    if (tolerate_ && ctx.lostToFailure(t)) return gcclSuccess;
     return checkTransfer(t);
   }
   // Part `part` (0: the weight, 1 + s: slice s): the out-peers' shares
@@ -215,6 +226,46 @@ class MixOp final : public Op {
     double kept = 0;
     for (size_t k = 0; tolerate_ && k < out_.size(); ++k)
       if (sends_[k * (slices_ + 1) + part].req.failed()) kept += out_[k].weight;
+    return kept;
+  }
+  // The joiners this rank gives its model to at this step (join.h): the
+  // header, then the whole tensor as it is before the step.
+  gcclResult_t postJoinSends(OpContext& ctx, const uint8_t* source) {
+    if (!tolerate_) return gcclSuccess;
+    joiners_ = joinersFrom(ctx, seq);
+    if (joiners_.empty()) return gcclSuccess;
+    double k = static_cast<double>(joiners_.size());
+    JoinHeader h;
+    h.layout = JoinLayout::kWhole;
+    h.pushSum = a_.pushSum;
+    h.type = a_.type;
+    h.count = a_.count;
+    h.step = a_.step;
+    h.weight = weightOut_;
+    if (a_.pushSum) {
+      // Each joiner gets as much of this rank's own share as it keeps.
+      joinShare_ = self_ / (k + 1);
+      self_ -= k * joinShare_;
+      h.coefficient = joinShare_;
+    }
+    joinHeaders_.assign(joiners_.size() * kJoinHeaderBytes, 0);
+    joinSends_.resize(2 * joiners_.size());
+    for (size_t i = 0; i < joiners_.size(); ++i) {
+      uint8_t* hb = joinHeaders_.data() + i * kJoinHeaderBytes;
+      encodeJoinHeader(h, hb);
+      GCCL_CHECK(postSend(ctx, joiners_[i], hb, kJoinHeaderBytes,
+                          collectiveTag(seq, kJoinHeaderStep), &joinSends_[2 * i]));
+      GCCL_CHECK(postSend(ctx, joiners_[i], source, bytes_, collectiveTag(seq, kJoinDataStep),
+                          &joinSends_[2 * i + 1]));
+    }
+    return gcclSuccess;
+  }
+  // Part 0 (the header, with the weight) or 1 (the tensor): the joiners'
+  // shares that were not delivered (the joiner failed again).
+  double joinKept(size_t part) const {
+    double kept = 0;
+    for (size_t i = 0; i < joiners_.size(); ++i)
+      if (joinSends_[2 * i + part].req.failed()) kept += joinShare_;
     return kept;
   }
   void range(size_t s, size_t* b, size_t* len) const {
@@ -242,6 +293,7 @@ class MixOp final : public Op {
     ys_.clear();
     bs_.clear();
     double kept = keptShare(1 + s);
+    double joinKept = this->joinKept(1);
     kernels::codec::Params p = coded_ ? sliceParams(s, len, ctx.rank) : kernels::codec::Params{};
     for (size_t j = 0; j < in_.size(); ++j) {
       const Transfer& t = recvs_[j * (slices_ + 1) + 1 + s];
@@ -260,8 +312,8 @@ class MixOp final : public Op {
       ys_.push_back(q);
     }
     if (!coded_)
-      return ctx.exec->mix(x, self_ + kept, ys_.data(), bs_.data(), static_cast<int>(ys_.size()),
-                           len, a_.type, a_.recvMem);
+      return ctx.exec->mix(x, self_ + kept + joinKept, ys_.data(), bs_.data(),
+                           static_cast<int>(ys_.size()), len, a_.type, a_.recvMem);
     // And what this rank sent, decoded as its out-peers decode it.
     if (!out_.empty()) {
       uint8_t* q = decoded_ + in_.size() * sliceBytes_;
@@ -270,8 +322,9 @@ class MixOp final : public Op {
       ys_.push_back(q);
       bs_.push_back(-(sentShare_ - kept));
     }
-    return ctx.exec->mix(x, 1.0, ys_.data(), bs_.data(), static_cast<int>(ys_.size()), len, a_.type,
-                         a_.recvMem);
+    double given = joinShare_ * static_cast<double>(joiners_.size()) - joinKept;
+    return ctx.exec->mix(x, 1.0 - given, ys_.data(), bs_.data(), static_cast<int>(ys_.size()), len,
+                         a_.type, a_.recvMem);
   }
 
   GossipArgs a_;
@@ -292,6 +345,12 @@ class MixOp final : public Op {
   double weightOut_ = 0;
   std::vector<double> weightsIn_;
   std::vector<Transfer> sends_, recvs_;
+  // Rejoin: the joiners this rank donates to, the part of its model each
+  // takes (PushSum; 0 for averaging), headers, and per joiner header + tensor.
+  std::vector<int> joiners_;
+  double joinShare_ = 0;
+  std::vector<uint8_t> joinHeaders_;
+  std::vector<Transfer> joinSends_;
   std::vector<const void*> ys_;
   std::vector<double> bs_;
 };

@@ -19,7 +19,10 @@
 // agreement (bindView), so Start keeps its own share only after the op has
 // started; WaitOp settles transfers with failed peers instead of failing, and
 // the next Finish adds back the share an out-peer that failed did not take
-// and folds nothing of a failed in-peer's incomplete message.
+// and folds nothing of a failed in-peer's incomplete message. At the step
+// where a restarted rank joins, its donor counts it as one more out-peer
+// (gossip/join.h): it takes a part of the donor's own share, and what it did
+// not take comes back like any out-peer's.
 //
 // Threads: x and w are touched only by the caller, inside these calls. The
 // progress thread posts the transfers (PostOp) and, on Finish, records which
@@ -39,6 +42,7 @@
 #include "core/wire_codec.h"
 #include "core/handle_registry.h"
 #include "gossip/gossip_checks.h"
+#include "gossip/join.h"
 #include "gossip/topology.h"
 
 struct gcclGossip;
@@ -72,6 +76,11 @@ struct StepRecord {
   std::vector<char> lost;         // per in-peer
   std::vector<char> undelivered;  // per out-peer and part, as sends
   std::vector<char> keptBack;     // caller only: undelivered shares already kept
+  // Rejoin: a header to each joiner this rank donates to (its other
+  // messages are an out-peer's); written by PostOp, checked by WaitOp.
+  std::vector<int> joiners;
+  std::vector<uint8_t> joinHeaders;
+  std::vector<Transfer> joinSends;
 };
 
 // Sizes a record's per-peer vectors for its out- and in-peers.
@@ -111,6 +120,7 @@ class PostOp final : public Op {
     }
     restricted->outPeers(r_->step, ctx.rank, &r_->out, &r_->self);
     restricted->inPeers(r_->step, ctx.rank, &r_->in);
+    addJoiners(ctx);
     sizeRecord(r_);
     if (r_->received.size() < r_->in.size() * bytes_ &&
         r_->received.allocate(exec_, r_->in.size() * bytes_, mem_) != gcclSuccess)
@@ -120,6 +130,10 @@ class PostOp final : public Op {
   }
   gcclResult_t start(OpContext& ctx) override {
     GCCL_REQUIRE(bindError_.empty(), gcclInternalError, "%s", bindError_.c_str());
+    for (size_t i = 0; i < r_->joiners.size(); ++i)
+      GCCL_CHECK(postSend(ctx, r_->joiners[i], r_->joinHeaders.data() + i * kJoinHeaderBytes,
+                          kJoinHeaderBytes, collectiveTag(seq, kJoinHeaderStep),
+                          &r_->joinSends[i]));
     for (size_t j = 0; j < r_->in.size(); ++j) {
       GCCL_CHECK(postRecv(ctx, r_->in[j].peer, &r_->weightsIn[j], sizeof(double),
                           collectiveTag(seq, 0), &r_->recvs[2 * j]));
@@ -141,6 +155,34 @@ class PostOp final : public Op {
   }
 
  private:
+  // The joiners this rank donates to at this step: uncompressed, each is an
+  // out-peer of weight c = self / (k + 1) and this rank keeps self - k c;
+  // compressed, each only gets a header that says so (it cannot join here).
+  void addJoiners(OpContext& ctx) {
+    r_->joiners = joinersFrom(ctx, seq);
+    if (r_->joiners.empty()) return;
+    constexpr uint64_t kCountMask = (uint64_t{1} << kCodecSignatureShift) - 1;
+    JoinHeader h;
+    h.layout = JoinLayout::kOverlap;
+    h.pushSum = true;
+    h.coded = (meta_.count >> kCodecSignatureShift) != 0;
+    h.type = static_cast<gcclDataType_t>((meta_.info >> 8) & 0xff);
+    h.count = meta_.count & kCountMask;
+    h.step = r_->step;
+    double k = static_cast<double>(r_->joiners.size());
+    h.coefficient = h.coded ? 0 : r_->self / (k + 1);
+    h.weight = r_->weightSent;
+    if (!h.coded) {
+      for (int j : r_->joiners)
+        r_->out.push_back({j, h.coefficient});
+      r_->self -= k * h.coefficient;
+    }
+    r_->joinHeaders.assign(r_->joiners.size() * kJoinHeaderBytes, 0);
+    for (size_t i = 0; i < r_->joiners.size(); ++i)
+      encodeJoinHeader(h, r_->joinHeaders.data() + i * kJoinHeaderBytes);
+    r_->joinSends.assign(r_->joiners.size(), Transfer());
+  }
+
   StepRecord* r_;
   size_t bytes_;
   std::shared_ptr<Topology> topo_;
@@ -166,6 +208,8 @@ class WaitOp final : public Op {
         watch(&t);
       for (auto& t : r->sends)
         watch(&t);
+      for (auto& t : r->joinSends)
+        watch(&t);
     }
     return gcclSuccess;
   }
@@ -174,7 +218,7 @@ class WaitOp final : public Op {
     bool complete = true;
     // Fault-tolerant mode: a transfer with a failed peer is settled, not an error.
     auto lostToFailure = [&ctx](const Transfer& t) {
-      return ctx.faultTolerant && t.req.failed() && ctx.peerFailed(t.peer);
+      return ctx.faultTolerant && ctx.lostToFailure(t);
     };
     for (StepRecord* r : records_) {
       bool required = all_ || (hasThrough_ && r->step <= through_);
@@ -198,6 +242,11 @@ class WaitOp final : public Op {
           r->undelivered[k] = 1;
           continue;
         }
+        GCCL_CHECK(checkTransfer(t));
+        sent = sent && t.done();
+      }
+      for (const Transfer& t : r->joinSends) {
+        if (lostToFailure(t)) continue;  // its share comes back with its data message
         GCCL_CHECK(checkTransfer(t));
         sent = sent && t.done();
       }

@@ -16,8 +16,12 @@
 // consistency contract: a partner's model is read and updated between the trainer's locked
 // sections, never inside one.
 //
-// Fault-tolerant mode: a rank picks its partners among the neighbours it
-// does not consider failed; an exchange whose partner fails before the reply
+// Fault-tolerant mode: once ranks failed, a rank's neighbours are those of
+// the graph re-formed over the ranks it does not consider failed (a ring
+// stays a ring, so no survivor is left without partners); the service takes
+// requests from the new neighbours too. A rank that failed stays out of this
+// object's graph even if a restarted process takes its place (that process
+// has no such object). An exchange whose partner fails before the reply
 // changes nothing here (what the partner took dies with it), and the service
 // stops serving a failed neighbour. Destroy meets the survivors in a barrier
 // of the agreement instead of an exact one.
@@ -107,20 +111,44 @@ gcclResult_t addHalfDifference(Executor& exec, Model& m, CodecScratch& c, const 
   return exec.mix(m.x, 1.0, ys, bs, 2, m.count, m.type, m.mem);
 }
 
+// Every rank `rank` is linked with at any step of the period of `topo`, or
+// of its graph re-formed over the ranks that `dead` does not flag.
+std::vector<int> neighboursIn(const Topology& topo, int rank, const std::vector<uint8_t>& dead) {
+  const Topology* t = &topo;
+  std::shared_ptr<Topology> restricted;
+  if (std::find(dead.begin(), dead.end(), 1) != dead.end()) {
+    std::vector<uint8_t> alive(dead.size());
+    for (size_t r = 0; r < dead.size(); ++r)
+      alive[r] = dead[r] ? 0 : 1;
+    if (topo.restrictedTo(alive, &restricted) == gcclSuccess) t = restricted.get();
+  }
+  std::set<int> peers;
+  std::vector<PeerWeight> list;
+  double self;
+  for (int s = 0; s < t->period(); ++s) {
+    t->outPeers(static_cast<uint64_t>(s), rank, &list, &self);
+    for (const auto& pw : list)
+      if (dead.empty() || !dead[static_cast<size_t>(pw.peer)]) peers.insert(pw.peer);
+    t->inPeers(static_cast<uint64_t>(s), rank, &list);
+    for (const auto& pw : list)
+      if (dead.empty() || !dead[static_cast<size_t>(pw.peer)]) peers.insert(pw.peer);
+  }
+  return std::vector<int>(peers.begin(), peers.end());
+}
+
 class PairwiseService final : public Service {
  public:
   PairwiseService(std::shared_ptr<Model> model, transport::MessageMeta meta, uint64_t id)
       : model_(std::move(model)), meta_(meta), id_(id) {}
 
   // A request and a reply buffer per neighbour, in the model's memory type.
-  gcclResult_t init(const std::vector<int>& peers, const std::shared_ptr<Executor>& exec) {
-    for (int p : peers) {
-      auto s = std::make_unique<Slot>();
-      s->peer = p;
-      GCCL_CHECK(s->in.allocate(exec, model_->capacity, model_->mem));
-      GCCL_CHECK(s->out.allocate(exec, model_->capacity, model_->mem));
-      slots_.push_back(std::move(s));
-    }
+  gcclResult_t init(const std::vector<int>& peers, const std::shared_ptr<Executor>& exec,
+                    std::shared_ptr<Topology> topo, int nranks) {
+    exec_ = exec;
+    topo_ = std::move(topo);
+    dead_.assign(static_cast<size_t>(nranks), 0);
+    for (int p : peers)
+      GCCL_CHECK(addSlot(p));
     return scratch_.allocate(*model_, exec);
   }
 
@@ -128,9 +156,11 @@ class PairwiseService final : public Service {
 
   gcclResult_t poll(OpContext& ctx) override {
     retry_ = false;
+    if (ctx.faultTolerant) GCCL_CHECK(followFailures(ctx));
     for (auto& sp : slots_) {
       Slot& s = *sp;
-      if (ctx.faultTolerant && ctx.peerFailed(s.peer)) continue;  // serves nobody any more
+      if (ctx.faultTolerant && dead_[static_cast<size_t>(s.peer)])
+        continue;  // serves nobody any more
       for (;;) {
         if (s.replying) {
           if (s.reply.pending()) break;
@@ -176,6 +206,36 @@ class PairwiseService final : public Service {
   }
 
  private:
+  gcclResult_t addSlot(int peer) {
+    auto s = std::make_unique<Slot>();
+    s->peer = peer;
+    GCCL_CHECK(s->in.allocate(exec_, model_->capacity, model_->mem));
+    GCCL_CHECK(s->out.allocate(exec_, model_->capacity, model_->mem));
+    slots_.push_back(std::move(s));
+    return gcclSuccess;
+  }
+  // Fault-tolerant mode: once more ranks failed, serve the neighbours of the
+  // graph re-formed over the others as well (the failed stay out for good).
+  gcclResult_t followFailures(OpContext& ctx) {
+    bool changed = false;
+    for (int r = 0; r < ctx.nranks; ++r)
+      if (r != ctx.rank && !dead_[static_cast<size_t>(r)] && ctx.peerFailed(r)) {
+        dead_[static_cast<size_t>(r)] = 1;
+        changed = true;
+      }
+    if (!changed) return gcclSuccess;
+    for (int p : neighboursIn(*topo_, ctx.rank, dead_)) {
+      bool have = false;
+      for (const auto& s : slots_)
+        have = have || s->peer == p;
+      if (!have) GCCL_CHECK(addSlot(p));
+    }
+    return gcclSuccess;
+  }
+
+  std::shared_ptr<Executor> exec_;
+  std::shared_ptr<Topology> topo_;
+  std::vector<uint8_t> dead_;  // ranks that failed since the object was made
   struct Slot {
     int peer = -1;
     uint64_t seq = 0;
@@ -255,7 +315,7 @@ class ExchangeOp final : public Op {
   }
   gcclResult_t progress(OpContext& ctx, bool* done) override {
     if (ctx.faultTolerant) probePartner(ctx);
-    if (ctx.faultTolerant && ctx.peerFailed(peer_) && (send_.req.failed() || recv_.req.failed())) {
+    if (ctx.faultTolerant && (ctx.lostToFailure(send_) || ctx.lostToFailure(recv_))) {
       *lost_ = true;
       *done = true;
       return gcclSuccess;
@@ -321,6 +381,10 @@ struct gcclPairwise {
   std::shared_ptr<gccl::Topology> topo;
   std::shared_ptr<gccl::PairwiseService> service;
   std::vector<int> neighbours;
+  // Fault-tolerant mode: the ranks that failed since it was made, and the
+  // neighbours of the graph re-formed without them.
+  std::vector<uint8_t> dead;
+  std::vector<int> liveNeighbours;
   std::vector<uint64_t> sendSeq;  // per peer
   uint64_t seed = 0;
   uint64_t id = 0;
@@ -355,20 +419,20 @@ gcclResult_t meetAll(gcclPairwise* p, uint64_t phase) {
   return launch(p->comm, makeSurvivorBarrierOp(id, req), req, nullptr);
 }
 
-// The neighbours to pick a partner from: in fault-tolerant mode, those this
-// rank does not consider failed.
-std::vector<int> liveNeighbours(gcclPairwise* p) {
+// The neighbours to pick a partner from: in fault-tolerant mode, once ranks
+// failed, those of the graph re-formed without every rank that failed since
+// the object was made.
+const std::vector<int>& liveNeighbours(gcclPairwise* p) {
   if (!p->comm->faultTolerant) return p->neighbours;
-  std::vector<std::pair<int, std::string>> failed = p->comm->engine->failedRanks();
-  if (failed.empty()) return p->neighbours;
-  std::vector<int> live;
-  for (int r : p->neighbours) {
-    bool dead = false;
-    for (const auto& f : failed)
-      dead = dead || f.first == r;
-    if (!dead) live.push_back(r);
-  }
-  return live;
+  bool changed = false;
+  for (const auto& f : p->comm->engine->failedRanks())
+    if (!p->dead[static_cast<size_t>(f.first)]) {
+      p->dead[static_cast<size_t>(f.first)] = 1;
+      changed = true;
+    }
+  if (changed) p->liveNeighbours = neighboursIn(*p->topo, p->comm->rank, p->dead);
+  return std::find(p->dead.begin(), p->dead.end(), 1) == p->dead.end() ? p->neighbours
+                                                                       : p->liveNeighbours;
 }
 
 }  // namespace
@@ -419,18 +483,8 @@ gcclResult_t gcclPairwiseCreateEx(gcclPairwise_t* pairwise, void* x, size_t coun
     p->meta = makeMeta(OpKind::kPairwise, datatype, gcclSum, 0,
                        withCodecSignature(count, codec.signature));
     // Neighbours: every rank this one is linked with at any step of the period.
-    std::set<int> peers;
-    std::vector<PeerWeight> list;
-    double self;
-    for (int s = 0; s < t->period(); ++s) {
-      t->outPeers(static_cast<uint64_t>(s), comm->rank, &list, &self);
-      for (const auto& pw : list)
-        peers.insert(pw.peer);
-      t->inPeers(static_cast<uint64_t>(s), comm->rank, &list);
-      for (const auto& pw : list)
-        peers.insert(pw.peer);
-    }
-    p->neighbours.assign(peers.begin(), peers.end());
+    p->neighbours = neighboursIn(*t, comm->rank, {});
+    p->dead.assign(static_cast<size_t>(comm->nranks), 0);
     p->sendSeq.assign(static_cast<size_t>(comm->nranks), 0);
     // Ids wrap before the membership agreement's (transports/tags.h).
     p->id = comm->asyncObjects++ % (transport::kMaxAsyncObjectId + 1);
@@ -438,7 +492,7 @@ gcclResult_t gcclPairwiseCreateEx(gcclPairwise_t* pairwise, void* x, size_t coun
     gcclResult_t r = p->snapshot.allocate(p->exec, capacity, p->model->mem);
     if (r == gcclSuccess) r = p->reply.allocate(p->exec, capacity, p->model->mem);
     if (r == gcclSuccess) r = p->scratch.allocate(*p->model, p->exec);
-    if (r == gcclSuccess) r = p->service->init(p->neighbours, p->exec);
+    if (r == gcclSuccess) r = p->service->init(p->neighbours, p->exec, p->topo, comm->nranks);
     // Every rank serves before any rank asks: register, then meet in a barrier.
     if (r == gcclSuccess) r = runServiceOp(p, true);
     if (r == gcclSuccess) r = meetAll(p, 0);
@@ -471,7 +525,7 @@ gcclResult_t gcclPairwiseExchange(gcclPairwise_t p, uint64_t step, int* partner)
   clearThreadLastError();
   GCCL_CHECK(pairwiseHandles().check(p, call));
   return apiCall(p->comm, call, nullptr, [&]() -> gcclResult_t {
-    std::vector<int> neighbours = liveNeighbours(p);
+    const std::vector<int>& neighbours = liveNeighbours(p);
     if (neighbours.empty()) {
       if (partner != nullptr) *partner = -1;
       return gcclSuccess;

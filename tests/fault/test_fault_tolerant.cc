@@ -447,10 +447,17 @@ TEST(Membership, MessagesRoundTripAndMalformedOnesAreRefused) {
   m.round = (7ull << 16) | 3;
   m.value = 12345;
   m.ranks = {0, 1, 0, 0, 1, 0, 0, 0, 0, 1};
-  Membership::View v;
-  v.switchSeq = 40;
-  v.alive = {1, 0, 1, 1, 0, 1, 1, 1, 1, 0};
-  m.history = {v};
+  m.incs = {0, 3, 0, 0, 1, 0, 0, 0, 0, 70000};
+  // Six views: only the latest kWireViews travel.
+  for (uint64_t e = 1; e <= 6; ++e) {
+    Membership::View v;
+    v.epoch = e;
+    v.switchSeq = 40 + e;
+    v.alive = {1, 0, 1, 1, 0, 1, 1, 1, 1, 0};
+    v.joined = {0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    v.incs = {0, 0, 0, static_cast<uint32_t>(e), 0, 0, 0, 0, 0, 0};
+    m.history.push_back(v);
+  }
   std::vector<uint8_t> bytes = Membership::encode(m, 10);
   ASSERT_LE(bytes.size(), Membership::maxBytes(10));
   Membership::Message back;
@@ -459,9 +466,20 @@ TEST(Membership, MessagesRoundTripAndMalformedOnesAreRefused) {
   EXPECT_EQ(back.round, m.round);
   EXPECT_EQ(back.value, m.value);
   EXPECT_EQ(back.ranks, m.ranks);
-  ASSERT_EQ(back.history.size(), 1u);
-  EXPECT_EQ(back.history[0].switchSeq, 40u);
-  EXPECT_EQ(back.history[0].alive, v.alive);
+  EXPECT_EQ(back.incs, m.incs);
+  ASSERT_EQ(back.history.size(), Membership::kWireViews);
+  for (size_t i = 0; i < back.history.size(); ++i) {
+    const Membership::View& v = back.history[i];
+    const Membership::View& sent = m.history[m.history.size() - Membership::kWireViews + i];
+    EXPECT_EQ(v.epoch, sent.epoch);
+    EXPECT_EQ(v.switchSeq, sent.switchSeq);
+    EXPECT_EQ(v.alive, sent.alive);
+    EXPECT_EQ(v.joined, sent.joined);
+    EXPECT_EQ(v.incs, sent.incs);
+    // The graph of the view's first step leaves the joiner out.
+    EXPECT_EQ(v.mixing[3], 0);
+    EXPECT_EQ(v.mixing[0], 1);
+  }
   // Another job size, a cut message, a bad type, a bad magic.
   EXPECT_FALSE(Membership::decode(bytes.data(), bytes.size(), 11, &back));
   EXPECT_FALSE(Membership::decode(bytes.data(), bytes.size() - 1, 10, &back));
@@ -470,6 +488,15 @@ TEST(Membership, MessagesRoundTripAndMalformedOnesAreRefused) {
   EXPECT_FALSE(Membership::decode(bad.data(), bad.size(), 10, &back));
   bad = bytes;
   bad[0] ^= 1;
+  EXPECT_FALSE(Membership::decode(bad.data(), bad.size(), 10, &back));
+  // A joiner that is not alive, epochs that skip.
+  Membership::Message wrong = m;
+  wrong.history.back().joined[1] = 1;
+  bad = Membership::encode(wrong, 10);
+  EXPECT_FALSE(Membership::decode(bad.data(), bad.size(), 10, &back));
+  wrong = m;
+  wrong.history.back().epoch = 9;
+  bad = Membership::encode(wrong, 10);
   EXPECT_FALSE(Membership::decode(bad.data(), bad.size(), 10, &back));
 }
 
