@@ -40,7 +40,7 @@ constexpr int kReapAfterKillSec = 10;
 
 void usage() {
   fprintf(stderr,
-          "usage: gcclrun -n N [-t SECONDS] [-g SECONDS] [-f N] [--] PROGRAM [ARGS...]\n"
+          "usage: gcclrun -n N [-t SECONDS] [-g SECONDS] [-f N] [-r N] [--] PROGRAM [ARGS...]\n"
           "  -n N        number of ranks (1-256)\n"
           "  -t SECONDS  time limit; past it every rank is stopped and gcclrun exits 124\n"
           "              (default 3600)\n"
@@ -49,6 +49,11 @@ void usage() {
           "              fault-tolerant mode, GCCL_FAULT_TOLERANT=1): each such failure is\n"
           "              reported and the job goes on; a further one stops the job as below;\n"
           "              gcclrun exits 0 when every other rank succeeds (default 0)\n"
+          "  -r N        restart up to N failed ranks in all (fault-tolerant jobs): a rank\n"
+          "              other than 0 that fails is started again, with GCCL_REJOIN=1, so\n"
+          "              that gcclCommInitFromEnv rejoins the running job; rank 0 serves the\n"
+          "              rendezvous and is not restarted. Failures beyond N are handled as\n"
+          "              above (default 0)\n"
           "\n"
           "Each rank gets RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, GCCL_COMM_ID (a\n"
           "loopback port that rank 0 inherits already bound, so nothing can take it\n"
@@ -139,7 +144,8 @@ struct ChildSetup {
   int rootFd;  // passed to rank 0 only; -1 when GCCL_COMM_ID came from the caller
 };
 
-[[noreturn]] void runRank(const ChildSetup& c, int rank, char** argv) {
+// `restart`: the rank is started again after it failed (-r): it rejoins.
+[[noreturn]] void runRank(const ChildSetup& c, int rank, char** argv, bool restart = false) {
   // A group of their own lets gcclrun signal every process of the job,
   // including ones the ranks start, and keeps a terminal's Ctrl-C from
   // reaching the ranks directly: gcclrun forwards it and enforces the grace.
@@ -166,7 +172,8 @@ struct ChildSetup {
   }
   setenv("RANK", std::to_string(rank).c_str(), 1);
   setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
-  if (rank == 0 && c.rootFd >= 0) {
+  if (restart) setenv("GCCL_REJOIN", "1", 1);
+  if (rank == 0 && c.rootFd >= 0 && !restart) {
     fcntl(c.rootFd, F_SETFD, 0);  // survive exec
     setenv("GCCL_ROOT_LISTEN_FD", std::to_string(c.rootFd).c_str(), 1);
   }
@@ -177,8 +184,15 @@ struct ChildSetup {
 
 class Job {
  public:
-  Job(pid_t group, std::vector<Rank> ranks, long graceSec, long tolerate)
-      : group_(group), ranks_(std::move(ranks)), graceSec_(graceSec), tolerate_(tolerate) {}
+  Job(pid_t group, std::vector<Rank> ranks, long graceSec, long tolerate, long restarts,
+      const ChildSetup& setup, char** argv)
+      : group_(group),
+        ranks_(std::move(ranks)),
+        graceSec_(graceSec),
+        tolerate_(tolerate),
+        restarts_(restarts),
+        setup_(setup),
+        argv_(argv) {}
 
   // Waits for every rank and returns gcclrun's exit status.
   int wait(const sigset_t& waitSet, Clock::time_point timeLimit, long timeoutSec) {
@@ -290,11 +304,30 @@ class Job {
         if (r.running && r.pid == pid) {
           r.running = false;
           ended(r, status);
+          break;
         }
     }
   }
 
-  void ended(const Rank& r, int status) {
+  // -r: starts rank `r` again; false when fork failed.
+  bool restart(Rank& r) {
+    ChildSetup c = setup_;
+    c.group = group_;
+    c.rootFd = -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+      fprintf(stderr, "gcclrun: cannot restart rank %d: fork failed: %s\n", r.index,
+              strerror(errno));
+      return false;
+    }
+    if (pid == 0) runRank(c, r.index, argv_, true);
+    setpgid(pid, group_);
+    r.pid = pid;
+    r.running = true;
+    return true;
+  }
+
+  void ended(Rank& r, int status) {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
     std::string who = "rank " + std::to_string(r.index) + " (pid " + std::to_string(r.pid) + ")";
     std::string how;
@@ -312,6 +345,17 @@ class Job {
     if (stopping_) {
       fprintf(stderr, "gcclrun: %s %s\n", who.c_str(), how.c_str());
       return;
+    }
+    if (restarted_ < restarts_ && r.index != 0) {
+      ++restarted_;
+      pid_t old = r.pid;
+      if (restart(r)) {
+        fprintf(stderr,
+                "gcclrun: %s %s; restarted it as pid %d to rejoin (restart %ld of %ld, -r)\n",
+                who.c_str(), how.c_str(), static_cast<int>(r.pid), restarted_, restarts_);
+        return;
+      }
+      r.pid = old;
     }
     if (tolerated_ < tolerate_) {
       ++tolerated_;
@@ -334,6 +378,10 @@ class Job {
   long graceSec_;
   long tolerate_;
   long tolerated_ = 0;
+  long restarts_;
+  long restarted_ = 0;
+  ChildSetup setup_;
+  char** argv_;
   int result_ = 0;
   std::string firstFailure_;
   bool stopping_ = false;
@@ -350,6 +398,7 @@ int main(int argc, char** argv) {
   long timeoutSec = 3600;
   long graceSec = kDefaultGraceSec;
   long tolerate = 0;
+  long restarts = 0;
   int i = 1;
   for (; i < argc; ++i) {
     std::string a = argv[i];
@@ -371,6 +420,11 @@ int main(int argc, char** argv) {
     } else if (a == "-f" && i + 1 < argc) {
       if (!parseSeconds(argv[++i], 0, 255, &tolerate)) {
         fprintf(stderr, "gcclrun: -f must be a number of ranks from 0 to 255\n");
+        return 2;
+      }
+    } else if (a == "-r" && i + 1 < argc) {
+      if (!parseSeconds(argv[++i], 0, 1000, &restarts)) {
+        fprintf(stderr, "gcclrun: -r must be a number of restarts from 0 to 1000\n");
         return 2;
       }
     } else if (a == "--") {
@@ -455,6 +509,6 @@ int main(int argc, char** argv) {
   // accepting connections into its queue after rank 0 is done with it.
   if (setup.rootFd >= 0) close(setup.rootFd);
 
-  Job job(group, std::move(ranks), graceSec, tolerate);
+  Job job(group, std::move(ranks), graceSec, tolerate, restarts, setup, argv + i);
   return job.wait(waitSet, Clock::now() + std::chrono::seconds(timeoutSec), timeoutSec);
 }

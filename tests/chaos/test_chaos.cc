@@ -56,6 +56,7 @@ struct Trial {
 struct Shared {
   gcclUniqueId id;                       // written by rank 0 before it starts
   std::atomic<int> rejoined[kMaxRanks];  // a restarted rank took the model (its next step + 1)
+  std::atomic<int64_t> restartMs[kMaxRanks], rejoinedMs[kMaxRanks];
   std::atomic<int> started[kMaxRanks];
   std::atomic<int> allHurt;
   std::atomic<int64_t> knewAt[kMaxRanks];       // step at which a survivor knew every failure (+1)
@@ -109,6 +110,7 @@ int runRank(const Trial& t, Shared* sh, int rank, const gcclUniqueId& id, bool r
   if (rejoin) {
     RANK_OK(gcclGossipJoin(x.data(), kCount, gcclFloat32, t.pushSum ? &w : nullptr, &first, comm,
                            nullptr, nullptr));
+    sh->rejoinedMs[rank] = nowMs();
     sh->rejoined[rank] = static_cast<int>(first) + 1;
   }
   gcclGossip_t g = nullptr;
@@ -197,6 +199,8 @@ struct Tally {
   // Trials with one victim: from the failure to the last survivor's first
   // step completed after it learned of it, by kind of failure.
   std::vector<int64_t> afterKill, afterStop;
+  // From a restart (the new process forked) to it holding the group's model.
+  std::vector<int64_t> toRejoin;
 };
 
 std::string medianAndWorst(std::vector<int64_t> v) {
@@ -283,6 +287,7 @@ TEST(Chaos, GossipSurvivesRandomKillsAndStops) {
             waitpid(pids[static_cast<size_t>(victim)], nullptr, 0);
             fflush(stdout);
             fflush(stderr);
+            sh->restartMs[victim] = nowMs();
             pid_t pid = fork();
             if (pid == 0) {
               int code = runRank(t, sh, victim, sh->id, true);
@@ -336,6 +341,7 @@ TEST(Chaos, GossipSurvivesRandomKillsAndStops) {
       survivors.push_back(r);
       if (isRestarted(t, r)) {
         int st = restartStatus[static_cast<size_t>(r)];
+        if (st == 0) tally.toRejoin.push_back(sh->rejoinedMs[r] - sh->restartMs[r]);
         if (st == -1) ++tally.hangs;
         EXPECT_EQ(st, 0) << "restarted rank " << r << ": exit " << st;
         ok = ok && st == 0;
@@ -387,6 +393,8 @@ TEST(Chaos, GossipSurvivesRandomKillsAndStops) {
          medianAndWorst(tally.afterKill).c_str());
   printf("chaos: one rank stopped (timeout 3000 ms): every survivor stepping again after %s\n",
          medianAndWorst(tally.afterStop).c_str());
+  printf("chaos: a killed rank restarted: holding the group's model after %s\n",
+         medianAndWorst(tally.toRejoin).c_str());
 }
 
 }  // namespace

@@ -13,6 +13,11 @@
 //   --steal-port     rank 1 tries to bind GCCL_COMM_ID's port before rank 0
 //                    initializes; then all ranks run one AllReduce
 //   --sleep S        how long a rank without another task lives (default 30)
+//   --rejoin R       fault-tolerant PushSum: rank R dies (SIGKILL) after 5 steps;
+//                    started again by gcclrun -r (GCCL_REJOIN=1) it rejoins, takes
+//                    the model (gcclGossipJoin) and writes DIR/rejoined with its
+//                    next step; every rank then steps up to 20 past it and
+//                    checks with an AllReduce that all are in
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -43,6 +48,18 @@ bool writeFileAtomically(const std::string& path, const std::string& text) {
   bool ok = fputs(text.c_str(), f) >= 0;
   ok = fclose(f) == 0 && ok;
   return ok && rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::string readFile(const std::string& path) {
+  std::string text;
+  FILE* f = fopen(path.c_str(), "r");
+  if (f == nullptr) return text;
+  char buf[256];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+    text.append(buf, n);
+  fclose(f);
+  return text;
 }
 
 bool exists(const std::string& path) {
@@ -89,6 +106,56 @@ int takePort(int port) {
   return fd;
 }
 
+// --rejoin R (see the top of the file).
+int gossipWithARejoin(const std::string& dir, int rank, int size, int victim) {
+  bool restarted = getenv("GCCL_REJOIN") != nullptr;
+  gcclConfig_t cfg = GCCL_CONFIG_INITIALIZER;
+  cfg.faultTolerant = 1;
+  cfg.timeoutMs = 4000;
+  gcclComm_t comm = nullptr;
+  auto fail = [&](const char* what) {
+    fprintf(stderr, "rank %d%s: %s failed: %s\n", rank, restarted ? " (restarted)" : "", what,
+            gcclGetLastError(comm));
+    return 1;
+  };
+  if (gcclCommInitFromEnv(&comm, &cfg) != gcclSuccess) return fail("init");
+  gcclTopology_t topo;
+  if (gcclTopologyCreate(&topo, gcclTopoExponential, size, 1) != gcclSuccess)
+    return fail("topology");
+  float x[64];
+  for (float& v : x)
+    v = static_cast<float>(rank + 1);
+  double w = 1.0;
+  uint64_t step = 0;
+  std::string marker = dir + "/rejoined";
+  if (restarted) {
+    if (gcclGossipJoin(x, 64, gcclFloat32, &w, &step, comm, nullptr, nullptr) != gcclSuccess)
+      return fail("gcclGossipJoin");
+    if (!writeFileAtomically(marker, std::to_string(step))) return 2;
+  }
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;; ++step) {
+    if (rank == victim && !restarted && step == 5) raise(SIGKILL);
+    if (exists(marker)) {
+      uint64_t target = std::stoull(readFile(marker)) + 20;
+      if (step >= target) break;
+    }
+    if (std::chrono::steady_clock::now() > until) return fail("waiting for the rejoin");
+    if (gcclPushSum(x, 64, gcclFloat32, &w, topo, step, comm, nullptr, nullptr) != gcclSuccess)
+      return fail("gcclPushSum");
+  }
+  float v = 1;
+  if (gcclAllReduce(&v, &v, 1, gcclFloat32, gcclSum, comm, nullptr, nullptr) != gcclSuccess)
+    return fail("AllReduce after the rejoin");
+  if (v != static_cast<float>(size)) {
+    fprintf(stderr, "rank %d: the AllReduce after the rejoin gave %g, not %d\n", rank, v, size);
+    return 1;
+  }
+  gcclTopologyDestroy(topo);
+  gcclCommDestroy(comm);
+  return 0;
+}
+
 int allReduceOnce(int rank, int size) {
   gcclComm_t comm = nullptr;
   if (gcclCommInitFromEnv(&comm, nullptr) != gcclSuccess) {
@@ -114,7 +181,7 @@ int allReduceOnce(int rank, int size) {
 
 int main(int argc, char** argv) {
   std::string dir;
-  int failRank = -1, failCode = 0, raiseRank = -1, raiseSig = 0, sleepSec = 30;
+  int failRank = -1, failCode = 0, raiseRank = -1, raiseSig = 0, sleepSec = 30, rejoinRank = -1;
   bool termExit = false, ignoreTerm = false, grandchild = false, stealPort = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -136,6 +203,8 @@ int main(int argc, char** argv) {
       stealPort = true;
     } else if (a == "--sleep" && hasValue) {
       sleepSec = atoi(argv[++i]);
+    } else if (a == "--rejoin" && hasValue) {
+      rejoinRank = atoi(argv[++i]);
     } else {
       fprintf(stderr, "gcclrun_rank: bad argument %s\n", a.c_str());
       return 2;
@@ -163,6 +232,8 @@ int main(int argc, char** argv) {
   if (ignoreTerm) signal(SIGTERM, SIG_IGN);
   if (!writeFileAtomically(dir + "/rank" + std::to_string(rank) + ".pid", std::to_string(getpid())))
     return 2;
+
+  if (rejoinRank >= 0) return gossipWithARejoin(dir, rank, size, rejoinRank);
 
   if (rank == failRank || rank == raiseRank) {
     for (int r = 0; r < size; ++r)

@@ -221,6 +221,23 @@ TEST_F(GcclrunTest, ToleratesAsManyFailuresAsAskedAndNoMore) {
       << output();
 }
 
+// -r: a rank of a fault-tolerant job that dies is started again with
+// GCCL_REJOIN=1; the new process rejoins, takes the model and trains on,
+// and in the end every rank, the restarted one included, is in.
+TEST_F(GcclrunTest, RestartsAFailedRankThatRejoinsTheRunningJob) {
+  start({"-n", "3", "-t", "90", "-r", "1"}, {"--rejoin", "2"});
+  EXPECT_EQ(waitGcclrun(60), 0) << output();
+  EXPECT_TRUE(contains(output(), "was killed by SIGKILL (9); restarted it as pid")) << output();
+  EXPECT_TRUE(contains(output(), "to rejoin (restart 1 of 1, -r)")) << output();
+}
+
+// Rank 0 serves the rendezvous a restarted rank needs: it is not restarted.
+TEST_F(GcclrunTest, DoesNotRestartRankZero) {
+  start({"-n", "3", "-t", "60", "-r", "1"}, {"--fail", "0:3"});
+  EXPECT_EQ(waitGcclrun(15), 3) << output();
+  EXPECT_FALSE(contains(output(), "restarted it")) << output();
+}
+
 TEST_F(GcclrunTest, StopsTheJobAtTheFirstFailureBeyondTheTolerance) {
   start({"-n", "3", "-t", "60", "-f", "0"}, {"--fail", "1:3"});
   ASSERT_GT(pidOf("rank1"), 0) << output();
