@@ -204,27 +204,40 @@ gcclResult_t Registry::open(std::string* blob) {
   return gcclSuccess;
 }
 
-gcclResult_t Registry::connect(const std::vector<std::string>& blobs, int64_t deadlineMs,
-                               std::vector<std::unique_ptr<Connection>>* conns,
-                               std::vector<std::unique_ptr<Listener>>* listeners) {
+gcclResult_t Registry::readTable(const std::vector<std::string>& blobs, std::vector<Decoded>* all) {
   int n = opt_.ctx.nranks, me = opt_.ctx.rank;
-  std::vector<Decoded> all(static_cast<size_t>(n));
+  GCCL_REQUIRE(blobs.size() == static_cast<size_t>(n), gcclInternalError,
+               "%zu address blobs for %d ranks", blobs.size(), n);
+  all->assign(static_cast<size_t>(n), Decoded());
   for (int r = 0; r < n; ++r)
-    GCCL_REQUIRE(Decoded::decode(blobs[static_cast<size_t>(r)], &all[static_cast<size_t>(r)]),
+    GCCL_REQUIRE(Decoded::decode(blobs[static_cast<size_t>(r)], &(*all)[static_cast<size_t>(r)]),
                  gcclInternalError, "rank %d published an address blob that does not decode", r);
-  const Decoded& mine = all[static_cast<size_t>(me)];
+  const Decoded& mine = (*all)[static_cast<size_t>(me)];
   chosen_.assign(static_cast<size_t>(n), "");
   chosen_[static_cast<size_t>(me)] = "self";
   localRanks_ = 0;
-  std::vector<std::vector<int>> peersOf(transports_.size());
   for (int r = 0; r < n; ++r) {
-    const Decoded& theirs = all[static_cast<size_t>(r)];
+    const Decoded& theirs = (*all)[static_cast<size_t>(r)];
     localRanks_ += theirs.hostId == mine.hostId;
-    if (r == me) continue;
     GCCL_REQUIRE(theirs.preference == mine.preference, gcclInvalidUsage,
                  "rank %d allows the transports \"%s\" while this rank allows \"%s\" "
                  "(GCCL_TRANSPORT must be the same on every rank)",
                  r, theirs.preference.c_str(), mine.preference.c_str());
+  }
+  return gcclSuccess;
+}
+
+gcclResult_t Registry::connect(const std::vector<std::string>& blobs, int64_t deadlineMs,
+                               std::vector<std::unique_ptr<Connection>>* conns,
+                               std::vector<std::unique_ptr<Listener>>* listeners) {
+  int n = opt_.ctx.nranks, me = opt_.ctx.rank;
+  std::vector<Decoded> all;
+  GCCL_CHECK(readTable(blobs, &all));
+  const Decoded& mine = all[static_cast<size_t>(me)];
+  std::vector<std::vector<int>> peersOf(transports_.size());
+  for (int r = 0; r < n; ++r) {
+    const Decoded& theirs = all[static_cast<size_t>(r)];
+    if (r == me) continue;
     std::string why;
     for (size_t i = 0; i < transports_.size() && chosen_[static_cast<size_t>(r)].empty(); ++i) {
       Transport& t = *transports_[i];
@@ -266,12 +279,8 @@ gcclResult_t Registry::rejoin(const std::vector<std::string>& blobs, uint32_t in
                               std::vector<std::unique_ptr<Connection>>* conns,
                               std::vector<std::unique_ptr<Listener>>* listeners) {
   int n = opt_.ctx.nranks, me = opt_.ctx.rank;
-  GCCL_REQUIRE(blobs.size() == static_cast<size_t>(n), gcclInternalError,
-               "rejoin: %zu address blobs for %d ranks", blobs.size(), n);
-  std::vector<Decoded> all(static_cast<size_t>(n));
-  for (int r = 0; r < n; ++r)
-    GCCL_REQUIRE(Decoded::decode(blobs[static_cast<size_t>(r)], &all[static_cast<size_t>(r)]),
-                 gcclInternalError, "rank %d published an address blob that does not decode", r);
+  std::vector<Decoded> all;
+  GCCL_CHECK(readTable(blobs, &all));
   // Only TCP rejoins: its listeners are the ones that admit restarted ranks.
   Transport* tcp = find("tcp");
   const Decoded& mine = all[static_cast<size_t>(me)];
@@ -279,19 +288,11 @@ gcclResult_t Registry::rejoin(const std::vector<std::string>& blobs, uint32_t in
                "rank %d cannot rejoin: it has no tcp transport (GCCL_TRANSPORT=%s), and a "
                "restarted rank rejoins over tcp",
                me, opt_.preference.c_str());
-  chosen_.assign(static_cast<size_t>(n), "");
-  chosen_[static_cast<size_t>(me)] = "self";
-  localRanks_ = 0;
   std::vector<int> peers;
   std::vector<std::string> parts(static_cast<size_t>(n));
   for (int r = 0; r < n; ++r) {
     const Decoded& theirs = all[static_cast<size_t>(r)];
-    localRanks_ += theirs.hostId == mine.hostId;
     if (r == me) continue;
-    GCCL_REQUIRE(theirs.preference == mine.preference, gcclInvalidUsage,
-                 "rank %d allows the transports \"%s\" while this rank allows \"%s\" "
-                 "(GCCL_TRANSPORT must be the same on every rank)",
-                 r, theirs.preference.c_str(), mine.preference.c_str());
     const std::string* part = theirs.part("tcp");
     GCCL_REQUIRE(part != nullptr, gcclInvalidUsage,
                  "rank %d cannot rejoin: rank %d has no tcp address (GCCL_TRANSPORT=%s), and a "

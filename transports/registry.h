@@ -73,6 +73,9 @@ class Registry {
 
  private:
   struct Decoded;
+  // Decodes every rank's blob, checks that all allow the same transports,
+  // and resets chosen_ ("self" for this rank) and localRanks_.
+  gcclResult_t readTable(const std::vector<std::string>& blobs, std::vector<Decoded>* all);
   RegistryOptions opt_;
   std::vector<std::string> order_;  // the resolved preference
   std::vector<std::unique_ptr<Transport>> transports_;
