@@ -657,8 +657,9 @@ GCCL_EXPORT gcclResult_t gcclPushSum(void* x, size_t count, gcclDataType_t datat
                                      double* psWeight, gcclTopology_t topo, uint64_t step,
                                      gcclComm_t comm, gcclStream_t stream, gcclRequest_t* request);
 /* A rank made by gcclCommRejoin: its first collective. Receives the group's
- * current model into x from a donor (the lowest rank that mixed before the
- * join), sent by the donor's next gossip step (gcclPushSum,
+ * current model into x from a donor (the nearest rank below it, cyclically,
+ * that mixed before the join: its in-neighbour on the ring and exponential
+ * graphs), sent by the donor's next gossip step (gcclPushSum,
  * gcclNeighborAverage, their Ex forms, or gcclGossipStart: the survivors call
  * nothing extra). PushSum (psWeight not NULL): the donor hands over a part c
  * of its own share, x = c x_d and *psWeight = c w_d, so x / *psWeight is

@@ -290,11 +290,18 @@ void Membership::joinsAt(uint64_t seq, std::vector<Join>* out) const {
   for (const View& v : history_)
     if (v.switchSeq <= seq) view = &v;
   if (view == nullptr || view->switchSeq != seq) return;
-  int donor = -1;
-  for (int r = 0; r < n_ && donor < 0; ++r)
-    if (view->mixing[static_cast<size_t>(r)]) donor = r;
-  for (int r = 0; r < n_; ++r)
-    if (view->joined[static_cast<size_t>(r)]) out->push_back({r, donor});
+  // The donor: the nearest rank below the joiner (cyclically) that mixed
+  // before, its in-neighbour on the ring and on the exponential graphs; a
+  // view always holds one (membership.h).
+  for (int r = 0; r < n_; ++r) {
+    if (!view->joined[static_cast<size_t>(r)]) continue;
+    int donor = -1;
+    for (int d = 1; d < n_ && donor < 0; ++d) {
+      int q = (r - d + n_) % n_;
+      if (view->mixing[static_cast<size_t>(q)]) donor = q;
+    }
+    out->push_back({r, donor});
+  }
 }
 
 bool Membership::inView(int r) const {

@@ -41,8 +41,9 @@
 // incarnation it is about, so a report about the old process never fails the
 // new one. A view records the incarnations it holds and which ranks joined
 // with it: at its switch point those ranks take no part in the graph and get
-// their model instead, each from its donor (the lowest rank alive before and
-// after); from the next sequence number on they mix like the others.
+// their model instead, each from its donor (the nearest rank below it,
+// cyclically, that mixed before: a neighbour on the ring and the exponential
+// graphs); from the next sequence number on they mix like the others.
 //
 // Messages are asynchronous traffic (transports/tags.h) with a sequence
 // number per peer and direction, so they never queue behind collectives.

@@ -129,6 +129,13 @@ class JoinOp final : public Op {
                  "gcclGossipJoin: rank %d sent %zu bytes of model, not %zu", donor_, data.req.bytes,
                  count_ * elementSize(type_));
     if (h_.pushSum) {
+      // A donor whose graph keeps nothing of its own at that step (self
+      // weight 0) has no share to give.
+      GCCL_REQUIRE(h_.coefficient > 0 && (whole ? h_.weight : weight_) > 0, gcclInvalidUsage,
+                   "gcclGossipJoin: rank %d keeps no share of its own at step %llu (its self "
+                   "weight in the graph is 0), so it cannot give this rank a model; use a graph "
+                   "with self weights",
+                   donor_, static_cast<unsigned long long>(h_.step));
       if (h_.coefficient != 1.0 && count_ > 0)
         GCCL_CHECK(ctx.exec->scale(x_, h_.coefficient, count_, type_, mem_));
       *psWeight_ = h_.coefficient * (whole ? h_.weight : weight_);
