@@ -23,7 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SOURCES = ["csrc/runtime.cc", "csrc/ops.cc"]
-HEADERS = ["csrc/runtime.h", str(REPO / "include" / "gccl" / "gccl.h")]
+HEADERS = ["csrc/runtime.h", str(REPO / "include" / "gccl" / "gccl.h"),
+           str(REPO / "plugins" / "common" / "gccl_codec_options.h")]
 WARNINGS = ["-Wall", "-Wextra", "-Werror"]
 
 
@@ -62,7 +63,8 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
 
     compile_flags, link_flags = tensorflow_flags()
-    cflags = (["-O2", "-g0", "-fPIC", "-fvisibility=hidden", "-I", str(REPO / "include")]
+    cflags = (["-O2", "-g0", "-fPIC", "-fvisibility=hidden", "-I", str(REPO / "include"),
+              "-I", str(REPO / "plugins" / "common")]
               + WARNINGS + compile_flags)
     stamp = hashlib.sha256(" ".join([args.cxx] + cflags).encode()).hexdigest()[:16]
     newest_header = max((HERE / h).stat().st_mtime for h in HEADERS)

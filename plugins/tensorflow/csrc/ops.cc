@@ -436,16 +436,11 @@ class GossipOp : public CommOp {
   }
   // The options of a compressed step (null: the plain call), kept alive by the closure that
   // holds the returned pointer.
-  std::shared_ptr<gcclGossipOptions_t> options() const {
+  std::shared_ptr<const gcclGossipOptions_t> options() const {
     if (codec_.codec == gcclCodecNone) return nullptr;
-    struct Holder {
-      gcclCodecConfig_t codec;
-      gcclGossipOptions_t options = GCCL_GOSSIP_OPTIONS_INITIALIZER;
-    };
-    auto holder = std::make_shared<Holder>();
+    auto holder = std::make_shared<gccl_plugin::GossipCodecOptions>();
     holder->codec = codec_;
-    holder->options.codec = &holder->codec;
-    return std::shared_ptr<gcclGossipOptions_t>(holder, &holder->options);
+    return std::shared_ptr<const gcclGossipOptions_t>(holder, holder->get());
   }
 
   int64_t topologyId_ = 0;

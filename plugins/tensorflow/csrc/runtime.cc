@@ -191,42 +191,9 @@ std::shared_ptr<Pairwise> lookupPairwise(int64_t id, absl::Status* status) {
 absl::Status makeCodec(const std::string& codec, int bits, int64_t bucket,
                        const std::string& rounding, int64_t seed, double latticeStep,
                        int64_t topkCount, double topkFraction, gcclCodecConfig_t* out) {
-  static const std::map<std::string, gcclCodec_t> kCodecs = {
-      {"none", gcclCodecNone},         {"float16", gcclCodecFloat16},
-      {"bfloat16", gcclCodecBfloat16}, {"quantize", gcclCodecQuantize},
-      {"lattice", gcclCodecLattice},   {"topk", gcclCodecTopK}};
-  gcclCodecConfig_t config = GCCL_CODEC_CONFIG_INITIALIZER;
-  auto it = kCodecs.find(codec);
-  if (it == kCodecs.end()) {
-    return absl::InvalidArgumentError(
-        "gccl: unknown codec '" + codec +
-        "' (one of none, float16, bfloat16, quantize, lattice, topk)");
-  }
-  config.codec = it->second;
-  if (rounding == "nearest") {
-    config.rounding = gcclRoundNearest;
-  } else if (rounding == "stochastic") {
-    config.rounding = gcclRoundStochastic;
-  } else {
-    return absl::InvalidArgumentError("gccl: unknown rounding '" + rounding +
-                                      "' (nearest or stochastic)");
-  }
-  if (bucket <= 0) {
-    return absl::InvalidArgumentError("gccl: codec bucket must be positive, got " +
-                                      std::to_string(bucket));
-  }
-  if (topkCount < 0) {
-    return absl::InvalidArgumentError("gccl: codec topk_count must be >= 0, got " +
-                                      std::to_string(topkCount));
-  }
-  config.bits = bits;
-  config.bucket = static_cast<size_t>(bucket);
-  config.seed = static_cast<uint64_t>(seed);
-  config.latticeStep = latticeStep;
-  config.topkCount = static_cast<size_t>(topkCount);
-  config.topkFraction = topkFraction;
-  *out = config;
-  return absl::OkStatus();
+  std::string why = gccl_plugin::makeCodecConfig(codec, bits, bucket, rounding, seed, latticeStep,
+                                                 topkCount, topkFraction, out);
+  return why.empty() ? absl::OkStatus() : absl::InvalidArgumentError(why);
 }
 
 }  // namespace gccl_tf
@@ -346,11 +313,10 @@ __attribute__((visibility("default"))) int64_t gccl_tf_pairwise_create(
     return failWith(absl::InvalidArgumentError("gccl: pairwise_gossip: negative count " +
                                                std::to_string(count)));
   }
-  gcclCodecConfig_t config;
-  status = makeCodec(codec, bits, bucket, rounding, codecSeed, latticeStep, 0, 0.01, &config);
+  gccl_plugin::GossipCodecOptions options;
+  status =
+      makeCodec(codec, bits, bucket, rounding, codecSeed, latticeStep, 0, 0.01, &options.codec);
   if (!status.ok()) return failWith(status);
-  gcclGossipOptions_t options = GCCL_GOSSIP_OPTIONS_INITIALIZER;
-  options.codec = &config;
 
   auto p = std::make_shared<Pairwise>();
   p->type = static_cast<gcclDataType_t>(dtype);
@@ -366,7 +332,7 @@ __attribute__((visibility("default"))) int64_t gccl_tf_pairwise_create(
   {
     std::lock_guard<std::mutex> lock(c->issueMutex());
     r = gcclPairwiseCreateEx(&p->pairwise, p->model.get(), p->count, p->type, t->topo,
-                             static_cast<uint64_t>(seed), &options, c->get());
+                             static_cast<uint64_t>(seed), options.get(), c->get());
     if (r != gcclSuccess) return failWith(gcclStatus(r, "pairwise_gossip create", c->get()));
   }
   p->comm = std::move(c);

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "gccl/gccl.h"
+#include "gccl_codec_options.h"
 
 namespace gccl_tf {
 
@@ -107,8 +108,8 @@ std::shared_ptr<Topology> lookupTopology(int64_t id, absl::Status* status);
 std::shared_ptr<Pairwise> lookupPairwise(int64_t id, absl::Status* status);
 
 // A codec configuration from its settings by name (the op attributes and the ctypes calls use
-// the same names): codec none|float16|bfloat16|quantize|lattice|topk, rounding
-// nearest|stochastic. gccl checks the values themselves when the codec is used.
+// the same names): gccl_plugin::makeCodecConfig (plugins/common, shared with the torch
+// extension) with its reason as an InvalidArgument status.
 absl::Status makeCodec(const std::string& codec, int bits, int64_t bucket,
                        const std::string& rounding, int64_t seed, double latticeStep,
                        int64_t topkCount, double topkFraction, gcclCodecConfig_t* out);
