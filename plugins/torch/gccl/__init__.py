@@ -21,11 +21,13 @@ does not do it unasked.
 
 import sys
 
+from .codec import Codec  # noqa: F401  (imports neither torch nor tensorflow)
+
 _TORCH_NAMES = ("GossipDataParallel", "ProcessGroupGccl", "Topology", "ops", "register_backend",
                 "backend_of", "version", "BACKEND_NAME")
 
-__all__ = ["GossipDataParallel", "ProcessGroupGccl", "Topology", "ops", "register_backend",
-           "backend_of", "version"]
+__all__ = ["GossipDataParallel", "ProcessGroupGccl", "Topology", "Codec", "ops",
+           "register_backend", "backend_of", "version"]
 
 
 def _load_torch():

@@ -26,7 +26,6 @@ import atexit
 import ctypes
 import os
 import threading
-from dataclasses import dataclass, asdict
 from pathlib import Path
 
 try:
@@ -35,6 +34,8 @@ except ImportError as e:
     raise ImportError("gccl.tensorflow needs tensorflow 2.x (pip install tensorflow-cpu; "
                       "scripts/python-env.sh puts it into .venv)") from e
 import numpy as np
+
+from .codec import Codec, codec_attrs
 
 __all__ = ["Communicator", "Topology", "Codec", "PairwiseGossip", "init", "default_comm",
            "all_reduce", "broadcast", "all_gather", "reduce_scatter", "push_sum",
@@ -233,39 +234,8 @@ def _topology(topology, comm, default_kind="exponential") -> Topology:
     return topology
 
 
-@dataclass(frozen=True)
-class Codec:
-    """A wire codec (gcclCodecConfig_t): ``codec`` is none, float16, bfloat16, quantize
-    (``bits`` 8/4/2 per element, per ``bucket`` a minimum and a scale), lattice
-    (``lattice_step``, decoded against the receiver's tensor) or topk (``topk_count`` entries,
-    or ``topk_fraction`` of them; float32, with a residual). ``rounding``: nearest or
-    stochastic (seeded by ``seed``)."""
-    codec: str = "none"
-    bits: int = 8
-    bucket: int = 1024
-    rounding: str = "nearest"
-    seed: int = 0
-    lattice_step: float = 0.0
-    topk_count: int = 0
-    topk_fraction: float = 0.01
-
-    def __post_init__(self):
-        if self.codec not in ("none", "float16", "bfloat16", "quantize", "lattice", "topk"):
-            raise ValueError(f"gccl: unknown codec {self.codec!r} (none, float16, bfloat16, "
-                             "quantize, lattice, topk)")
-        if self.rounding not in ("nearest", "stochastic"):
-            raise ValueError(f"gccl: unknown rounding {self.rounding!r} (nearest, stochastic)")
-
-    def attrs(self) -> dict:
-        return asdict(self)
-
-
-def _codec_attrs(codec) -> dict:
-    if codec is None:
-        return Codec().attrs()
-    if isinstance(codec, str):
-        codec = Codec(codec)
-    return codec.attrs()
+# Codec is gccl.codec's (shared with the torch side); re-exported here as gccl.tensorflow.Codec.
+_codec_attrs = codec_attrs
 
 
 # ---- Argument checks ----------------------------------------------------------------------------
