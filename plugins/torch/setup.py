@@ -79,7 +79,9 @@ setup(
                 "csrc/ops.cc",
                 "csrc/module.cc",
             ],
-            include_dirs=[str(repo / "include")],
+            depends=[str(repo / "plugins" / "common" / "gccl_codec_options.h")],
+            # plugins/common: what the torch and TensorFlow plugins share (the codec helper).
+            include_dirs=[str(repo / "include"), str(repo / "plugins" / "common")],
             library_dirs=[str(build_dir)],
             libraries=["gccl"],
             # -g0: torch's headers make debug info slow to build and large.

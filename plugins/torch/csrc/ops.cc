@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "communicator.h"
+#include "gccl_codec_options.h"
 #include "tensor_args.h"
 
 namespace gccl_torch {
@@ -107,17 +108,32 @@ double* weightPointer(const at::Tensor& w, const std::string& what) {
   return w.data_ptr<double>();
 }
 
+// The wire codec of a gossip op from its codec arguments (the Python Codec's fields; top-k's
+// are not taken: gossip refuses it).
+gccl_plugin::GossipCodecOptions gossipCodec(const std::string& codec, int64_t bits, int64_t bucket,
+                                            const std::string& rounding, int64_t seed,
+                                            double latticeStep, const std::string& what) {
+  gccl_plugin::GossipCodecOptions options;
+  std::string why = gccl_plugin::makeCodecConfig(codec, bits, bucket, rounding, seed, latticeStep,
+                                                 0, 0.01, &options.codec);
+  TORCH_CHECK_VALUE(why.empty(), why, " (", what, ")");
+  return options;
+}
+
 // ---- Ops -----------------------------------------------------------------------------------
 
-void pushSum(at::Tensor x, at::Tensor weight, int64_t topology, int64_t step, int64_t comm) {
+void pushSum(at::Tensor x, at::Tensor weight, int64_t topology, int64_t step, int64_t comm,
+             std::string codec, int64_t bits, int64_t bucket, std::string rounding,
+             int64_t codecSeed, double latticeStep) {
   const std::string what = "push_sum";
   gcclDataType_t type = modelType(x, what);
   double* w = weightPointer(weight, what);
+  auto options = gossipCodec(codec, bits, bucket, rounding, codecSeed, latticeStep, what);
   auto topo = topologies().get(topology);
   auto c = lookupCommunicator(comm);
   std::lock_guard<std::mutex> lock(c->issueMutex());
-  check(gcclPushSum(x.data_ptr(), x.numel(), type, w, topo->topo, static_cast<uint64_t>(step),
-                    c->get(), nullptr, nullptr),
+  check(gcclPushSumEx(x.data_ptr(), x.numel(), type, w, topo->topo, static_cast<uint64_t>(step),
+                      options.get(), c->get(), nullptr, nullptr),
         what, c->get());
 }
 
@@ -134,32 +150,39 @@ at::Tensor pushSumDebias(const at::Tensor& x, const at::Tensor& weight) {
   return z;
 }
 
-void neighborAverage(at::Tensor x, int64_t topology, int64_t step, int64_t comm) {
+void neighborAverage(at::Tensor x, int64_t topology, int64_t step, int64_t comm, std::string codec,
+                     int64_t bits, int64_t bucket, std::string rounding, int64_t codecSeed,
+                     double latticeStep) {
   const std::string what = "neighbor_average";
   gcclDataType_t type = modelType(x, what);
+  auto options = gossipCodec(codec, bits, bucket, rounding, codecSeed, latticeStep, what);
   auto topo = topologies().get(topology);
   auto c = lookupCommunicator(comm);
   std::lock_guard<std::mutex> lock(c->issueMutex());
-  check(gcclNeighborAverage(x.data_ptr(), x.data_ptr(), x.numel(), type, topo->topo,
-                            static_cast<uint64_t>(step), c->get(), nullptr, nullptr),
-        what, c->get());
+  check(
+      gcclNeighborAverageEx(x.data_ptr(), x.data_ptr(), x.numel(), type, topo->topo,
+                            static_cast<uint64_t>(step), options.get(), c->get(), nullptr, nullptr),
+      what, c->get());
 }
 
 int64_t gossipCreate(at::Tensor x, at::Tensor weight, int64_t topology, int64_t staleness,
-                     int64_t comm) {
+                     int64_t comm, std::string codec, int64_t bits, int64_t bucket,
+                     std::string rounding, int64_t codecSeed, double latticeStep) {
   const std::string what = "gossip_create";
   gcclDataType_t type = modelType(x, what);
   double* w = weightPointer(weight, what);
   TORCH_CHECK_VALUE(staleness >= 0 && staleness <= INT32_MAX, "gccl: ", what,
                     ": staleness must be >= 0, got ", staleness);
+  // gccl copies the codec configuration: the options need not outlive the call.
+  auto options = gossipCodec(codec, bits, bucket, rounding, codecSeed, latticeStep, what);
   auto g = std::make_shared<Gossip>();
   g->topology = topologies().get(topology);
   g->comm = lookupCommunicator(comm);
   g->x = x;
   g->weight = weight;
   std::lock_guard<std::mutex> lock(g->comm->issueMutex());
-  check(gcclGossipCreate(&g->gossip, x.data_ptr(), x.numel(), type, w, g->topology->topo,
-                         static_cast<int>(staleness), g->comm->get()),
+  check(gcclGossipCreateEx(&g->gossip, x.data_ptr(), x.numel(), type, w, g->topology->topo,
+                           static_cast<int>(staleness), options.get(), g->comm->get()),
         what, g->comm->get());
   return gossips().add(g);
 }
@@ -191,16 +214,19 @@ void gossipDestroy(int64_t gossip, at::Tensor x, at::Tensor weight) {
   check(gcclGossipDestroy(g->gossip), "gossip_destroy", g->comm->get());
 }
 
-int64_t pairwiseCreate(at::Tensor x, int64_t topology, int64_t seed, int64_t comm) {
+int64_t pairwiseCreate(at::Tensor x, int64_t topology, int64_t seed, int64_t comm,
+                       std::string codec, int64_t bits, int64_t bucket, std::string rounding,
+                       int64_t codecSeed, double latticeStep) {
   const std::string what = "pairwise_create";
   gcclDataType_t type = modelType(x, what);
+  auto options = gossipCodec(codec, bits, bucket, rounding, codecSeed, latticeStep, what);
   auto p = std::make_shared<Pairwise>();
   p->topology = topologies().get(topology);
   p->comm = lookupCommunicator(comm);
   p->x = x;
   std::lock_guard<std::mutex> lock(p->comm->issueMutex());
-  check(gcclPairwiseCreate(&p->pairwise, x.data_ptr(), x.numel(), type, p->topology->topo,
-                           static_cast<uint64_t>(seed), p->comm->get()),
+  check(gcclPairwiseCreateEx(&p->pairwise, x.data_ptr(), x.numel(), type, p->topology->topo,
+                             static_cast<uint64_t>(seed), options.get(), p->comm->get()),
         what, p->comm->get());
   return pairwises().add(p);
 }
@@ -294,22 +320,34 @@ std::tuple<std::vector<int>, std::vector<double>, double> topologyOutPeers(int64
 
 }  // namespace gccl_torch
 
+// The codec arguments of the gossip ops: the Python Codec's fields (gccl/codec.py) that gossip
+// reads, defaults as GCCL_CODEC_CONFIG_INITIALIZER (no compression).
+#define GCCL_CODEC_ARGS                                                         \
+  "str codec=\"none\", int bits=8, int bucket=1024, str rounding=\"nearest\", " \
+  "int codec_seed=0, float lattice_step=0.0"
+
 TORCH_LIBRARY(gccl, m) {
   using namespace gccl_torch;
-  m.def("push_sum(Tensor(a!) x, Tensor(b!) ps_weight, int topology, int step, int comm) -> ()",
-        &pushSum);
-  m.def("push_sum_debias(Tensor x, Tensor ps_weight) -> Tensor", &pushSumDebias);
-  m.def("neighbor_average(Tensor(a!) x, int topology, int step, int comm) -> ()", &neighborAverage);
   m.def(
-      "gossip_create(Tensor(a!) x, Tensor(b!) ps_weight, int topology, int staleness, "
-      "int comm) -> int",
+      "push_sum(Tensor(a!) x, Tensor(b!) ps_weight, int topology, int step, int "
+      "comm, " GCCL_CODEC_ARGS ") -> ()",
+      &pushSum);
+  m.def("push_sum_debias(Tensor x, Tensor ps_weight) -> Tensor", &pushSumDebias);
+  m.def("neighbor_average(Tensor(a!) x, int topology, int step, int comm, " GCCL_CODEC_ARGS
+        ") -> ()",
+        &neighborAverage);
+  m.def(
+      "gossip_create(Tensor(a!) x, Tensor(b!) ps_weight, int topology, int staleness, int "
+      "comm, " GCCL_CODEC_ARGS ") -> int",
       &gossipCreate);
   m.def("gossip_start(int gossip, Tensor(a!) x, Tensor(b!) ps_weight, int step) -> ()",
         &gossipStart);
   m.def("gossip_finish(int gossip, Tensor(a!) x, Tensor(b!) ps_weight, int step) -> ()",
         &gossipFinish);
   m.def("gossip_destroy(int gossip, Tensor(a!) x, Tensor(b!) ps_weight) -> ()", &gossipDestroy);
-  m.def("pairwise_create(Tensor(a!) x, int topology, int seed, int comm) -> int", &pairwiseCreate);
+  m.def("pairwise_create(Tensor(a!) x, int topology, int seed, int comm, " GCCL_CODEC_ARGS
+        ") -> int",
+        &pairwiseCreate);
   m.def("pairwise_exchange(int pairwise, Tensor(a!) x, int step) -> int", &pairwiseExchange);
   m.def("pairwise_lock(int pairwise, Tensor(a!) x) -> ()", &pairwiseLock);
   m.def("pairwise_unlock(int pairwise, Tensor(a!) x) -> ()", &pairwiseUnlock);

@@ -4,12 +4,21 @@ Each takes the model as a contiguous floating CPU tensor that it updates in plac
 process group whose gccl communicator carries the traffic (default: the world). The push-sum
 weight is a float64 tensor of one element (:func:`new_weight`), updated in place.
 
+The gossip steps take ``codec=``: None (the default: messages travel as they are), a
+:class:`gccl.Codec` or a spelling such as ``"q8"``, ``"f16"``, ``"bf16"`` or ``"lattice8:0.01"``
+(:func:`gccl.codec.as_codec`). With a lossy codec the sums over ranks of x and of the push-sum
+weight are still conserved (each rank keeps exactly what it did not send) and the ranks reach
+consensus up to the codec's error; every rank must pass the same codec. The casts take float32
+and float64 models (not float16 with ``f16``, nor bfloat16 with ``bf16``), quantization and the
+lattice any floating one; top-k is a gradient codec and is refused.
+
 The wrappers are opaque to torch.compile (a graph break: communication has side effects that a
 graph must not reorder or drop) and run without autograd, so that they can update parameters.
 """
 
 import torch
 
+from .codec import gossip_codec
 from .topology import Topology
 
 _ops = torch.ops.gccl
@@ -20,6 +29,13 @@ def _comm_id(group):
     return backend_of(group).comm_id
 
 
+def _codec_args(codec, what):
+    """The codec arguments of the gossip ops (their schema's codec, bits, bucket, rounding,
+    codec_seed, lattice_step)."""
+    c = gossip_codec(codec, what)
+    return c.codec, c.bits, c.bucket, c.rounding, c.seed, float(c.lattice_step)
+
+
 def new_weight(value: float = 1.0) -> torch.Tensor:
     """A push-sum weight tensor (float64, one element)."""
     return torch.full((1,), value, dtype=torch.float64)
@@ -28,9 +44,11 @@ def new_weight(value: float = 1.0) -> torch.Tensor:
 @torch.compiler.disable
 @torch.no_grad()
 def push_sum(x: torch.Tensor, ps_weight: torch.Tensor, topology: Topology, step: int,
-             group=None) -> None:
-    """One PushSum step on ``step`` of ``topology``: x and its weight mix with the in-peers'."""
-    _ops.push_sum(x, ps_weight, topology.id, step, _comm_id(group))
+             group=None, codec=None) -> None:
+    """One PushSum step on ``step`` of ``topology``: x and its weight mix with the in-peers'
+    (x's messages encoded with ``codec``; the weight travels as float64)."""
+    _ops.push_sum(x, ps_weight, topology.id, step, _comm_id(group),
+                  *_codec_args(codec, "push_sum"))
 
 
 @torch.compiler.disable
@@ -41,20 +59,26 @@ def push_sum_debias(x: torch.Tensor, ps_weight: torch.Tensor) -> torch.Tensor:
 
 @torch.compiler.disable
 @torch.no_grad()
-def neighbor_average(x: torch.Tensor, topology: Topology, step: int, group=None) -> None:
-    """D-PSGD averaging: x <- the topology's weighted average of x and its in-peers' x."""
-    _ops.neighbor_average(x, topology.id, step, _comm_id(group))
+def neighbor_average(x: torch.Tensor, topology: Topology, step: int, group=None,
+                     codec=None) -> None:
+    """D-PSGD averaging: x <- the topology's weighted average of x and its in-peers' x (the
+    messages encoded with ``codec``)."""
+    _ops.neighbor_average(x, topology.id, step, _comm_id(group),
+                          *_codec_args(codec, "neighbor_average"))
 
 
 class OverlapGossip:
     """Overlap SGP on ``x`` (staleness τ): ``start(k)`` sends step k's shares and returns,
     ``finish(k)`` folds in what arrived and waits only for steps <= k - τ. ``close()`` (also on
-    exit from a ``with`` block) folds in whatever is still travelling."""
+    exit from a ``with`` block) folds in whatever is still travelling. With ``codec`` the
+    messages are compressed (start keeps x minus what it sent, decoded)."""
 
     def __init__(self, x: torch.Tensor, ps_weight: torch.Tensor, topology: Topology,
-                 staleness: int = 1, group=None):
+                 staleness: int = 1, group=None, codec=None):
         self.x, self.ps_weight, self.topology = x, ps_weight, topology
-        self.id = _ops.gossip_create(x, ps_weight, topology.id, staleness, _comm_id(group))
+        self.id = None
+        self.id = _ops.gossip_create(x, ps_weight, topology.id, staleness, _comm_id(group),
+                                     *_codec_args(codec, "gossip_create"))
 
     @torch.compiler.disable
     @torch.no_grad()
@@ -83,11 +107,15 @@ class PairwiseGossip:
     """Pairwise gossip (SwarmSGD) on ``x``: ``exchange(k)`` averages with a random neighbour of
     ``topology`` (seeded by ``seed``), while this rank's engine serves its neighbours'
     exchanges. Wrap local updates of x in ``with pairwise.locked():``. Creating and
-    ``close()`` are collective."""
+    ``close()`` are collective. With ``codec`` both sides send encoded snapshots and add half
+    the decoded difference, so the sum of the models is still conserved."""
 
-    def __init__(self, x: torch.Tensor, topology: Topology, seed: int = 0, group=None):
+    def __init__(self, x: torch.Tensor, topology: Topology, seed: int = 0, group=None,
+                 codec=None):
         self.x, self.topology = x, topology
-        self.id = _ops.pairwise_create(x, topology.id, seed, _comm_id(group))
+        self.id = None
+        self.id = _ops.pairwise_create(x, topology.id, seed, _comm_id(group),
+                                       *_codec_args(codec, "pairwise_create"))
 
     @torch.compiler.disable
     @torch.no_grad()

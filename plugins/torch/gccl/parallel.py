@@ -21,6 +21,11 @@ Algorithms (``algorithm=``):
   ``local_sgd``  periodic averaging: the models are averaged exactly every ``local_steps`` (K)
                  steps.
 
+The gossip algorithms (sgp, osgp, dpsgd, swarm) take ``codec=`` to compress their messages:
+a :class:`gccl.Codec` or a spelling such as ``"q8"`` (8-bit quantization), ``"f16"``, ``"bf16"``
+or ``"lattice8:0.01"``. Mass is still conserved (push-sum numerator and weight, or the sum of the
+models) and the ranks agree up to the codec's error.
+
 The module's parameters always hold the de-biased model z = x / w (push-sum numerator over
 weight), so evaluation and ``state_dict`` use them as they are; the push-sum weight w is the
 buffer ``ps_weight`` and is saved and restored with the state dict. All parameters live in one
@@ -34,6 +39,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import ops
+from .codec import as_codec, gossip_codec
 from .topology import Topology
 
 ALGORITHMS = ("allreduce", "sgp", "osgp", "dpsgd", "swarm", "local_sgd")
@@ -53,7 +59,12 @@ class GossipDataParallel(nn.Module):
         local_steps: H for ``swarm`` (steps between exchanges), K for ``local_sgd`` (steps
             between averages).
         seed: seeds the random neighbour choice of ``swarm`` (reproducible).
-        codec: reserved for the wire codecs; they are not in gccl's C API yet.
+        codec: the wire codec of the gossip algorithms' messages (sgp, osgp, dpsgd, swarm): a
+            :class:`gccl.Codec` or a spelling (``"q8"``, ``"q4"``, ``"f16"``, ``"bf16"``,
+            ``"lattice8:STEP"``; see :func:`gccl.codec.as_codec`); None (the default) sends
+            them as they are. Every rank must pass the same one. The casts need float32 or
+            float64 parameters; top-k is a gradient codec and is refused. ``allreduce`` and
+            ``local_sgd`` average exactly and take no codec (ValueError).
         broadcast_initial: start every rank from rank 0's parameters and buffers.
     """
 
@@ -63,8 +74,14 @@ class GossipDataParallel(nn.Module):
         super().__init__()
         if algorithm not in ALGORITHMS:
             raise ValueError(f"gccl: unknown algorithm {algorithm!r} (one of {ALGORITHMS})")
-        if codec is not None:
-            raise NotImplementedError("gccl: wire codecs are not in gccl's C API yet")
+        if codec is not None and as_codec(codec).compressed:
+            if algorithm not in _DEFAULT_TOPOLOGY:
+                raise ValueError(f"gccl: codec= compresses the gossip algorithms' messages "
+                                 f"(sgp, osgp, dpsgd, swarm); {algorithm} averages exactly and "
+                                 "takes none")
+            codec = gossip_codec(codec, f"GossipDataParallel({algorithm!r})")
+        else:
+            codec = None
         if local_steps < 1:
             raise ValueError(f"gccl: local_steps must be >= 1, got {local_steps}")
         if staleness < 0:
@@ -74,6 +91,7 @@ class GossipDataParallel(nn.Module):
                                "torch.distributed.init_process_group('gccl') first")
         self.module = module
         self.algorithm = algorithm
+        self.codec = codec
         self.group = group
         self.rank = dist.get_rank(group)
         self.world_size = dist.get_world_size(group)
@@ -95,6 +113,10 @@ class GossipDataParallel(nn.Module):
             if p.dtype != dtype or not p.dtype.is_floating_point:
                 raise ValueError(f"gccl: parameter {name} is {p.dtype}; all parameters must "
                                  f"share one floating dtype ({dtype})")
+        if codec is not None and codec.codec in ("float16", "bfloat16") \
+                and dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"gccl: the {codec.codec} codec casts float32 or float64 models, "
+                             f"the parameters are {dtype}")
         # One flat buffer behind every parameter: each communication is one call.
         with torch.no_grad():
             self._flat = torch.cat([p.detach().reshape(-1) for p in params])
@@ -126,9 +148,10 @@ class GossipDataParallel(nn.Module):
             self.topology = topology
         if algorithm == "osgp":
             self._gossip = ops.OverlapGossip(self._flat, self.ps_weight, self.topology,
-                                             staleness, group)
+                                             staleness, group, codec=codec)
         if algorithm == "swarm":
-            self._pairwise = ops.PairwiseGossip(self._flat, self.topology, seed, group)
+            self._pairwise = ops.PairwiseGossip(self._flat, self.topology, seed, group,
+                                                codec=codec)
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
@@ -168,7 +191,8 @@ class GossipDataParallel(nn.Module):
             if algorithm == "sgp":
                 w = float(self.ps_weight)
                 self._flat.mul_(w)
-                ops.push_sum(self._flat, self.ps_weight, self.topology, k, self.group)
+                ops.push_sum(self._flat, self.ps_weight, self.topology, k, self.group,
+                             codec=self.codec)
                 self._flat.div_(self.ps_weight)
             elif algorithm == "osgp":
                 self._flat.mul_(self.ps_weight)
@@ -177,7 +201,8 @@ class GossipDataParallel(nn.Module):
                 self._gossip.start(k)
                 self._flat.div_(self.ps_weight)
             elif algorithm == "dpsgd":
-                ops.neighbor_average(self._flat, self.topology, k, self.group)
+                ops.neighbor_average(self._flat, self.topology, k, self.group,
+                                     codec=self.codec)
             elif algorithm == "swarm":
                 self._pairwise.unlock()
                 if self.steps % self.local_steps == 0:
