@@ -41,8 +41,10 @@ def pytest_sessionstart(session):
 def launch(script, nproc, outdir, checks=None, timeout=240, env=None):
     """Runs workers/<script> on `nproc` local ranks; returns {rank: {check: result}}."""
     run_env = dict(os.environ)
-    run_env.update({"GCCL_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
-                    "PYTHONPATH": str(WORKERS)})
+    # The workers import the gccl that pytest imports (a PYTHONPATH pointing at a checkout's
+    # plugins/torch stays in front of the installed package).
+    path = os.pathsep.join(p for p in (str(WORKERS), run_env.get("PYTHONPATH")) if p)
+    run_env.update({"GCCL_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "PYTHONPATH": path})
     run_env.setdefault("GCCL_TIMEOUT_MS", "60000")
     if env:
         run_env.update(env)
