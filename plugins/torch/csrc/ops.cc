@@ -109,14 +109,25 @@ double* weightPointer(const at::Tensor& w, const std::string& what) {
 }
 
 // The wire codec of a gossip op from its codec arguments (the Python Codec's fields; top-k's
-// are not taken: gossip refuses it).
-gccl_plugin::GossipCodecOptions gossipCodec(const std::string& codec, int64_t bits, int64_t bucket,
+// are not taken: gossip refuses it), checked against the model's type and size by gccl's own
+// rules (gcclCodecEncodedBytes) so that a codec the tensor cannot take is a ValueError before
+// anything is sent.
+gccl_plugin::GossipCodecOptions gossipCodec(const at::Tensor& x, gcclDataType_t type,
+                                            const std::string& codec, int64_t bits, int64_t bucket,
                                             const std::string& rounding, int64_t seed,
                                             double latticeStep, const std::string& what) {
   gccl_plugin::GossipCodecOptions options;
   std::string why = gccl_plugin::makeCodecConfig(codec, bits, bucket, rounding, seed, latticeStep,
                                                  0, 0.01, &options.codec);
   TORCH_CHECK_VALUE(why.empty(), why, " (", what, ")");
+  if (options.codec.codec != gcclCodecNone) {
+    size_t bytes = 0;
+    if (gcclCodecEncodedBytes(&options.codec, x.numel(), type, &bytes) != gcclSuccess) {
+      const char* reason = gcclGetLastError(nullptr);
+      TORCH_CHECK_VALUE(false, "gccl: ", what, ": codec ", codec, " refused for this ",
+                        x.scalar_type(), " tensor: ", reason != nullptr ? reason : "");
+    }
+  }
   return options;
 }
 
@@ -128,7 +139,7 @@ void pushSum(at::Tensor x, at::Tensor weight, int64_t topology, int64_t step, in
   const std::string what = "push_sum";
   gcclDataType_t type = modelType(x, what);
   double* w = weightPointer(weight, what);
-  auto options = gossipCodec(codec, bits, bucket, rounding, codecSeed, latticeStep, what);
+  auto options = gossipCodec(x, type, codec, bits, bucket, rounding, codecSeed, latticeStep, what);
   auto topo = topologies().get(topology);
   auto c = lookupCommunicator(comm);
   std::lock_guard<std::mutex> lock(c->issueMutex());
@@ -155,7 +166,7 @@ void neighborAverage(at::Tensor x, int64_t topology, int64_t step, int64_t comm,
                      double latticeStep) {
   const std::string what = "neighbor_average";
   gcclDataType_t type = modelType(x, what);
-  auto options = gossipCodec(codec, bits, bucket, rounding, codecSeed, latticeStep, what);
+  auto options = gossipCodec(x, type, codec, bits, bucket, rounding, codecSeed, latticeStep, what);
   auto topo = topologies().get(topology);
   auto c = lookupCommunicator(comm);
   std::lock_guard<std::mutex> lock(c->issueMutex());
@@ -174,7 +185,7 @@ int64_t gossipCreate(at::Tensor x, at::Tensor weight, int64_t topology, int64_t 
   TORCH_CHECK_VALUE(staleness >= 0 && staleness <= INT32_MAX, "gccl: ", what,
                     ": staleness must be >= 0, got ", staleness);
   // gccl copies the codec configuration: the options need not outlive the call.
-  auto options = gossipCodec(codec, bits, bucket, rounding, codecSeed, latticeStep, what);
+  auto options = gossipCodec(x, type, codec, bits, bucket, rounding, codecSeed, latticeStep, what);
   auto g = std::make_shared<Gossip>();
   g->topology = topologies().get(topology);
   g->comm = lookupCommunicator(comm);
@@ -219,7 +230,7 @@ int64_t pairwiseCreate(at::Tensor x, int64_t topology, int64_t seed, int64_t com
                        int64_t codecSeed, double latticeStep) {
   const std::string what = "pairwise_create";
   gcclDataType_t type = modelType(x, what);
-  auto options = gossipCodec(codec, bits, bucket, rounding, codecSeed, latticeStep, what);
+  auto options = gossipCodec(x, type, codec, bits, bucket, rounding, codecSeed, latticeStep, what);
   auto p = std::make_shared<Pairwise>();
   p->topology = topologies().get(topology);
   p->comm = lookupCommunicator(comm);

@@ -10,7 +10,8 @@ The gossip steps take ``codec=``: None (the default: messages travel as they are
 weight are still conserved (each rank keeps exactly what it did not send) and the ranks reach
 consensus up to the codec's error; every rank must pass the same codec. The casts take float32
 and float64 models (not float16 with ``f16``, nor bfloat16 with ``bf16``), quantization and the
-lattice any floating one; top-k is a gradient codec and is refused.
+lattice any floating one; top-k is a gradient codec and is refused. A codec the tensor cannot
+take (or an unknown spelling) is a ValueError before anything is sent.
 
 The wrappers are opaque to torch.compile (a graph break: communication has side effects that a
 graph must not reorder or drop) and run without autograd, so that they can update parameters.

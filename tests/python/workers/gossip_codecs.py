@@ -179,10 +179,15 @@ def bad_codecs_are_refused_clearly(ctx):
     raises(ValueError, "gradient codec", lambda: ops.push_sum(x, ops.new_weight(), topo, 0,
                                                               codec="topk:0.1"))
     raises(ValueError, "gradient codec", lambda: ops.PairwiseGossip(x, topo, codec="topk"))
-    # gccl refuses the casts of a tensor that is already of the cast's type, before sending.
+    # What gccl's codecs refuse (gcclCodecEncodedBytes), before anything is sent: the casts of
+    # a tensor that is already of the cast's type, settings out of range.
     for dtype, spelling in ((torch.float16, "f16"), (torch.bfloat16, "bf16")):
-        raises(RuntimeError, "codec", lambda: ops.neighbor_average(
+        raises(ValueError, "float32 or float64", lambda: ops.neighbor_average(
             torch.ones(8, dtype=dtype), topo, 0, codec=spelling))
+    raises(ValueError, "latticeStep", lambda: ops.push_sum(x, ops.new_weight(), topo, 0,
+                                                            codec="lattice"))
+    raises(ValueError, "bits", lambda: ops.OverlapGossip(x, ops.new_weight(), topo,
+                                                         codec=Codec("quantize", bits=5)))
     # The ops still work after the refusals (nothing was left half-sent).
     y = torch.full((8,), float(ctx.rank), dtype=torch.float64)
     for k in range(40):
