@@ -35,7 +35,7 @@ except ImportError as e:
                       "scripts/python-env.sh puts it into .venv)") from e
 import numpy as np
 
-from .codec import Codec, codec_attrs
+from .codec import Codec, codec_attrs, gossip_codec
 
 __all__ = ["Communicator", "Topology", "Codec", "PairwiseGossip", "init", "default_comm",
            "all_reduce", "broadcast", "all_gather", "reduce_scatter", "push_sum",
@@ -393,9 +393,7 @@ class PairwiseGossip:
         self.topology = _topology(topology, c, "ring")
         self.comm, self.shape, self.dtype = c, x.shape, x.dtype
         a = np.ascontiguousarray(x.numpy()).reshape(-1)
-        attrs = _codec_attrs(codec)
-        if attrs["codec"] == "topk":
-            raise ValueError("gccl: pairwise_gossip: top-k is a gradient codec, not for gossip")
+        attrs = gossip_codec(codec, "pairwise_gossip").attrs()
         self.id = _check(_c.gccl_tf_pairwise_create(
             c.id, self.topology.id, _GCCL_TYPES[x.dtype], a.size,
             a.ctypes.data_as(ctypes.c_void_p), seed, attrs["codec"].encode(), attrs["bits"],
