@@ -43,6 +43,15 @@ struct Pairwise {
   at::Tensor x;
 };
 
+// A local SGD state with a wire codec (compressed exact averaging, gcclLocalSgd with
+// gcclAverageAllReduce); without a codec GossipDataParallel averages with the backend's
+// AllReduce instead.
+struct LocalSgd {
+  gcclLocalSgd_t localSgd = nullptr;
+  std::shared_ptr<Communicator> comm;
+  at::Tensor x;
+};
+
 template <typename T>
 class Registry {
  public:
@@ -83,6 +92,10 @@ Registry<Gossip>& gossips() {
 }
 Registry<Pairwise>& pairwises() {
   static Registry<Pairwise> registry("pairwise state");
+  return registry;
+}
+Registry<LocalSgd>& localSgds() {
+  static Registry<LocalSgd> registry("local SGD state");
   return registry;
 }
 
@@ -277,6 +290,47 @@ void pairwiseDestroy(int64_t pairwise, at::Tensor x) {
   check(gcclPairwiseDestroy(p->pairwise), "pairwise_destroy", p->comm->get());
 }
 
+int64_t localSgdCreate(at::Tensor x, int64_t interval, int64_t comm, std::string codec,
+                       int64_t bits, int64_t bucket, std::string rounding, int64_t codecSeed,
+                       double latticeStep) {
+  const std::string what = "local_sgd_create";
+  gcclDataType_t type = modelType(x, what);
+  TORCH_CHECK_VALUE(interval >= 1 && interval <= INT32_MAX, "gccl: ", what,
+                    ": interval must be >= 1, got ", interval);
+  // gccl copies the options and their codec configuration.
+  auto options = gossipCodec(x, type, codec, bits, bucket, rounding, codecSeed, latticeStep, what);
+  auto l = std::make_shared<LocalSgd>();
+  l->comm = lookupCommunicator(comm);
+  l->x = x;
+  std::lock_guard<std::mutex> lock(l->comm->issueMutex());
+  check(gcclLocalSgdCreate(&l->localSgd, x.data_ptr(), x.numel(), type, static_cast<int>(interval),
+                           gcclAverageAllReduce, nullptr, options.get(), l->comm->get()),
+        what, l->comm->get());
+  return localSgds().add(l);
+}
+
+std::shared_ptr<LocalSgd> localSgdFor(int64_t id, const at::Tensor& x, const std::string& what) {
+  auto l = localSgds().get(id);
+  TORCH_CHECK_VALUE(x.data_ptr() == l->x.data_ptr(), "gccl: ", what,
+                    ": pass the tensor the state was created with");
+  return l;
+}
+
+bool localSgdStep(int64_t localSgd, at::Tensor x, int64_t step) {
+  auto l = localSgdFor(localSgd, x, "local_sgd_step");
+  int averaged = 0;
+  std::lock_guard<std::mutex> lock(l->comm->issueMutex());
+  check(gcclLocalSgdStep(l->localSgd, static_cast<uint64_t>(step), &averaged), "local_sgd_step",
+        l->comm->get());
+  return averaged != 0;
+}
+
+void localSgdDestroy(int64_t localSgd, at::Tensor x) {
+  localSgdFor(localSgd, x, "local_sgd_destroy");
+  auto l = localSgds().take(localSgd);
+  check(gcclLocalSgdDestroy(l->localSgd), "local_sgd_destroy", l->comm->get());
+}
+
 }  // namespace
 
 // ---- Topologies ----------------------------------------------------------------------------
@@ -363,4 +417,8 @@ TORCH_LIBRARY(gccl, m) {
   m.def("pairwise_lock(int pairwise, Tensor(a!) x) -> ()", &pairwiseLock);
   m.def("pairwise_unlock(int pairwise, Tensor(a!) x) -> ()", &pairwiseUnlock);
   m.def("pairwise_destroy(int pairwise, Tensor(a!) x) -> ()", &pairwiseDestroy);
+  m.def("local_sgd_create(Tensor(a!) x, int interval, int comm, " GCCL_CODEC_ARGS ") -> int",
+        &localSgdCreate);
+  m.def("local_sgd_step(int local_sgd, Tensor(a!) x, int step) -> bool", &localSgdStep);
+  m.def("local_sgd_destroy(int local_sgd, Tensor(a!) x) -> ()", &localSgdDestroy);
 }

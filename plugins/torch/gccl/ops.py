@@ -152,3 +152,34 @@ class PairwiseGossip:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class LocalSGD:
+    """Periodic exact averaging of ``x`` with compressed messages (gcclLocalSgd,
+    gcclAverageAllReduce): ``step(k)`` after step k's local update averages the ranks' models
+    when (k + 1) % interval == 0 (every rank then calls it with the same k) and returns whether
+    it did. With ``codec`` each rank sends its encoded model to all and every rank averages
+    the decodings in rank order, so all models end equal, within the codec's error of the
+    exact average. Creating is collective; ``close()`` only frees this rank's state."""
+
+    def __init__(self, x: torch.Tensor, interval: int, group=None, codec=None):
+        self.x, self.interval = x, interval
+        self.id = None
+        self.id = _ops.local_sgd_create(x, interval, _comm_id(group),
+                                        *_codec_args(codec, "local_sgd_create"))
+
+    @torch.compiler.disable
+    @torch.no_grad()
+    def step(self, step: int) -> bool:
+        return _ops.local_sgd_step(self.id, self.x, step)
+
+    def close(self) -> None:
+        if self.id is not None:
+            lid, self.id = self.id, None
+            _ops.local_sgd_destroy(lid, self.x)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -19,12 +19,14 @@ Algorithms (``algorithm=``):
   ``swarm``      SwarmSGD: every ``local_steps`` (H) steps, average with one random neighbour
                  (pairwise gossip) while the neighbour keeps training;
   ``local_sgd``  periodic averaging: the models are averaged exactly every ``local_steps`` (K)
-                 steps.
+                 steps (with a codec: to one model within the codec's error of the average).
 
-The gossip algorithms (sgp, osgp, dpsgd, swarm) take ``codec=`` to compress their messages:
-a :class:`gccl.Codec` or a spelling such as ``"q8"`` (8-bit quantization), ``"f16"``, ``"bf16"``
-or ``"lattice8:0.01"``. Mass is still conserved (push-sum numerator and weight, or the sum of the
-models) and the ranks agree up to the codec's error.
+The gossip algorithms (sgp, osgp, dpsgd, swarm) and ``local_sgd`` take ``codec=`` to compress
+their messages: a :class:`gccl.Codec` or a spelling such as ``"q8"`` (8-bit quantization),
+``"f16"``, ``"bf16"`` or ``"lattice8:0.01"``. Gossip still conserves mass (push-sum numerator
+and weight, or the sum of the models) and the ranks agree up to the codec's error; local SGD's
+compressed average leaves every rank the same model, within the codec's error of the exact
+average.
 
 The module's parameters always hold the de-biased model z = x / w (push-sum numerator over
 weight), so evaluation and ``state_dict`` use them as they are; the push-sum weight w is the
@@ -59,12 +61,12 @@ class GossipDataParallel(nn.Module):
         local_steps: H for ``swarm`` (steps between exchanges), K for ``local_sgd`` (steps
             between averages).
         seed: seeds the random neighbour choice of ``swarm`` (reproducible).
-        codec: the wire codec of the gossip algorithms' messages (sgp, osgp, dpsgd, swarm): a
+        codec: the wire codec of the models' messages (sgp, osgp, dpsgd, swarm, local_sgd): a
             :class:`gccl.Codec` or a spelling (``"q8"``, ``"q4"``, ``"f16"``, ``"bf16"``,
             ``"lattice8:STEP"``; see :func:`gccl.codec.as_codec`); None (the default) sends
             them as they are. Every rank must pass the same one. The casts need float32 or
-            float64 parameters; top-k is a gradient codec and is refused. ``allreduce`` and
-            ``local_sgd`` average exactly and take no codec (ValueError).
+            float64 parameters; top-k is a gradient codec and is refused. ``allreduce``
+            averages gradients exactly and takes no codec (ValueError).
         broadcast_initial: start every rank from rank 0's parameters and buffers.
     """
 
@@ -75,10 +77,10 @@ class GossipDataParallel(nn.Module):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"gccl: unknown algorithm {algorithm!r} (one of {ALGORITHMS})")
         if codec is not None and as_codec(codec).compressed:
-            if algorithm not in _DEFAULT_TOPOLOGY:
-                raise ValueError(f"gccl: codec= compresses the gossip algorithms' messages "
-                                 f"(sgp, osgp, dpsgd, swarm); {algorithm} averages exactly and "
-                                 "takes none")
+            if algorithm == "allreduce":
+                raise ValueError("gccl: codec= compresses the models' messages (sgp, osgp, "
+                                 "dpsgd, swarm, local_sgd); allreduce averages gradients "
+                                 "exactly and takes none")
             codec = gossip_codec(codec, f"GossipDataParallel({algorithm!r})")
         else:
             codec = None
@@ -101,6 +103,7 @@ class GossipDataParallel(nn.Module):
         self._hooks = []
         self._gossip = None
         self._pairwise = None
+        self._local_sgd = None
 
         params = [p for p in module.parameters()]
         if not params:
@@ -152,6 +155,8 @@ class GossipDataParallel(nn.Module):
         if algorithm == "swarm":
             self._pairwise = ops.PairwiseGossip(self._flat, self.topology, seed, group,
                                                 codec=codec)
+        if algorithm == "local_sgd" and codec is not None:
+            self._local_sgd = ops.LocalSGD(self._flat, local_steps, group, codec=codec)
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
@@ -208,7 +213,9 @@ class GossipDataParallel(nn.Module):
                 if self.steps % self.local_steps == 0:
                     self._pairwise.exchange(k)
             elif algorithm == "local_sgd":
-                if self.steps % self.local_steps == 0:
+                if self._local_sgd is not None:
+                    self._local_sgd.step(k)  # compressed: averages when self.steps % K == 0
+                elif self.steps % self.local_steps == 0:
                     dist.all_reduce(self._flat, op=dist.ReduceOp.AVG, group=self.group)
 
     def average_gradients(self) -> None:
@@ -275,6 +282,9 @@ class GossipDataParallel(nn.Module):
             if self._pairwise is not None:
                 self._pairwise.close()
                 self._pairwise = None
+            if self._local_sgd is not None:
+                self._local_sgd.close()
+                self._local_sgd = None
 
     def __del__(self):
         # Only what is safe without the other ranks: gossip state is folded in by close().

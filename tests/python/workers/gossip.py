@@ -202,7 +202,7 @@ def gossip_data_parallel_state_dict_round_trips_with_the_weight(ctx):
 def gossip_data_parallel_refuses_misuse_clearly(ctx):
     for kwargs, words in (({"algorithm": "gossip"}, "unknown algorithm"),
                           ({"algorithm": "sgp", "codec": "fp12"}, "unknown codec"),
-                          ({"algorithm": "allreduce", "codec": "q8"}, "gossip algorithms"),
+                          ({"algorithm": "allreduce", "codec": "q8"}, "allreduce averages"),
                           ({"algorithm": "swarm", "local_steps": 0}, "local_steps")):
         try:
             gccl.GossipDataParallel(nn.Linear(2, 2), **kwargs)

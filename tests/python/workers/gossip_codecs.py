@@ -115,9 +115,22 @@ def gossip_ops_with_a_codec_work_inside_torch_compile(ctx):
     assert torch.allclose(total(x) / 2 ** 10, mass, atol=1e-9), "the sum of x changed"
 
 
+@check
+def local_sgd_with_a_codec_averages_to_one_model(ctx):
+    x = start_values(ctx)
+    mean = total(x) / ctx.world
+    with ops.LocalSGD(x, interval=2, codec="q8") as local:
+        assert not local.step(0), "averaged at step 0 of an interval of 2"
+        assert local.step(1), "did not average at step 1 of an interval of 2"
+    first = x.clone()
+    dist.broadcast(first, 0)
+    assert torch.equal(x, first), "the ranks' models differ after a compressed average"
+    assert torch.allclose(x, mean, atol=0.05), "not the average within q8's error"
+
+
 def train(ctx, algorithm, codec, steps=60, **kw):
-    """Fits y = 3x - 1 style regression; returns (loss at the start, loss at the end), each
-    averaged over ranks."""
+    """Fits y = 3x - 1 style regression; returns (loss at the start, loss at the end, the
+    consensus distance at the end), the losses averaged over ranks."""
     torch.manual_seed(0)
     model = gccl.GossipDataParallel(nn.Linear(4, 1), algorithm, codec=codec, **kw)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
@@ -140,20 +153,23 @@ def train(ctx, algorithm, codec, steps=60, **kw):
         nn.functional.mse_loss(model(x), y).backward()
         opt.step()
     last = loss()
+    distance = model.consensus_distance()
     model.close()
-    return first, last
+    return first, last, distance
 
 
 def make_training_check(algorithm, codec, **kw):
     def fn(ctx):
-        first, last = train(ctx, algorithm, codec, **kw)
+        first, last, distance = train(ctx, algorithm, codec, **kw)
         assert last < 0.1 and last < first / 20, f"{algorithm} {codec}: loss {first} -> {last}"
+        if algorithm == "local_sgd":  # the last step averaged: one model on every rank
+            assert distance == 0.0, f"{algorithm} {codec}: consensus distance {distance}"
     fn.__name__ = f"gossip_data_parallel_{algorithm}_with_{codec}_trains"
     return check(fn)
 
 
 for _alg, _kw in (("sgp", {}), ("osgp", {"staleness": 1}), ("dpsgd", {}),
-                  ("swarm", {"local_steps": 2})):
+                  ("swarm", {"local_steps": 2}), ("local_sgd", {"local_steps": 4})):
     make_training_check(_alg, "q8", **_kw)
 
 
@@ -193,9 +209,10 @@ def bad_codecs_are_refused_clearly(ctx):
     for k in range(40):
         ops.neighbor_average(y, topo, k, codec="q8")
     assert torch.allclose(y, torch.full_like(y, (ctx.world - 1) / 2), atol=0.05)
-    for algorithm in ("allreduce", "local_sgd"):
-        raises(ValueError, "gossip algorithms", lambda: gccl.GossipDataParallel(
-            nn.Linear(2, 2), algorithm, codec="q8"))
+    raises(ValueError, "allreduce averages gradients", lambda: gccl.GossipDataParallel(
+        nn.Linear(2, 2), "allreduce", codec="q8"))
+    raises(ValueError, "gradient codec", lambda: gccl.GossipDataParallel(
+        nn.Linear(2, 2), "local_sgd", codec="topk:0.1"))
     raises(ValueError, "unknown codec", lambda: gccl.GossipDataParallel(
         nn.Linear(2, 2), "sgp", codec="fp12"))
     raises(ValueError, "float32 or float64", lambda: gccl.GossipDataParallel(
