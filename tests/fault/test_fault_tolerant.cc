@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "common/fault_tolerant.h"
 #include "common/multiproc.h"
 #include "core/membership.h"
 #include "gossip/topology.h"
@@ -33,13 +34,6 @@ struct Shared {
   double finalW[kRanks];
   char reason[kRanks][256];
 };
-
-gcclResult_t initTolerant(gcclComm_t* comm, int n, const gcclUniqueId& id, int rank, int ms) {
-  gcclConfig_t cfg = GCCL_CONFIG_INITIALIZER;
-  cfg.timeoutMs = ms;
-  cfg.faultTolerant = 1;
-  return gcclCommInitRankConfig(comm, n, id, rank, &cfg);
-}
 
 float initial(int rank, size_t e) {
   return static_cast<float>((rank + 1) * (1 + static_cast<int>(e % 7)));
@@ -73,15 +67,6 @@ bool waitUntilFailed(gcclComm_t comm, int victim, char* reason, int64_t ms) {
 // the victim's is in flight); the survivors wait until they see it failed,
 // then take `after` more steps. What the survivors hold at the end must be
 // the total less what the victim held when it died, and they must agree.
-// One PushSum step: the blocking call, or overlap SGP's Start and Finish
-// (staleness 0: Finish(k) waits for every message of step k).
-gcclResult_t stepOnce(bool overlap, gcclGossip_t g, float* x, double* w, gcclTopology_t topo,
-                      uint64_t step, gcclComm_t comm) {
-  if (!overlap) return gcclPushSum(x, kCount, gcclFloat32, w, topo, step, comm, nullptr, nullptr);
-  gcclResult_t r = gcclGossipStart(g, step);
-  return r != gcclSuccess ? r : gcclGossipFinish(g, step);
-}
-
 void pushSumWithoutAKilledRank(int victim, bool overlap = false) {
   const int before = 5, after = 60;
   SharedArea area(sizeof(Shared));
@@ -102,7 +87,7 @@ void pushSumWithoutAKilledRank(int victim, bool overlap = false) {
           RANK_OK(gcclGossipCreate(&g, x.data(), kCount, gcclFloat32, &w, topo, 0, comm));
         uint64_t step = 0;
         for (; step < static_cast<uint64_t>(before); ++step)
-          RANK_OK(stepOnce(overlap, g, x.data(), &w, topo, step, comm));
+          RANK_OK(pushSumStep(overlap, g, x.data(), kCount, &w, topo, step, comm));
         if (rank == victim) {
           for (size_t e = 0; e < kCount; ++e)
             sh->victimX[e] = x[e];
@@ -119,7 +104,7 @@ void pushSumWithoutAKilledRank(int victim, bool overlap = false) {
         RANK_CHECK(waitUntilFailed(comm, victim, sh->reason[rank], 10000),
                    "rank %d was not reported failed within 10 s", victim);
         for (int i = 0; i < after; ++i, ++step)
-          RANK_OK(stepOnce(overlap, g, x.data(), &w, topo, step, comm));
+          RANK_OK(pushSumStep(overlap, g, x.data(), kCount, &w, topo, step, comm));
         // Exact collectives refuse, naming the failed rank; gossip still works after.
         float one = 1;
         gcclResult_t r = gcclAllReduce(&one, &one, 1, gcclFloat32, gcclSum, comm, nullptr, nullptr);
@@ -128,7 +113,7 @@ void pushSumWithoutAKilledRank(int victim, bool overlap = false) {
         std::string err = gcclGetLastError(comm);
         RANK_CHECK(err.find("ranks " + std::to_string(victim) + " failed") != std::string::npos,
                    "the AllReduce error does not name rank %d: %s", victim, err.c_str());
-        RANK_OK(stepOnce(overlap, g, x.data(), &w, topo, step, comm));
+        RANK_OK(pushSumStep(overlap, g, x.data(), kCount, &w, topo, step, comm));
         ++step;
         if (overlap) RANK_OK(gcclGossipDestroy(g));
         for (size_t e = 0; e < kCount; ++e)

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "common/fault_tolerant.h"
 #include "common/multiproc.h"
 #include "gossip/join.h"
 
@@ -46,13 +47,6 @@ struct Shared {
 
 float initial(int rank, size_t e) {
   return static_cast<float>((rank + 1) * (1 + static_cast<int>(e % 5)));
-}
-
-gcclResult_t stepOnce(bool overlap, gcclGossip_t g, float* x, double* w, gcclTopology_t topo,
-                      uint64_t step, gcclComm_t comm) {
-  if (!overlap) return gcclPushSum(x, kCount, gcclFloat32, w, topo, step, comm, nullptr, nullptr);
-  gcclResult_t r = gcclGossipStart(g, step);
-  return r != gcclSuccess ? r : gcclGossipFinish(g, step);
 }
 
 // After its steps, a rank records its state, waits for the others, checks
@@ -98,7 +92,7 @@ int joiner(Shared* sh, bool overlap) {
   gcclGossip_t g = nullptr;
   if (overlap) RANK_OK(gcclGossipCreate(&g, x.data(), kCount, gcclFloat32, &w, topo, 0, comm));
   for (; step < static_cast<uint64_t>(sh->target.load()); ++step)
-    RANK_OK(stepOnce(overlap, g, x.data(), &w, topo, step, comm));
+    RANK_OK(pushSumStep(overlap, g, x.data(), kCount, &w, topo, step, comm));
   return finish(sh, kVictim, comm, g, topo, x, w);
 }
 
@@ -116,11 +110,8 @@ void killAndRejoin(bool overlap, bool fast) {
           sh->id = id;
           sh->idReady = 1;
         }
-        gcclConfig_t cfg = GCCL_CONFIG_INITIALIZER;
-        cfg.timeoutMs = 4000;
-        cfg.faultTolerant = 1;
         gcclComm_t comm;
-        RANK_OK(gcclCommInitRankConfig(&comm, n, id, rank, &cfg));
+        RANK_OK(initTolerant(&comm, n, id, rank, 4000));
         gcclTopology_t topo;
         RANK_OK(gcclTopologyCreate(&topo, gcclTopoExponential, n, 1));
         std::vector<float> x(kCount);
@@ -132,7 +123,7 @@ void killAndRejoin(bool overlap, bool fast) {
           RANK_OK(gcclGossipCreate(&g, x.data(), kCount, gcclFloat32, &w, topo, 0, comm));
         uint64_t step = 0;
         for (; step < static_cast<uint64_t>(before); ++step)
-          RANK_OK(stepOnce(overlap, g, x.data(), &w, topo, step, comm));
+          RANK_OK(pushSumStep(overlap, g, x.data(), kCount, &w, topo, step, comm));
         sh->steps[rank] = before;
         if (rank == kVictim) {
           pause();  // the parent kills it here
@@ -153,7 +144,7 @@ void killAndRejoin(bool overlap, bool fast) {
           sh->seenFailed.fetch_add(1);
           while (sh->seenFailed.load() < kRanks - 1 && nowMs() < until)
             usleep(1000);
-          RANK_OK(stepOnce(overlap, g, x.data(), &w, topo, step++, comm));
+          RANK_OK(pushSumStep(overlap, g, x.data(), kCount, &w, topo, step++, comm));
           for (size_t e = 0; e < kCount; ++e)
             sh->massX[rank][e] = x[e];
           sh->massW[rank] = w;
@@ -167,7 +158,7 @@ void killAndRejoin(bool overlap, bool fast) {
         while (sh->target.load() < 0 || step < static_cast<uint64_t>(sh->target.load())) {
           RANK_CHECK(nowMs() < until, "rank %d: no target after 60 s (step %llu)", rank,
                      static_cast<unsigned long long>(step));
-          RANK_OK(stepOnce(overlap, g, x.data(), &w, topo, step, comm));
+          RANK_OK(pushSumStep(overlap, g, x.data(), kCount, &w, topo, step, comm));
           ++step;
         }
         return finish(sh, rank, comm, g, topo, x, w);
@@ -299,11 +290,8 @@ TEST(Rejoin, MisuseGetsNamedErrors) {
   auto outcomes = runRanks(
       2,
       [](int rank, int n, const gcclUniqueId& id) {
-        gcclConfig_t cfg = GCCL_CONFIG_INITIALIZER;
-        cfg.timeoutMs = 4000;
-        cfg.faultTolerant = 1;
         gcclComm_t comm;
-        RANK_OK(gcclCommInitRankConfig(&comm, n, id, rank, &cfg));
+        RANK_OK(initTolerant(&comm, n, id, rank, 4000));
         std::vector<float> x(16);
         double w = 1;
         uint64_t step = 0;
