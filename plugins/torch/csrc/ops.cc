@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -331,6 +332,154 @@ void localSgdDestroy(int64_t localSgd, at::Tensor x) {
   check(gcclLocalSgdDestroy(l->localSgd), "local_sgd_destroy", l->comm->get());
 }
 
+// ---- Sparse AllReduce and top-k gradient compression ------------------------------------------
+
+// gccl's reduction from the ops' `op` argument: the sparse calls sum or average.
+gcclRedOp_t sparseReduction(const std::string& op, const std::string& what) {
+  if (op == "sum") return gcclSum;
+  if (op == "avg") return gcclAvg;
+  TORCH_CHECK_VALUE(false, "gccl: ", what, ": op must be \"sum\" or \"avg\", got \"", op, "\"");
+}
+
+// The sparse count as size_t: 0 <= count <= 2^32 (the range of uint32 indices).
+size_t sparseCount(int64_t count, const std::string& what) {
+  TORCH_CHECK_VALUE(count >= 0 && count <= (int64_t{1} << 32), "gccl: ", what,
+                    ": count must be in 0..2^32 (uint32 indices), got ", count);
+  return static_cast<size_t>(count);
+}
+
+// A sparse input: 1-D indices and values of the same length, as gccl takes them (uint32 indices,
+// contiguous values). uint32 tensors go as they are; int32 ones are reinterpreted after a check
+// that none is negative; int64 ones are converted after a check that each fits in uint32. The
+// rest (ascending, distinct, below count) is gccl's check, which names the position.
+struct SparseInput {
+  at::Tensor indices;  // uint32 bits: kUInt32 or kInt
+  at::Tensor values;
+  gcclDataType_t type;
+  size_t nnz;
+  const uint32_t* index() const { return static_cast<const uint32_t*>(indices.data_ptr()); }
+};
+
+SparseInput sparseInput(const at::Tensor& indices, const at::Tensor& values,
+                        const std::string& what) {
+  checkCpu(indices, what);
+  checkCpu(values, what);
+  TORCH_CHECK_VALUE(indices.dim() == 1 && values.dim() == 1 && indices.numel() == values.numel(),
+                    "gccl: ", what,
+                    ": indices and values must be 1-D tensors of the same length, got shapes ",
+                    indices.sizes(), " and ", values.sizes());
+  SparseInput in;
+  in.type = toGcclType(values.scalar_type(), what);
+  in.values = values.contiguous();
+  in.nnz = static_cast<size_t>(indices.numel());
+  at::ScalarType t = indices.scalar_type();
+  if (t == at::kUInt32) {
+    in.indices = indices.contiguous();
+  } else if (t == at::kInt) {
+    in.indices = indices.contiguous();
+    const int32_t* p = in.indices.data_ptr<int32_t>();
+    for (size_t i = 0; i < in.nnz; ++i) {
+      TORCH_CHECK_VALUE(p[i] >= 0, "gccl: ", what, ": indices[", i, "] = ", p[i], " is negative");
+    }
+  } else if (t == at::kLong) {
+    const at::Tensor wide = indices.contiguous();
+    const int64_t* p = wide.data_ptr<int64_t>();
+    for (size_t i = 0; i < in.nnz; ++i) {
+      TORCH_CHECK_VALUE(p[i] >= 0 && p[i] <= int64_t{UINT32_MAX}, "gccl: ", what, ": indices[", i,
+                        "] = ", p[i], " is outside the range of uint32 indices");
+    }
+    in.indices = wide.to(at::kUInt32);
+  } else {
+    TORCH_CHECK_TYPE(false, "gccl: ", what, ": indices must be uint32, int32 or int64, got ", t);
+  }
+  return in;
+}
+
+at::Tensor sparseAllReduce(const at::Tensor& indices, const at::Tensor& values, int64_t count,
+                           std::string op, int64_t comm) {
+  const std::string what = "sparse_all_reduce";
+  gcclRedOp_t red = sparseReduction(op, what);
+  size_t n = sparseCount(count, what);
+  SparseInput in = sparseInput(indices, values, what);
+  at::Tensor out = at::empty({count}, in.values.options());
+  auto c = lookupCommunicator(comm);
+  std::lock_guard<std::mutex> lock(c->issueMutex());
+  check(gcclSparseAllReduce(in.index(), in.values.data_ptr(), in.nnz, n, in.type, red,
+                            out.data_ptr(), c->get(), nullptr),
+        what, c->get());
+  return out;
+}
+
+// The first try has room for `capacity` entries (0: min(count, 65536)); when the result does
+// not fit, every rank is told the need (the result is the same on every rank, and so is the
+// capacity when every rank passes the same one) and tries again with exactly that room.
+std::tuple<at::Tensor, at::Tensor> sparseAllReduceToSparse(const at::Tensor& indices,
+                                                           const at::Tensor& values, int64_t count,
+                                                           std::string op, int64_t comm,
+                                                           int64_t capacity) {
+  const std::string what = "sparse_all_reduce_to_sparse";
+  gcclRedOp_t red = sparseReduction(op, what);
+  size_t n = sparseCount(count, what);
+  TORCH_CHECK_VALUE(capacity >= 0, "gccl: ", what, ": capacity must be >= 0, got ", capacity);
+  SparseInput in = sparseInput(indices, values, what);
+  size_t room = std::min<size_t>(n, capacity > 0 ? static_cast<size_t>(capacity) : 65536);
+  auto c = lookupCommunicator(comm);
+  for (int attempt = 0;; ++attempt) {
+    at::Tensor outIndices = at::empty({static_cast<int64_t>(room)}, at::kUInt32);
+    at::Tensor outValues = at::empty({static_cast<int64_t>(room)}, in.values.options());
+    size_t outNnz = 0;
+    gcclResult_t r;
+    {
+      std::lock_guard<std::mutex> lock(c->issueMutex());
+      r = gcclSparseAllReduceToSparse(
+          in.index(), in.values.data_ptr(), in.nnz, n, in.type, red,
+          room > 0 ? static_cast<uint32_t*>(outIndices.data_ptr()) : nullptr,
+          room > 0 ? outValues.data_ptr() : nullptr, room, &outNnz, c->get(), nullptr);
+      if (r == gcclInvalidArgument && outNnz > room && attempt == 0) {
+        room = outNnz;  // every rank was told the same need
+        continue;
+      }
+      check(r, what, c->get());
+    }
+    int64_t k = static_cast<int64_t>(outNnz);
+    return {outIndices.narrow(0, 0, k), outValues.narrow(0, 0, k)};
+  }
+}
+
+// Top-k with error feedback into grad, in place: k entries (`k` > 0) or `fraction` of them.
+int64_t topkAllReduce(at::Tensor grad, at::Tensor residual, double fraction, int64_t k,
+                      std::string op, int64_t comm) {
+  const std::string what = "topk_all_reduce";
+  gcclRedOp_t red = sparseReduction(op, what);
+  for (const at::Tensor* t : {&grad, &residual}) {
+    const char* name = t == &grad ? "grad" : "residual";
+    checkCpu(*t, what);
+    TORCH_CHECK_TYPE(t->scalar_type() == at::kFloat, "gccl: ", what, ": ", name,
+                     " must be float32 (top-k selects float32 entries), got ", t->scalar_type());
+    TORCH_CHECK_VALUE(t->is_contiguous(), "gccl: ", what, ": ", name,
+                      " must be contiguous (gccl updates it in place)");
+  }
+  TORCH_CHECK_VALUE(residual.numel() == grad.numel(), "gccl: ", what, ": the residual has ",
+                    residual.numel(), " elements, the gradient ", grad.numel());
+  gcclCodecConfig_t config;
+  std::string why =
+      gccl_plugin::makeCodecConfig("topk", 8, 1024, "nearest", 0, 0.0, k, fraction, &config);
+  TORCH_CHECK_VALUE(why.empty(), why, " (", what, ")");
+  size_t bytes = 0;
+  if (gcclCodecEncodedBytes(&config, grad.numel(), gcclFloat32, &bytes) != gcclSuccess) {
+    const char* reason = gcclGetLastError(nullptr);
+    TORCH_CHECK_VALUE(false, "gccl: ", what, ": ", reason != nullptr ? reason : "");
+  }
+  size_t sent = 0;
+  auto c = lookupCommunicator(comm);
+  std::lock_guard<std::mutex> lock(c->issueMutex());
+  float* g = grad.data_ptr<float>();
+  check(gcclTopKAllReduce(g, residual.data_ptr<float>(), grad.numel(), &config, red, g, &sent,
+                          c->get(), nullptr),
+        what, c->get());
+  return static_cast<int64_t>(sent);
+}
+
 }  // namespace
 
 // ---- Topologies ----------------------------------------------------------------------------
@@ -421,4 +570,14 @@ TORCH_LIBRARY(gccl, m) {
         &localSgdCreate);
   m.def("local_sgd_step(int local_sgd, Tensor(a!) x, int step) -> bool", &localSgdStep);
   m.def("local_sgd_destroy(int local_sgd, Tensor(a!) x) -> ()", &localSgdDestroy);
+  m.def("sparse_all_reduce(Tensor indices, Tensor values, int count, str op, int comm) -> Tensor",
+        &sparseAllReduce);
+  m.def(
+      "sparse_all_reduce_to_sparse(Tensor indices, Tensor values, int count, str op, int comm, "
+      "int capacity=0) -> (Tensor, Tensor)",
+      &sparseAllReduceToSparse);
+  m.def(
+      "topk_all_reduce(Tensor(a!) grad, Tensor(b!) residual, float fraction, int k, str op, int "
+      "comm) -> int",
+      &topkAllReduce);
 }

@@ -1,4 +1,5 @@
-// The gossip custom ops (TORCH_LIBRARY namespace gccl) and the topology handles they take.
+// The custom ops (TORCH_LIBRARY namespace gccl): gossip, sparse AllReduce and top-k gradient
+// compression, and the topology handles the gossip ops take.
 //
 // A schema cannot carry a C handle, so the ops name communicators (ProcessGroupGccl.comm_id),
 // topologies, overlap-SGP states and pairwise states by integer ids from registries here. The

@@ -1,6 +1,7 @@
-"""The gossip custom ops (``torch.ops.gccl.*``) with Python signatures.
+"""The custom ops (``torch.ops.gccl.*``) with Python signatures: gossip, sparse AllReduce and
+top-k gradient compression.
 
-Each takes the model as a contiguous floating CPU tensor that it updates in place, and the
+The gossip ops take the model as a contiguous floating CPU tensor that it updates in place, and the
 process group whose gccl communicator carries the traffic (default: the world). The push-sum
 weight is a float64 tensor of one element (:func:`new_weight`), updated in place.
 
@@ -13,13 +14,28 @@ and float64 models (not float16 with ``f16``, nor bfloat16 with ``bf16``), quant
 lattice any floating one; top-k is a gradient codec and is refused. A codec the tensor cannot
 take (or an unknown spelling) is a ValueError before anything is sent.
 
+Sparse AllReduce and top-k gradient compression (exact collectives over the group, every rank
+calling with the same ``count`` and ``op``, "sum" or "avg" or the matching
+``torch.distributed.ReduceOp``):
+
+    dense = ops.sparse_all_reduce(indices, values, count)            # a dense tensor of count
+    idx, val = ops.sparse_all_reduce_to_sparse(indices, values, count)
+    sent = ops.topk_all_reduce(grad, residual, "topk:0.01", op="avg")  # grad <- the result
+
+A sparse vector of ``count`` elements (count <= 2^32) is 1-D ``indices``, ascending and distinct,
+each below count, and ``values`` of any dtype the backend takes. gccl takes uint32 indices:
+torch.uint32 tensors go as they are, int32 ones are reinterpreted as uint32 (after a check that
+none is negative) and int64 ones converted (after a check that each fits); the sparse result's
+indices are torch.uint32 (``.long()`` for indexing). Indices out of range, unsorted or repeated
+are refused by gccl before anything is sent, naming the position.
+
 The wrappers are opaque to torch.compile (a graph break: communication has side effects that a
 graph must not reorder or drop) and run without autograd, so that they can update parameters.
 """
 
 import torch
 
-from .codec import gossip_codec
+from .codec import Codec, as_codec, gossip_codec
 from .topology import Topology
 
 _ops = torch.ops.gccl
@@ -183,3 +199,93 @@ class LocalSGD:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# ---- Sparse AllReduce and top-k gradient compression -----------------------------------------
+
+def _reduction(op, what: str) -> str:
+    """"sum" or "avg" from a spelling or a torch.distributed.ReduceOp."""
+    import torch.distributed as dist
+    if isinstance(op, str) and op.lower() in ("sum", "avg"):
+        return op.lower()
+    if isinstance(op, (dist.ReduceOp, dist.ReduceOp.RedOpType)):
+        if op == dist.ReduceOp.SUM:
+            return "sum"
+        if op == dist.ReduceOp.AVG:
+            return "avg"
+    raise ValueError(f"gccl: {what}: op must be 'sum' or 'avg' (or ReduceOp.SUM/AVG), got {op!r}")
+
+
+def _count(count, what: str) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 1 << 32:
+        raise ValueError(f"gccl: {what}: count must be an int in 0..2^32, got {count!r}")
+    return count
+
+
+@torch.compiler.disable
+@torch.no_grad()
+def sparse_all_reduce(indices: torch.Tensor, values: torch.Tensor, count: int, op="sum",
+                      group=None) -> torch.Tensor:
+    """The dense sum (or average) over ranks of sparse vectors of ``count`` elements, each
+    rank's given as ``indices`` (uint32, int32 or int64; ascending, distinct) and ``values``
+    (gcclSparseAllReduce): a new 1-D tensor of ``count`` elements of the values' dtype, with
+    the same bits on every rank."""
+    what = "sparse_all_reduce"
+    return _ops.sparse_all_reduce(indices, values, _count(count, what), _reduction(op, what),
+                                  _comm_id(group))
+
+
+@torch.compiler.disable
+@torch.no_grad()
+def sparse_all_reduce_to_sparse(indices: torch.Tensor, values: torch.Tensor, count: int,
+                                op="sum", group=None, capacity: int = 0):
+    """The sum (or average) over ranks as a sparse vector (gcclSparseAllReduceToSparse):
+    (indices, values), the entries whose sum is not zero, ascending, indices torch.uint32.
+
+    ``capacity`` is the room of the first try (0: min(count, 65536)); when the result has more
+    entries, gccl tells every rank the need and the call tries once more with that room. Every
+    rank must pass the same capacity."""
+    what = "sparse_all_reduce_to_sparse"
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+        raise ValueError(f"gccl: {what}: capacity must be an int >= 0, got {capacity!r}")
+    return tuple(_ops.sparse_all_reduce_to_sparse(indices, values, _count(count, what),
+                                                  _reduction(op, what), _comm_id(group),
+                                                  capacity))
+
+
+def topk_codec(topk, what: str = "topk_all_reduce") -> Codec:
+    """A top-k :class:`Codec` from a fraction in (0, 1] (a float), a count k >= 1 (an int), a
+    spelling such as ``"topk:0.01"`` or a Codec of kind topk."""
+    if isinstance(topk, bool):
+        raise TypeError(f"gccl: {what}: top-k takes a fraction, a count, 'topk:F' or a Codec, "
+                        "got a bool")
+    if isinstance(topk, int):
+        if topk < 1:
+            raise ValueError(f"gccl: {what}: k must be >= 1, got {topk}")
+        return Codec("topk", topk_count=topk)
+    if isinstance(topk, float):
+        if not 0 < topk <= 1:
+            raise ValueError(f"gccl: {what}: the top-k fraction must be in (0, 1], got {topk}")
+        return Codec("topk", topk_fraction=topk)
+    codec = as_codec(topk)
+    if codec.codec != "topk":
+        raise ValueError(f"gccl: {what}: the codec must be topk (e.g. 'topk:0.01'), got "
+                         f"{codec.codec}")
+    return codec
+
+
+@torch.compiler.disable
+@torch.no_grad()
+def topk_all_reduce(grad: torch.Tensor, residual: torch.Tensor, topk=0.01, op="avg",
+                    group=None) -> int:
+    """Top-k gradient compression with error feedback (gcclTopKAllReduce), in place: every rank
+    selects the k entries of largest magnitude of grad + residual (``topk``: a fraction, a count
+    k, ``"topk:F"`` or a topk Codec; see :func:`topk_codec`), keeps the rest in ``residual``,
+    and ``grad`` becomes the sum (or average) of all ranks' selections. Both are contiguous
+    float32 CPU tensors of the same size; the residual is this tensor's own (zero at first,
+    passed again at the next step), so that sent + new residual == grad + old residual.
+    Returns the number of entries this rank sent."""
+    codec = topk_codec(topk)
+    what = "topk_all_reduce"
+    return _ops.topk_all_reduce(grad, residual, float(codec.topk_fraction), int(codec.topk_count),
+                                _reduction(op, what), _comm_id(group))
