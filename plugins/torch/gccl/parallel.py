@@ -10,7 +10,9 @@
         optimizer.step()
 
 Algorithms (``algorithm=``):
-  ``allreduce``  gradients averaged exactly (AllReduce AVG) before every optimizer step;
+  ``allreduce``  gradients averaged exactly (AllReduce AVG) before every optimizer step; with
+                 ``codec="topk:F"`` the average of every rank's top-k selection instead (top-k
+                 gradient compression with error feedback);
   ``sgp``        Stochastic Gradient Push: one PushSum step after every optimizer step on
                  ``topology`` (default: the one-peer exponential graph);
   ``osgp``       overlap SGP: the PushSum messages of step k may be folded in up to
@@ -27,6 +29,13 @@ their messages: a :class:`gccl.Codec` or a spelling such as ``"q8"`` (8-bit quan
 and weight, or the sum of the models) and the ranks agree up to the codec's error; local SGD's
 compressed average leaves every rank the same model, within the codec's error of the exact
 average.
+
+``allreduce`` takes a top-k codec instead (``"topk:0.01"`` or a :class:`gccl.Codec` of kind topk;
+float32 parameters): before every optimizer step each rank selects the largest entries of its
+flat gradient plus its residual (the error-feedback buffer, what earlier steps did not send) and
+the gradients become the average of the ranks' selections (:func:`gccl.ops.topk_all_reduce`, one
+call for the whole model). The residual is the buffer ``topk_residual`` and is saved and
+restored with the state dict; every rank must pass the same codec.
 
 The module's parameters always hold the de-biased model z = x / w (push-sum numerator over
 weight), so evaluation and ``state_dict`` use them as they are; the push-sum weight w is the
@@ -65,8 +74,9 @@ class GossipDataParallel(nn.Module):
             :class:`gccl.Codec` or a spelling (``"q8"``, ``"q4"``, ``"f16"``, ``"bf16"``,
             ``"lattice8:STEP"``; see :func:`gccl.codec.as_codec`); None (the default) sends
             them as they are. Every rank must pass the same one. The casts need float32 or
-            float64 parameters; top-k is a gradient codec and is refused. ``allreduce``
-            averages gradients exactly and takes no codec (ValueError).
+            float64 parameters; top-k is a gradient codec and is refused there. ``allreduce``
+            takes only top-k (``"topk:F"``, float32 parameters): gradient compression with
+            an error-feedback residual; other codecs are a ValueError.
         broadcast_initial: start every rank from rank 0's parameters and buffers.
     """
 
@@ -78,10 +88,14 @@ class GossipDataParallel(nn.Module):
             raise ValueError(f"gccl: unknown algorithm {algorithm!r} (one of {ALGORITHMS})")
         if codec is not None and as_codec(codec).compressed:
             if algorithm == "allreduce":
-                raise ValueError("gccl: codec= compresses the models' messages (sgp, osgp, "
-                                 "dpsgd, swarm, local_sgd); allreduce averages gradients "
-                                 "exactly and takes none")
-            codec = gossip_codec(codec, f"GossipDataParallel({algorithm!r})")
+                codec = as_codec(codec)
+                if codec.codec != "topk":
+                    raise ValueError(f"gccl: allreduce averages gradients exactly or with top-k "
+                                     f"compression (codec='topk:F'); {codec.codec} compresses "
+                                     "the models' messages (sgp, osgp, dpsgd, swarm, local_sgd)")
+                codec = ops.topk_codec(codec, "GossipDataParallel('allreduce')")
+            else:
+                codec = gossip_codec(codec, f"GossipDataParallel({algorithm!r})")
         else:
             codec = None
         if local_steps < 1:
@@ -100,6 +114,7 @@ class GossipDataParallel(nn.Module):
         self.staleness = staleness
         self.local_steps = local_steps
         self.steps = 0
+        self.last_sent = None  # allreduce with top-k: the entries this rank sent at the last step
         self._hooks = []
         self._gossip = None
         self._pairwise = None
@@ -116,6 +131,9 @@ class GossipDataParallel(nn.Module):
             if p.dtype != dtype or not p.dtype.is_floating_point:
                 raise ValueError(f"gccl: parameter {name} is {p.dtype}; all parameters must "
                                  f"share one floating dtype ({dtype})")
+        if codec is not None and codec.codec == "topk" and dtype != torch.float32:
+            raise ValueError(f"gccl: top-k gradient compression takes float32 parameters, the "
+                             f"parameters are {dtype}")
         if codec is not None and codec.codec in ("float16", "bfloat16") \
                 and dtype not in (torch.float32, torch.float64):
             raise ValueError(f"gccl: the {codec.codec} codec casts float32 or float64 models, "
@@ -130,6 +148,9 @@ class GossipDataParallel(nn.Module):
                 offset += n
         self._params = params
         self.register_buffer("ps_weight", torch.ones(1, dtype=torch.float64))
+        if codec is not None and codec.codec == "topk":
+            # Top-k's error feedback: what this rank's flat gradient has not sent yet.
+            self.register_buffer("topk_residual", torch.zeros_like(self._flat))
 
         if broadcast_initial:
             with torch.no_grad():
@@ -219,10 +240,15 @@ class GossipDataParallel(nn.Module):
                     dist.all_reduce(self._flat, op=dist.ReduceOp.AVG, group=self.group)
 
     def average_gradients(self) -> None:
-        """Averages the parameters' gradients over the group (one AllReduce)."""
+        """Averages the parameters' gradients over the group (one AllReduce; with a top-k codec,
+        one top-k AllReduce with the residual ``topk_residual``)."""
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self._params]
         flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat, op=dist.ReduceOp.AVG, group=self.group)
+        if self.codec is not None and self.codec.codec == "topk":
+            self.last_sent = ops.topk_all_reduce(flat, self.topk_residual, self.codec, op="avg",
+                                                 group=self.group)
+        else:
+            dist.all_reduce(flat, op=dist.ReduceOp.AVG, group=self.group)
         offset = 0
         for p in self._params:
             n = p.numel()
