@@ -190,9 +190,16 @@ void Engine::submit(std::vector<std::unique_ptr<Op>> batch) {
   }
   submitted_.push_back(std::move(batch));
   inbox_.store(true, std::memory_order_release);
+  bool parked = threadParked_;
+  // A caller left the engine a moment ago and the progress thread waits out
+  // its lease: leave it parked. A caller that waits on this op at once (a
+  // framework's blocking call issued as a non-blocking one, then waited)
+  // drives it itself, without the wake-up and the two context switches;
+  // otherwise the progress thread takes it when the lease ends (at most
+  // GCCL_PROGRESS_LEASE_US from now).
+  if (parked && drivers_ == 0 && leaseUntilUs_ > nowUs()) return;
   // The progress thread runs it: out of epoll_wait if it polls, off the lease if parked.
   leaseUntilUs_ = 0;
-  bool parked = threadParked_;
   lock.unlock();
   if (parked)
     parked_.notify_one();
