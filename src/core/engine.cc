@@ -620,20 +620,16 @@ void Engine::startNextBatch() {
       Op* op = active_[i].get();
       // Fault-tolerant mode: an exact collective needs every rank; it fails
       // before it sends anything once one has failed.
-      std::string dead, joining;
+      // (A restarted rank counts as failed until a view takes it back.)
+      std::string dead;
       if (membership_ && op->isCollective() && !op->tolerant())
-        for (size_t r = 0; r < failReason_.size(); ++r) {
-          if (!failReason_[r].empty())
-            dead += (dead.empty() ? "" : ", ") + std::to_string(r);
-          else if (!membership_->inView(static_cast<int>(r)))
-            joining += (joining.empty() ? "" : ", ") + std::to_string(r);
-        }
-      if (!dead.empty() || !joining.empty()) {
+        for (size_t r = 0; r < failReason_.size(); ++r)
+          if (!failReason_[r].empty()) dead += (dead.empty() ? "" : ", ") + std::to_string(r);
+      if (!dead.empty()) {
         setError(gcclRemoteError,
-                 "%s: ranks %s %s; exact collectives need every rank (gossip steps go on "
+                 "%s: ranks %s failed; exact collectives need every rank (gossip steps go on "
                  "without them)",
-                 op->describe().c_str(), dead.empty() ? joining.c_str() : dead.c_str(),
-                 dead.empty() ? "are rejoining" : "failed");
+                 op->describe().c_str(), dead.c_str());
         finishFailedOp(i, gcclRemoteError, threadLastError());
         continue;
       }

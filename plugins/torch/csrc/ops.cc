@@ -69,6 +69,13 @@ class Registry {
                       " (destroyed, or never made)");
     return it->second;
   }
+  // The state `id`, which must have been made for tensor `x` (states keep theirs in `x`).
+  std::shared_ptr<T> getFor(int64_t id, const at::Tensor& x, const std::string& what) {
+    auto item = get(id);
+    TORCH_CHECK_VALUE(x.data_ptr() == item->x.data_ptr(), "gccl: ", what,
+                      ": pass the tensor the state was created with");
+    return item;
+  }
   std::shared_ptr<T> take(int64_t id) {
     auto item = get(id);
     std::lock_guard<std::mutex> lock(mutex_);
@@ -257,10 +264,7 @@ int64_t pairwiseCreate(at::Tensor x, int64_t topology, int64_t seed, int64_t com
 }
 
 std::shared_ptr<Pairwise> pairwiseFor(int64_t id, const at::Tensor& x, const std::string& what) {
-  auto p = pairwises().get(id);
-  TORCH_CHECK_VALUE(x.data_ptr() == p->x.data_ptr(), "gccl: ", what,
-                    ": pass the tensor the state was created with");
-  return p;
+  return pairwises().getFor(id, x, what);
 }
 
 int64_t pairwiseExchange(int64_t pairwise, at::Tensor x, int64_t step) {
@@ -311,10 +315,7 @@ int64_t localSgdCreate(at::Tensor x, int64_t interval, int64_t comm, std::string
 }
 
 std::shared_ptr<LocalSgd> localSgdFor(int64_t id, const at::Tensor& x, const std::string& what) {
-  auto l = localSgds().get(id);
-  TORCH_CHECK_VALUE(x.data_ptr() == l->x.data_ptr(), "gccl: ", what,
-                    ": pass the tensor the state was created with");
-  return l;
+  return localSgds().getFor(id, x, what);
 }
 
 bool localSgdStep(int64_t localSgd, at::Tensor x, int64_t step) {

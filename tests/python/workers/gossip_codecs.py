@@ -9,7 +9,7 @@ from torch import nn
 import gccl
 from gccl import ops
 from gccl.codec import Codec
-from harness import registry, run
+from harness import raises, registry, run
 
 CHECKS, check = registry()
 
@@ -171,15 +171,6 @@ def make_training_check(algorithm, codec, **kw):
 for _alg, _kw in (("sgp", {}), ("osgp", {"staleness": 1}), ("dpsgd", {}),
                   ("swarm", {"local_steps": 2}), ("local_sgd", {"local_steps": 4})):
     make_training_check(_alg, "q8", **_kw)
-
-
-def raises(exc, words, fn):
-    try:
-        fn()
-    except exc as e:
-        assert words in str(e), f"{words!r} not in: {e}"
-    else:
-        raise AssertionError(f"no {exc.__name__} ({words})")
 
 
 @check

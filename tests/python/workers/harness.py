@@ -61,3 +61,13 @@ def run(checks, init=None):
     with open(os.path.join(outdir, f"rank{ctx.rank}.json"), "w") as f:
         json.dump(results, f)
     dist.destroy_process_group()
+
+
+def raises(exc, words, fn):
+    """Asserts that fn() raises exc with `words` in its message."""
+    try:
+        fn()
+    except exc as e:
+        assert words in str(e), f"{words!r} not in: {e}"
+    else:
+        raise AssertionError(f"no {exc.__name__} ({words})")

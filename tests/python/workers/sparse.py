@@ -10,7 +10,7 @@ from torch import nn
 
 import gccl
 from gccl import ops
-from harness import registry, run
+from harness import raises, registry, run
 
 CHECKS, check = registry()
 
@@ -158,15 +158,6 @@ def gossip_data_parallel_allreduce_with_topk_trains_and_saves_its_residual(ctx):
     assert torch.equal(other.topk_residual, model.topk_residual)
     assert torch.equal(other.flat_parameters, model.flat_parameters)
     other.close()
-
-
-def raises(exc, words, fn):
-    try:
-        fn()
-    except exc as e:
-        assert words in str(e), f"{words!r} not in: {e}"
-    else:
-        raise AssertionError(f"no {exc.__name__} ({words})")
 
 
 @check
