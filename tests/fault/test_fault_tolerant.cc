@@ -185,6 +185,8 @@ TEST(FaultTolerant, OverlapSgpGoesOnWithoutAKilledRankAndKeepsTheSurvivorsMass) 
 // survivors notice (no liveness answer within half the timeout), agree, and
 // finish their steps on the ring re-formed over them, in consensus.
 TEST(FaultTolerant, NeighbourAveragingGoesOnWithoutAStoppedRank) {
+  if (stoppedRanksCutOffOthers())
+    GTEST_SKIP() << "UCX shared memory: a stopped sender blocks the receivers' FIFO for every peer";
   const int victim = 1, total = 80, stopAt = 10;
   SharedArea area(sizeof(Shared));
   auto* sh = new (area.data()) Shared();
